@@ -1,0 +1,60 @@
+"""The Python API that the CLI is a thin layer over."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import LevelflowError, Problem
+from .loader import load_document
+from .model import WORKFLOW_ID_PATTERN, Pipeline, PlatformParams
+from .plan import Plan, build_plan
+from .validate import validate_params, validate_pipeline
+
+DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Load and validate a definition file; raises LevelflowError listing every problem."""
+    document = load_document(path)
+    pipeline = validate_pipeline(document)
+    if pipeline.name is None and not re.fullmatch(WORKFLOW_ID_PATTERN, Path(path).stem):
+        raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, then letters, digits, '_' or '-'); rename the file or add a \"name\" key")])
+    return pipeline
+
+
+def load_params(path: str | Path) -> PlatformParams:
+    """Load platform parameters (list of ParameterKey/ParameterValue, or a plain mapping)."""
+    return validate_params(load_document(path))
+
+
+def load_plan(path: str | Path, params: Optional[PlatformParams] = None, engine: Optional[str] = None) -> Plan:
+    return build_plan(load_pipeline(path), params, source=str(path), engine=engine)
+
+
+def is_params_file(path: Path) -> bool:
+    return path.name.startswith("platform-parameters")
+
+
+def find_definitions(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories into the definition files directly inside them (not parameter files)."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(
+                p for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in DEFINITION_SUFFIXES
+                and not is_params_file(p) and not p.name.startswith(".")
+            )
+            if not files:
+                problems.append(Problem(str(path), "no definition files (*.json, *.yaml, *.yml) in this directory"))
+            found.extend(files)
+        elif path.exists():
+            found.append(path)
+        else:
+            problems.append(Problem(str(path), "file not found"))
+    if problems:
+        raise LevelflowError(problems)
+    return found

@@ -1,0 +1,98 @@
+"""The `levelflow` command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .api import find_definitions, load_pipeline
+from .errors import LevelflowError, Problem
+from .schema import schema_text
+
+
+def reports_problems(command):
+    """Bad input becomes located messages on stderr and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LevelflowError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="levelflow")
+def main():
+    """Compile LEVEL / THREAD / STEP pipeline definitions into Cloud Workflows or Airflow.
+
+    A definition (JSON or YAML) lists LEVELs that run in order; each holds THREADs that run in
+    parallel; each thread holds STEPs that run in order. Start with `levelflow validate`.
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one line per file or problem; json: a machine-readable report on stdout.")
+@reports_problems
+def validate(paths, output_format):
+    """Check definition files (or directories of them) against the definition format.
+
+    Directories are scanned for *.json, *.yaml and *.yml files, skipping
+    platform-parameters-*.json. Every problem of every file is reported, each with its
+    file:line:column and JSON path. Exit status: 0 all valid, 1 a problem, 2 usage error.
+    """
+    results: list[dict] = []
+    failed = False
+    for path in find_definitions(paths):
+        try:
+            pipeline = load_pipeline(path)
+        except LevelflowError as exc:
+            failed = True
+            results.append({"file": str(path), "valid": False, "problems": [p.as_dict() for p in exc.problems]})
+            if output_format == "text":
+                for problem in exc.problems:
+                    click.echo(f"error: {problem}", err=True)
+            continue
+        threads = sum(len(level.threads) for level in pipeline.definition)
+        steps = sum(len(t.steps) for level in pipeline.definition for t in level.threads)
+        results.append({"file": str(path), "valid": True, "engine": pipeline.engine,
+                        "levels": len(pipeline.definition), "threads": threads, "steps": steps})
+        if output_format == "text":
+            click.echo(f"ok: {path} ({pipeline.engine}: {len(pipeline.definition)} levels, {threads} threads, {steps} steps)")
+    if output_format == "json":
+        click.echo(json.dumps({"valid": not failed, "files": results}, indent=2))
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@reports_problems
+def schema(output):
+    """Print the JSON Schema (2020-12) of the definition format, for editors.
+
+    Point an editor at it with "$schema" in a definition, or map it to
+    workflow-definitions/*.json in your editor's settings.
+    """
+    from .writer import write_atomic
+
+    if output:
+        write_atomic(output, schema_text())
+    else:
+        click.echo(schema_text(), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,125 @@
+"""The engine-neutral plan: levels -> threads -> steps, with executors, URLs and timings resolved.
+
+Every backend (Cloud Workflows, Airflow, the local engine, the graph and `plan` reports) reads
+this structure only; none of them looks at the raw definition again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .model import Pipeline, PlatformParams, Step
+
+DEFAULT_WAIT_SECONDS = 30
+DEFAULT_ASYNC_TIMEOUT_MINUTES = 60.0
+DEFAULT_ASYNC_CALL_TIMEOUT = 300
+DEFAULT_SYNC_CALL_TIMEOUT = 1800
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    job_id: str
+    job_name: str
+    type: str  # async | sync | workflows
+    executor: Optional[str]  # function that starts (async) or runs (sync) the job
+    status_executor: Optional[str]  # function that reports an async job's status
+    workflow_id: Optional[str]  # for workflows steps
+    wait_seconds: int
+    timeout_minutes: float  # async: give up polling after this long
+    call_timeout_seconds: int
+    continue_if_fail: bool
+    step_properties: dict
+    next_job_id: Optional[str]
+    retries: int
+    estimated_minutes: Optional[float]
+
+    @property
+    def start_url_name(self) -> Optional[str]:
+        return self.executor
+
+
+@dataclass(frozen=True)
+class PlanThread:
+    thread_id: str
+    steps: tuple[PlanStep, ...]
+
+
+@dataclass(frozen=True)
+class PlanLevel:
+    level_id: str
+    threads: tuple[PlanThread, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    engine: str
+    description: Optional[str]
+    schedule: Optional[str]
+    levels: tuple[PlanLevel, ...]
+    params: Optional[PlatformParams] = None
+    source: Optional[str] = None
+    definition_source: dict = field(default_factory=dict, compare=False)
+
+    def steps(self):
+        for level in self.levels:
+            for thread in level.threads:
+                yield from thread.steps
+
+    @property
+    def step_count(self) -> int:
+        return sum(len(t.steps) for level in self.levels for t in level.threads)
+
+    def function_url(self, name: str) -> str:
+        if self.params is None:
+            raise ValueError("platform parameters are needed to resolve function URLs")
+        return self.params.function_url(name)
+
+
+def _plan_step(step: Step, params: Optional[PlatformParams]) -> PlanStep:
+    executor = step.function_id_name or step.function_name or step.composer_step
+    if step.type == "async":
+        status = step.function_status_name or executor
+    else:
+        status = None
+    default_timeout = DEFAULT_SYNC_CALL_TIMEOUT if step.type == "sync" else DEFAULT_ASYNC_CALL_TIMEOUT
+    properties = step.step_properties
+    if properties is None:
+        properties = {"jobs_definitions_bucket": params.pJobsDefinitionsBucket} if params else {}
+    return PlanStep(
+        job_id=step.job_id,
+        job_name=step.job_name,
+        type=step.type,
+        executor=executor if step.type != "workflows" else None,
+        status_executor=status,
+        workflow_id=step.workflows_name if step.type == "workflows" else None,
+        wait_seconds=step.wait_time_seconds or DEFAULT_WAIT_SECONDS,
+        timeout_minutes=step.async_timeout_minutes or DEFAULT_ASYNC_TIMEOUT_MINUTES,
+        call_timeout_seconds=step.timeout_seconds or default_timeout,
+        continue_if_fail=step.continue_if_fail,
+        step_properties=dict(properties),
+        next_job_id=step.next,
+        retries=step.retries,
+        estimated_minutes=step.estimated_minutes,
+    )
+
+
+def build_plan(pipeline: Pipeline, params: Optional[PlatformParams] = None, *, source: str | None = None, engine: str | None = None) -> Plan:
+    name = pipeline.name or (Path(source).stem if source else "pipeline")
+    levels = tuple(
+        PlanLevel(
+            level.level_id,
+            tuple(PlanThread(t.thread_id, tuple(_plan_step(s, params) for s in t.steps)) for t in level.threads),
+        )
+        for level in pipeline.definition
+    )
+    return Plan(
+        name=name,
+        engine=engine or pipeline.engine,
+        description=pipeline.description,
+        schedule=pipeline.schedule,
+        levels=levels,
+        params=params,
+        source=source,
+    )

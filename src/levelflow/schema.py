@@ -1,0 +1,22 @@
+"""JSON Schema (2020-12) of the definition format, for editors and CI checks."""
+from __future__ import annotations
+
+import json
+
+from .model import Pipeline
+
+SCHEMA_ID = "https://levelflow.dev/schema/definition.schema.json"
+
+
+def definition_schema() -> dict:
+    schema = Pipeline.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "levelflow pipeline definition",
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(definition_schema(), indent=2, sort_keys=True) + "\n"

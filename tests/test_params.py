@@ -1,0 +1,38 @@
+import json
+
+import pytest
+
+import levelflow
+from conftest import PARAMS, run_cli
+
+GOOD = {"pRegion": "us-central1", "pProjectID": "my-project-1", "pFunctionIntermediateName": "intermediate",
+        "pJobsDefinitionsBucket": "my-jobs"}
+
+
+def test_established_list_format():
+    params = levelflow.load_params(PARAMS)
+    assert params.intermediate_url == "https://us-central1-my-orchestration-dev.cloudfunctions.net/intermediate"
+    assert params.extra["pDataTransformationProjectID"] == "my-transformation-dev"
+
+
+def test_plain_mapping_format(tmp_path):
+    file = tmp_path / "platform-parameters-x.json"
+    file.write_text(json.dumps(GOOD))
+    assert levelflow.load_params(file).function_url("f") == "https://us-central1-my-project-1.cloudfunctions.net/f"
+
+
+@pytest.mark.parametrize("data, words, line", [
+    ([{"ParameterKey": k, "ParameterValue": v} for k, v in GOOD.items() if k != "pRegion"], "missing required parameter pRegion", 1),
+    ({k: v for k, v in GOOD.items() if k != "pJobsDefinitionsBucket"}, "missing required parameter pJobsDefinitionsBucket", 1),
+    ([{"ParameterKey": "pRegion"}], "must be an object with ParameterKey and ParameterValue", 2),
+    ({**GOOD, "pRegion": "Not A Region"}, "pRegion", 2),
+    ("text", "must be a list", 1),
+])
+def test_bad_parameters(tmp_path, data, words, line):
+    file = tmp_path / "platform-parameters-bad.json"
+    file.write_text(json.dumps(data, indent=1))
+    with pytest.raises(levelflow.LevelflowError) as caught:
+        levelflow.load_params(file)
+    problem = caught.value.problems[0]
+    assert words in problem.message
+    assert problem.file == str(file) and problem.line == line
