@@ -94,5 +94,47 @@ def schema(output):
         click.echo(schema_text(), nl=False)
 
 
+@main.group()
+def executors():
+    """Local stand-ins for the step executors."""
+
+
+@executors.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--scenario", type=click.Path(path_type=Path), help="JSON/YAML file scripting each job's behaviour.")
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Also append every call to this file as JSON lines.")
+@reports_problems
+def serve(host, port, scenario, log_file):
+    """Serve the executor protocol over HTTP with scripted behaviour per job name.
+
+    Every POST is an executor call (the intermediate function's get_id / get_status, or a
+    sync call); answers follow the scenario: polls before success, failure, never finishing,
+    transient 503s on chosen calls, latency. Point a pipeline at it with the platform
+    parameter pFunctionsBaseUrl = http://HOST:PORT. GET /_calls shows the call log.
+
+    \b
+    Scenario example (YAML):
+      default: {polls: 1}
+      jobs:
+        load_orders: {polls: 3}
+        load_refunds: {outcome: fail}
+        load_forever: {outcome: never}
+        flaky: {transient: [1, 2], latency_ms: 100}
+    """
+    from .scenario import load_scenario
+    from .stub_server import make_server
+
+    server = make_server(host, port, load_scenario(scenario), str(log_file) if log_file else None)
+    bound_host, bound_port = server.server_address[:2]
+    click.echo(f"levelflow stub executors listening on http://{bound_host}:{bound_port} (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
