@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[test]'
+bash scripts/airflow-envs.sh  # real Airflow 2 and 3 for the Composer tests
 exec .venv/bin/python -m pytest "$@"

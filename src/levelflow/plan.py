@@ -33,6 +33,7 @@ class PlanStep:
     next_job_id: Optional[str]
     retries: int
     estimated_minutes: Optional[float]
+    composer_step: Optional[str] = None  # COMPOSER_STEP: the executor the Composer engine runs
 
     @property
     def start_url_name(self) -> Optional[str]:
@@ -102,6 +103,7 @@ def _plan_step(step: Step, params: Optional[PlatformParams]) -> PlanStep:
         next_job_id=step.next,
         retries=step.retries,
         estimated_minutes=step.estimated_minutes,
+        composer_step=step.composer_step,
     )
 
 

@@ -1,0 +1,188 @@
+"""Composer engine: compile a Plan into one self-contained Airflow DAG file.
+
+The file is fixed code written by levelflow (`airflow_dag.py.tmpl`, plus the builders of the
+executors the pipeline uses, from `levelflow.executors`) and one data literal, PIPELINE,
+made with `pprint.pformat` of plain dicts, lists, strings and numbers built from the plan.
+Every text that comes from a definition lives in that literal only, as inert data; the DAG
+builds its task groups and tasks from it in loops when Airflow parses the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pprint
+from pathlib import Path
+from typing import Optional
+
+from .. import protocol
+from ..errors import LevelflowError, Problem
+from ..executors import CATALOGUE, WORKFLOWS_EXECUTOR, ComposerExecutor
+from ..loader import load_document
+from ..plan import Plan, PlanStep, PlanThread
+from . import GenerateOptions
+
+TEMPLATE = Path(__file__).with_name("airflow_dag.py.tmpl")
+MAX_ID_COMPONENT = 60  # keeps level.thread.step.task ids well under Airflow's 250 characters
+
+
+def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
+    if plan.params is None:
+        raise LevelflowError([Problem(plan.source or plan.name, "platform parameters are needed to generate a Composer DAG")])
+    compiler = _Compiler(plan, options)
+    data = compiler.pipeline_data()
+    if compiler.problems:
+        raise LevelflowError(compiler.problems)
+    return {f"{plan.name}.py": render(data, compiler.used)}
+
+
+def render(data: dict, used: list[ComposerExecutor]) -> str:
+    """Fixed code around the data literal: no text from a definition reaches code positions."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    imports = "\n".join(line for entry in used for line in entry.imports)
+    builders = "".join(entry.source for entry in used)
+    registry = "\nBUILDERS = {" + ", ".join(f"{entry.name!r}: {entry.builder}" for entry in used) + "}\n"
+    for marker, value in (("#@@EXECUTOR_IMPORTS@@", imports), ("#@@EXECUTOR_BUILDERS@@", builders + registry),
+                          ("#@@PIPELINE@@", pprint.pformat(data, width=110, sort_dicts=True))):
+        assert text.count(marker) == 1, marker
+        text = text.replace(marker, value, 1)
+    return text
+
+
+def component(text: str) -> str:
+    """A task/group id component: ids are validated names; long ones are shortened uniquely."""
+    if len(text) <= MAX_ID_COMPONENT:
+        return text
+    return f"{text[:MAX_ID_COMPONENT - 9]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def run_order(thread: PlanThread) -> list[tuple[int, PlanStep]]:
+    """The steps a thread runs, following NEXT jumps; jumped-over steps never run."""
+    index = {step.job_id: i for i, step in enumerate(thread.steps)}
+    order, i = [], 0
+    while i < len(thread.steps):
+        step = thread.steps[i]
+        order.append((i, step))
+        i = index[step.next_job_id] if step.next_job_id else i + 1
+    return order
+
+
+class _Compiler:
+    def __init__(self, plan: Plan, options: GenerateOptions):
+        self.plan, self.options = plan, options
+        self.problems: list[Problem] = []
+        self.used_names: set[str] = set()
+        self._document = None
+
+    @property
+    def used(self) -> list[ComposerExecutor]:
+        return [entry for name, entry in CATALOGUE.items() if name in self.used_names]
+
+    def pipeline_data(self) -> dict:
+        plan, params = self.plan, self.plan.params
+        return {
+            "dag_id": plan.name,
+            "mode": self.options.step_mode,
+            "schedule": plan.schedule,
+            "tags": ["levelflow", self.options.step_mode],
+            "doc_md": self.doc_md(),
+            "project_id": params.pProjectID,
+            "region": params.pRegion,
+            "jobs_bucket": params.pJobsDefinitionsBucket,
+            "intermediate_url": params.intermediate_url,
+            "protocol": {
+                "transient_status": sorted(protocol.TRANSIENT_HTTP_STATUS),
+                "backoff_seconds": protocol.backoff_delays(),
+                "job_id_prefixes": list(protocol.JOB_ID_PREFIXES),
+                "running": protocol.RUNNING,
+                "success": protocol.SUCCESS,
+            },
+            "levels": [
+                {"group_id": f"level_{component(level.level_id)}", "threads": [
+                    {"group_id": f"thread_{component(thread.thread_id)}",
+                     "steps": [self.step_data(step, (li, ti, si)) for si, step in run_order(thread)]}
+                    for ti, thread in enumerate(level.threads)]}
+                for li, level in enumerate(plan.levels)
+            ],
+        }
+
+    def step_data(self, step: PlanStep, where: tuple[int, int, int]) -> dict:
+        executor = self.executor(step, where)
+        entry = CATALOGUE.get(executor)
+        if step.type == "workflows" or self.options.step_mode == "operators":
+            if entry is not None:
+                self.used_names.add(executor)
+        needs_params = entry is not None and entry.needs_job_params and self.options.step_mode == "operators"
+        params_object = f"{executor}/{step.job_name}.json"
+        return {
+            "task_id": component(step.job_name),
+            "job_name": step.job_name,
+            "type": step.type,
+            "executor": executor,
+            "function_url": self.plan.function_url(step.executor) if step.executor else None,
+            "status_url": self.plan.function_url(step.status_executor) if step.status_executor else None,
+            "workflow_id": step.workflow_id,
+            "wait_seconds": step.wait_seconds,
+            "timeout_seconds": step.call_timeout_seconds if step.type == "sync" else round(step.timeout_minutes * 60),
+            "call_timeout_seconds": step.call_timeout_seconds,
+            "retries": step.retries,
+            "continue_if_fail": step.continue_if_fail,
+            "step_properties": step.step_properties,
+            "job_keys": list(entry.job_keys) if needs_params else [],
+            "job_params_object": params_object if needs_params else None,
+            "job_params": self.embedded_params(entry, params_object) if needs_params else None,
+        }
+
+    def executor(self, step: PlanStep, where: tuple[int, int, int]) -> Optional[str]:
+        """The executor the Composer engine runs: COMPOSER_STEP first, a known one in operators mode."""
+        if step.type == "workflows":
+            return WORKFLOWS_EXECUTOR
+        name = step.composer_step or step.executor
+        if self.options.step_mode == "functions" or name in CATALOGUE:
+            return name
+        key = "COMPOSER_STEP" if step.composer_step else ("FUNCTION_ID_NAME" if step.type == "async" else "FUNCTION_NAME")
+        known = ", ".join(sorted(set(CATALOGUE) - {WORKFLOWS_EXECUTOR}))
+        self.problem(("definition", where[0], "THREADS", where[1], "STEPS", where[2], key),
+                     f"unknown executor {name!r} for the composer engine (operators mode); known executors: {known} "
+                     f"(or generate with --step-mode functions to call any executor function over HTTP)")
+        return name
+
+    def embedded_params(self, entry: ComposerExecutor, params_object: str) -> Optional[dict]:
+        """Job parameters read from --jobs-dir at generation time (None: read from GCS at run time)."""
+        if self.options.jobs_dir is None:
+            return None
+        path = Path(self.options.jobs_dir) / params_object
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.problems.append(Problem(str(path), "job parameter file not found in --jobs-dir"))
+            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.problems.append(Problem(str(path), f"cannot read job parameters: {exc}"))
+            return None
+        if not isinstance(value, dict):
+            self.problems.append(Problem(str(path), "job parameters must be a JSON object"))
+            return None
+        missing = [key for key in entry.job_keys if key not in value]
+        if missing:
+            self.problems.append(Problem(str(path), f"missing job parameters {', '.join(missing)} (a {entry.name} job needs {', '.join(entry.job_keys)})"))
+        return value
+
+    def problem(self, path: tuple, message: str) -> None:
+        if self.plan.source is None:
+            self.problems.append(Problem(self.plan.name, message, path))
+            return
+        if self._document is None:
+            self._document = load_document(self.plan.source)
+        self.problems.append(self._document.problem(path, message))
+
+    def doc_md(self) -> str:
+        plan = self.plan
+        lines = [f"# {plan.name}", ""]
+        if plan.description:
+            lines += [plan.description, ""]
+        lines += ["| level | threads | steps |", "| --- | --- | --- |"]
+        for level in plan.levels:
+            steps = sum(len(thread.steps) for thread in level.threads)
+            lines.append(f"| {level.level_id} | {len(level.threads)} | {steps} |")
+        lines += ["", f"Generated by levelflow from a pipeline definition ({self.options.step_mode} mode)."]
+        return "\n".join(lines)
