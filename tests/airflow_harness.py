@@ -1,0 +1,112 @@
+"""Runs inside a real Airflow environment (.venv-airflow2 / .venv-airflow3), driven by the tests.
+
+    python airflow_harness.py inspect DAG_FOLDER OUT.json [--forbid-network]
+        Parse every DAG file of the folder with a DagBag and describe each DAG and task.
+        --forbid-network makes every socket connect / name lookup fail and records it.
+    python airflow_harness.py run DAG_FOLDER OUT.json DAG_ID [RUN_CONF_JSON]...
+        Run each DAG once with dag.test() and report the run's and each task's state.
+
+Output is JSON, so the tests (in levelflow's own environment) make their assertions.
+"""
+import json
+import socket
+import sys
+import time
+
+NETWORK_ATTEMPTS = []
+
+
+def forbid_network():
+    def refuse(*args, **kwargs):
+        NETWORK_ATTEMPTS.append(repr(args)[:200])
+        raise OSError("network access is forbidden while parsing DAGs")
+
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.getaddrinfo = refuse
+    socket.create_connection = refuse
+
+
+def dag_bag(folder):
+    from airflow.models import DagBag
+
+    return DagBag(folder)
+
+
+def describe_task(task):
+    return {
+        "class": type(task).__name__,
+        "base_classes": [cls.__name__ for cls in type(task).__mro__],
+        "upstream": sorted(task.upstream_task_ids),
+        "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
+        "retries": task.retries,
+        "execution_timeout": task.execution_timeout.total_seconds() if task.execution_timeout else None,
+        "template_fields": list(task.template_fields),
+        "deferrable": getattr(task, "deferrable", None),
+        "mode": getattr(task, "mode", None),
+        "poke_interval": getattr(task, "poke_interval", None),
+        "values": {name: _plain(getattr(task, name, None)) for name in task.template_fields},
+    }
+
+
+def _plain(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def describe_dag(dag):
+    return {
+        "schedule": _plain(dag.schedule if hasattr(dag, "schedule") else dag.schedule_interval),
+        "catchup": dag.catchup,
+        "params": sorted(dag.params.keys()),
+        "tags": sorted(dag.tags),
+        "doc_md": dag.doc_md,
+        "native": dag.render_template_as_native_obj,
+        "tasks": {task.task_id: describe_task(task) for task in dag.tasks},
+    }
+
+
+def inspect(folder, out, forbid):
+    if forbid:
+        forbid_network()
+    started = time.perf_counter()
+    bag = dag_bag(folder)
+    seconds = time.perf_counter() - started
+    result = {
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "dags": {dag_id: describe_dag(dag) for dag_id, dag in bag.dags.items()},
+        "network_attempts": NETWORK_ATTEMPTS,
+        "seconds": seconds,
+    }
+    with open(out, "w") as handle:
+        json.dump(result, handle, indent=1, sort_keys=True)
+
+
+def run(folder, out, runs):
+    bag = dag_bag(folder)
+    result = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "runs": {}}
+    for dag_id, conf in runs:
+        dag_run = bag.dags[dag_id].test(run_conf=conf)
+        result["runs"][dag_id] = {
+            "state": str(dag_run.state),
+            "tasks": {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()},
+        }
+    with open(out, "w") as handle:
+        json.dump(result, handle, indent=1, sort_keys=True)
+
+
+def main(argv):
+    command, folder, out, *rest = argv
+    if command == "inspect":
+        inspect(folder, out, "--forbid-network" in rest)
+    elif command == "run":
+        run(folder, out, [(dag_id, json.loads(conf)) for dag_id, conf in zip(rest[::2], rest[1::2])])
+    else:
+        raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
