@@ -85,14 +85,23 @@ def inspect(folder, out, forbid):
         json.dump(result, handle, indent=1, sort_keys=True)
 
 
+def rendered_fields(ti):
+    """The task's templated fields as rendered when it ran (None if it never ran)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+    return RenderedTaskInstanceFields.get_templated_fields(ti)
+
+
 def run(folder, out, runs):
     bag = dag_bag(folder)
     result = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "runs": {}}
     for dag_id, conf in runs:
         dag_run = bag.dags[dag_id].test(run_conf=conf)
+        tis = dag_run.get_task_instances()
         result["runs"][dag_id] = {
             "state": str(dag_run.state),
-            "tasks": {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()},
+            "tasks": {ti.task_id: str(ti.state) for ti in tis},
+            "rendered": {ti.task_id: _plain(rendered_fields(ti)) for ti in tis},
         }
     with open(out, "w") as handle:
         json.dump(result, handle, indent=1, sort_keys=True)

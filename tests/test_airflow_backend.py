@@ -175,8 +175,7 @@ def test_cli_generates_the_composer_example(tmp_path):
 
 def test_catalogue_entries_are_complete():
     for name, entry in CATALOGUE.items():
-        tree = ast.parse(entry.source)
-        (function,) = tree.body
-        assert function.name == entry.builder and [a.arg for a in function.args.args] == ["step", "make"]
+        functions = {node.name: node for node in ast.parse(entry.source).body if isinstance(node, ast.FunctionDef)}
+        assert [a.arg for a in functions[entry.builder].args.args] == ["step", "make"], name
         for line in entry.imports:
             ast.parse(line)

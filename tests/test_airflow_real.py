@@ -250,7 +250,7 @@ RUN_DEFINITIONS = {
     # Succeeds: polls, transient 503s retried, a failed and a timed-out CONTINUE_IF_FAIL step.
     "run_ok": {"engine": "composer", "name": "run_ok", "definition": [
         {"LEVEL_ID": "1", "THREADS": [
-            thread("a", async_step("ok_poll"), async_step("ok_fails_continue", CONTINUE_IF_FAIL=True), sync_step("ok_after_continue")),
+            thread("a", async_step("ok_poll", STEP_PROPERTIES={"note": "{{ 7 * 7 }}"}), async_step("ok_fails_continue", CONTINUE_IF_FAIL=True), sync_step("ok_after_continue")),
             thread("b", async_step("ok_flaky"), async_step("ok_never_continue", CONTINUE_IF_FAIL="True",
                                                             ASYNC_TIMEOUT_LOOP_IN_MINUTES=0.05))]},
         {"LEVEL_ID": "2", "THREADS": [thread("c", sync_step("ok_level2"))]}]},
@@ -315,10 +315,10 @@ def test_functions_mode_failure_stops_thread_and_later_levels(stub_runs):
 
 def test_functions_mode_speaks_the_executor_protocol(stub_runs):
     version, result, calls = stub_runs
-    by_type = {}
-    for call in calls:
-        by_type.setdefault(call["call_type"], call)
-    start, status, sync = by_type["get_id"], by_type["get_status"], by_type["sync"]
+    def first(job, call_type):
+        return next(call for call in calls if call["job_name"] == job and call["call_type"] == call_type)
+
+    start, status, sync = first("ok_poll", "get_id"), first("ok_poll", "get_status"), first("ok_level2", "sync")
     keys = {"call_type", "workflow_name", "execution_id", "job_name", "function_url_to_call", "query_variables",
             "workflow_properties", "step_properties"}
     assert set(start["body"]) == keys and set(sync["body"]) == keys and set(status["body"]) == keys | {"async_job_id"}
@@ -327,5 +327,76 @@ def test_functions_mode_speaks_the_executor_protocol(stub_runs):
     assert status["body"]["function_url_to_call"].endswith("/exec-status")
     assert start["body"]["query_variables"] == {"start_date": "2026-01-01", "end_date": "2026-01-31"}
     assert start["body"]["workflow_properties"] == {"env": "test"}
-    assert start["body"]["step_properties"] == {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}
-    assert start["body"]["workflow_name"] in RUN_DEFINITIONS
+    assert start["body"]["step_properties"] == {"note": "{{ 7 * 7 }}"}  # inert data, never rendered
+    assert sync["body"]["step_properties"] == {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}
+    assert start["body"]["workflow_name"] == "run_ok" and start["body"]["job_name"] == "ok_poll"
+    assert start["body"]["execution_id"] == status["body"]["execution_id"] != ""
+    assert status["body"]["async_job_id"] == start["answer"]
+
+
+# ---- operators mode: templates render job parameters as native values ----------------------------
+
+JOB_PARAMS = {
+    "dataproc-serverless-job-executor": {"project_id": "proj-dp", "region": "europe-west1",
+                                         "batch": {"spark_batch": {"main_class": "x.Main"}, "labels": {"note": "{{ 7 * 7 }}"}}},
+    "dataflow-flextemplate-job-executor": {"project_id": "proj-df", "location": "europe-west4",
+                                           "body": {"launchParameter": {"jobName": "load", "parameters": {"a": "1"}}}},
+    "dataform-tag-executor": {"project_id": "proj-dform", "region": "us-east1", "repository_id": "repo",
+                              "git_commitish": "main", "tags": ["daily", "core"]},
+    "bq-saved-query-executor": {"project_id": "proj-bq", "location": "EU",
+                                "configuration": {"query": {"query": "SELECT 1", "useLegacySql": False}}},
+}
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def operator_run(request, tmp_path_factory):
+    """One step per executor with job parameters embedded from --jobs-dir, run with no network:
+    the job_params tasks succeed, the Google operators render their templates and then fail
+    for want of credentials."""
+    work = tmp_path_factory.mktemp(f"airflow-operators-{request.param}")
+    for executor, params in JOB_PARAMS.items():
+        (work / "jobs" / executor).mkdir(parents=True)
+        (work / "jobs" / executor / f"{executor[:8]}_job.json").write_text(json.dumps(params))
+    threads = [thread(str(i), {"JOB_ID": f"j{i}", "JOB_NAME": f"{executor[:8]}_job", "TYPE": "async",
+                               "COMPOSER_STEP": executor, "WAIT_TIME_SECONDS": 7})
+               for i, executor in enumerate(JOB_PARAMS)]
+    threads.append(thread("wf", {"JOB_ID": "wf", "JOB_NAME": "child_run", "TYPE": "workflows",
+                                 "workflows_name": "child-flow"}))
+    path = work / "ops_run.json"
+    path.write_text(json.dumps({"engine": "composer", "definition": [{"LEVEL_ID": "1", "THREADS": threads}]}))
+    levelflow.generate([path], EXAMPLES / "platform-parameters-dev.json", work / "dags",
+                       options=GenerateOptions(jobs_dir=work / "jobs"))
+    conf = json.dumps({"start_date": "2026-02-01", "end_date": "2026-02-28"})
+    result = run_harness(request.param, work, "run", work / "dags", "ops_run", conf, isolate_network=True)
+    return request.param, result["runs"]["ops_run"]
+
+
+def test_operators_mode_renders_job_parameters_natively(operator_run):
+    version, run = operator_run
+    assert run["state"] == "failed"  # no Google credentials or network here
+    tasks, rendered = run["tasks"], run["rendered"]
+    first_operator = {"dataproc-serverless-job-executor": "run", "dataflow-flextemplate-job-executor": "run",
+                      "dataform-tag-executor": "compile", "bq-saved-query-executor": "run"}
+    for i, (executor, params) in enumerate(JOB_PARAMS.items()):
+        group = f"level_1.thread_{i}.{executor[:8]}_job"
+        assert tasks[f"{group}.job_params"] == "success"
+        assert tasks[f"{group}.{first_operator[executor]}"] == "failed"
+    dataproc = rendered["level_1.thread_0.dataproc_job.run"]
+    assert dataproc["batch"] == JOB_PARAMS["dataproc-serverless-job-executor"]["batch"]  # a dict; "{{ 7 * 7 }}" inert
+    assert (dataproc["project_id"], dataproc["region"]) == ("proj-dp", "europe-west1")
+    assert dataproc["batch_id"].startswith("lf-dataproc-job-") and len(dataproc["batch_id"]) <= 63
+    dataflow = rendered["level_1.thread_1.dataflow_job.run"]
+    assert dataflow["body"] == JOB_PARAMS["dataflow-flextemplate-job-executor"]["body"]
+    assert (dataflow["project_id"], dataflow["location"]) == ("proj-df", "europe-west4")
+    compile_ = rendered["level_1.thread_2.dataform_job.compile"]
+    assert (compile_["project_id"], compile_["region"], compile_["repository_id"]) == ("proj-dform", "us-east1", "repo")
+    assert compile_["compilation_result"] == {"git_commitish": "main", "code_compilation_config": {
+        "vars": {"start_date": "2026-02-01", "end_date": "2026-02-28"}}}
+    bq = rendered["level_1.thread_3.bq-saved_job.run"]
+    assert bq["configuration"] == JOB_PARAMS["bq-saved-query-executor"]["configuration"]
+    assert bq["project_id"] == "proj-bq"
+    workflow = rendered["level_1.thread_wf.child_run.start"]
+    assert workflow["workflow_id"] == "child-flow" and workflow["location"] == "us-central1"
+    assert isinstance(workflow["execution"]["argument"], str)
+    assert json.loads(workflow["execution"]["argument"]) == {
+        "query_variables": {"start_date": "2026-02-01", "end_date": "2026-02-28"}, "workflow_properties": {}}

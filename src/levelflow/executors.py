@@ -15,6 +15,9 @@ time-out. Builders read job parameters at run time through Jinja macros of the D
 - `query_variables(params, dag_run)`: the run's `start_date` / `end_date`.
 
 The DAG renders templates as native objects, so `{{ job_param(ti, 'batch') }}` yields a dict.
+(A template whose result is a string is parsed as a Python literal by native rendering, so a
+structure that mixes values is better returned whole by one macro, as Dataform's is.) An entry's
+source may define extra macros by adding them to `MACROS`.
 Operator fields that the provider does not template are made templated with
 `templated(OperatorClass, 'field', ...)`.
 """
@@ -49,17 +52,25 @@ DATAFORM_TAG = ComposerExecutor(
     ),
     builder="build_dataform_tag",
     source='''
+def dataform_compilation(ti, params, dag_run):
+    # One macro for the whole dict: native rendering would turn a string result such as an
+    # all-digit commit into a number.
+    dates = query_variables(params, dag_run)
+    return {"git_commitish": job_param(ti, "git_commitish"),
+            "code_compilation_config": {"vars": {"start_date": dates["start_date"], "end_date": dates["end_date"]}}}
+
+
+MACROS["dataform_compilation"] = dataform_compilation
+
+
 def build_dataform_tag(step, make):
     """Compile the repository at a commit, invoke the tagged actions, wait for the invocation."""
     where = dict(project_id="{{ job_param(ti, 'project_id') }}", region="{{ job_param(ti, 'region') }}",
                  repository_id="{{ job_param(ti, 'repository_id') }}")
     state = WorkflowInvocation.State
     return [
-        make(DataformCreateCompilationResultOperator, "compile", **where, compilation_result={
-            "git_commitish": "{{ job_param(ti, 'git_commitish') }}",
-            "code_compilation_config": {"vars": {
-                "start_date": "{{ query_variables(params, dag_run)['start_date'] }}",
-                "end_date": "{{ query_variables(params, dag_run)['end_date'] }}"}}}),
+        make(DataformCreateCompilationResultOperator, "compile", **where,
+             compilation_result="{{ dataform_compilation(ti, params, dag_run) }}"),
         make(DataformCreateWorkflowInvocationOperator, "invoke", **where, asynchronous=True, workflow_invocation={
             "compilation_result": "{{ sibling(ti, 'compile')['name'] }}",
             "invocation_config": {"included_tags": "{{ job_param(ti, 'tags') }}",
@@ -130,7 +141,7 @@ def build_workflows(step, make):
     where = dict(project_id=PIPELINE["project_id"], location=PIPELINE["region"], workflow_id=step["workflow_id"])
     return [
         make(WorkflowsCreateExecutionOperator, "start", **where,
-             execution={"argument": "{{ workflow_argument(params, dag_run) }}"}),
+             execution="{{ workflow_execution(params, dag_run) }}"),
         make(WorkflowExecutionSensor, "wait", **where, execution_id="{{ sibling(ti, 'start')['name'].split('/')[-1] }}",
              mode="reschedule", poke_interval=step["wait_seconds"], timeout=step["timeout_seconds"]),
     ]
