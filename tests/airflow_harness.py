@@ -79,6 +79,7 @@ def inspect(folder, out, forbid):
         "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
         "dags": {dag_id: describe_dag(dag) for dag_id, dag in bag.dags.items()},
         "network_attempts": NETWORK_ATTEMPTS,
+        "warnings": {str(k): [str(w) for w in v] for k, v in getattr(bag, "captured_warnings", {}).items()},
         "seconds": seconds,
     }
     with open(out, "w") as handle:

@@ -8,6 +8,8 @@ import ast
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import levelflow
 from levelflow.backends import GenerateOptions
@@ -79,6 +81,26 @@ def test_user_text_never_reaches_code_positions(write_json, tmp_path):
     data = ast.literal_eval(literal.value)
     assert HOSTILE in data["doc_md"]
     assert data["levels"][0]["threads"][0]["steps"][0]["step_properties"] == {"note": HOSTILE}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(min_size=1, max_size=40), min_size=3, max_size=3))
+def test_any_text_stays_in_the_data_literal(texts):
+    """Whatever the description, step properties and job parameters hold, the code is the same."""
+    from levelflow.backends.airflow import generate_files
+    from levelflow.model import Pipeline
+
+    def text_for(description, prop):
+        definition = pipeline([[[composer_step("a", STEP_PROPERTIES={"k": prop, prop: [prop]})]]],
+                              engine="composer", description=description, name="same")
+        plan = levelflow.build_plan(Pipeline.model_validate(definition), levelflow.load_params(PARAMS))
+        return generate_files(plan, OPERATORS)["same.py"]
+
+    baseline = code_outside_literal(text_for("x", "y"))
+    generated = text_for(texts[0], texts[1] + texts[2])
+    assert code_outside_literal(generated) == baseline
+    data = ast.literal_eval(pipeline_literal(generated).value)
+    assert data["levels"][0]["threads"][0]["steps"][0]["step_properties"]["k"] == texts[1] + texts[2]
 
 
 @pytest.mark.parametrize("key, value", [

@@ -109,6 +109,7 @@ def test_every_dag_imports_without_network_or_credentials(parsed):
     assert result["import_errors"] == {}
     assert sorted(result["dags"]) == sorted(cases)
     assert result["network_attempts"] == []
+    assert result["warnings"] == {}  # no deprecated Airflow API in the generated files
 
 
 def test_dependency_graph_equals_the_plan(parsed):
