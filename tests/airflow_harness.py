@@ -14,6 +14,7 @@ import sys
 import time
 
 NETWORK_ATTEMPTS = []
+INTERFACES = socket.if_nameindex()  # this process's network namespace, before sockets are blocked
 
 
 def forbid_network():
@@ -79,6 +80,7 @@ def inspect(folder, out, forbid):
         "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
         "dags": {dag_id: describe_dag(dag) for dag_id, dag in bag.dags.items()},
         "network_attempts": NETWORK_ATTEMPTS,
+        "interfaces": sorted(name for _, name in INTERFACES),
         "warnings": {str(k): [str(w) for w in v] for k, v in getattr(bag, "captured_warnings", {}).items()},
         "seconds": seconds,
     }

@@ -109,6 +109,8 @@ def test_every_dag_imports_without_network_or_credentials(parsed):
     assert result["import_errors"] == {}
     assert sorted(result["dags"]) == sorted(cases)
     assert result["network_attempts"] == []
+    if can_unshare_network():  # parsed in a network namespace of its own: loopback only, and down
+        assert result["interfaces"] == ["lo"]
     assert result["warnings"] == {}  # no deprecated Airflow API in the generated files
 
 
