@@ -39,8 +39,8 @@ def render(data: dict, used: list[ComposerExecutor]) -> str:
     """Fixed code around the data literal: no text from a definition reaches code positions."""
     text = TEMPLATE.read_text(encoding="utf-8")
     imports = "\n".join(line for entry in used for line in entry.imports)
-    builders = "".join(entry.source for entry in used)
-    registry = "\nBUILDERS = {" + ", ".join(f"{entry.name!r}: {entry.builder}" for entry in used) + "}\n"
+    builders = "\n".join(entry.source for entry in used)
+    registry = "\n\nBUILDERS = {" + "".join(f"\n    {entry.name!r}: {entry.builder}," for entry in used) + "\n}"
     for marker, value in (("#@@EXECUTOR_IMPORTS@@", imports), ("#@@EXECUTOR_BUILDERS@@", builders + registry),
                           ("#@@PIPELINE@@", pprint.pformat(data, width=110, sort_dicts=True))):
         assert text.count(marker) == 1, marker
