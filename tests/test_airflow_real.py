@@ -257,12 +257,14 @@ RUN_DEFINITIONS = {
             thread("b", async_step("ok_flaky"), async_step("ok_never_continue", CONTINUE_IF_FAIL="True",
                                                             ASYNC_TIMEOUT_LOOP_IN_MINUTES=0.05))]},
         {"LEVEL_ID": "2", "THREADS": [thread("c", sync_step("ok_level2"))]}]},
-    # Fails: a failed step stops its thread, its sibling finishes, the next level never runs.
+    # Fails: a failed step stops its thread, its sibling finishes, the next level never runs;
+    # the continue-if-fail steps after the failure do not revive their thread or level.
     "run_bad": {"engine": "composer", "name": "run_bad", "definition": [
         {"LEVEL_ID": "1", "THREADS": [
-            thread("a", async_step("bad_fails"), sync_step("bad_after_failure")),
+            thread("a", async_step("bad_fails"), sync_step("bad_after_failure", CONTINUE_IF_FAIL=True),
+                   sync_step("bad_after_continue")),
             thread("b", async_step("bad_sibling_slow"), sync_step("bad_sibling_next"))]},
-        {"LEVEL_ID": "2", "THREADS": [thread("c", sync_step("bad_level2"))]}]},
+        {"LEVEL_ID": "2", "THREADS": [thread("c", sync_step("bad_level2", CONTINUE_IF_FAIL=True), sync_step("bad_level2_next"))]}]},
 }
 
 
@@ -307,13 +309,17 @@ def test_functions_mode_failure_stops_thread_and_later_levels(stub_runs):
     assert run["state"] == "failed"
     tasks = run["tasks"]
     assert tasks["level_1.thread_a.bad_fails"] == "failed"
-    assert tasks["level_1.thread_a.bad_after_failure"] == "upstream_failed"
     assert tasks["level_1.thread_b.bad_sibling_slow"] == "success"
     assert tasks["level_1.thread_b.bad_sibling_next"] == "success"
-    assert tasks["level_1.done"] == tasks["level_2.thread_c.bad_level2"] == tasks["level_2.done"] == "upstream_failed"
+    never_ran = ["level_1.thread_a.bad_after_failure", "level_1.thread_a.bad_after_continue", "level_1.done",
+                 "level_2.thread_c.bad_level2", "level_2.thread_c.bad_level2_next", "level_2.done"]
+    assert {task_id: tasks[task_id] for task_id in never_ran} == dict.fromkeys(never_ran, "upstream_failed")
+    # The continue gates of steps that never ran end, but do not let their thread go on.
+    assert tasks["level_1.thread_a.bad_after_failure.continue"] == "success"
+    assert tasks["level_2.thread_c.bad_level2.continue"] == "success"
     called = {call["job_name"] for call in calls}
     assert {"bad_fails", "bad_sibling_slow", "bad_sibling_next"} <= called
-    assert not called & {"bad_after_failure", "bad_level2"}
+    assert not called & {"bad_after_failure", "bad_after_continue", "bad_level2", "bad_level2_next"}
 
 
 def test_functions_mode_speaks_the_executor_protocol(stub_runs):
