@@ -3,6 +3,9 @@
     python airflow_harness.py inspect DAG_FOLDER OUT.json [--forbid-network]
         Parse every DAG file of the folder with a DagBag and describe each DAG and task.
         --forbid-network makes every socket connect / name lookup fail and records it.
+    python airflow_harness.py auth DAG_FILE OUT.json URL...
+        Load one generated DAG module and report what its executor calls would send as
+        authentication to each URL (headers, or the error raised).
     python airflow_harness.py run DAG_FOLDER OUT.json DAG_ID [RUN_CONF_JSON]...
         Run each DAG once with dag.test() and report the run's and each task's state.
 
@@ -110,10 +113,28 @@ def run(folder, out, runs):
         json.dump(result, handle, indent=1, sort_keys=True)
 
 
+def auth(dag_file, out, urls):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generated_dag", dag_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = {}
+    for url in urls:
+        try:
+            result[url] = {"headers": module._auth_headers(url)}
+        except Exception as error:  # reported, the test decides
+            result[url] = {"error": f"{type(error).__module__}.{type(error).__name__}: {error}"}
+    with open(out, "w") as handle:
+        json.dump(result, handle, indent=1, sort_keys=True)
+
+
 def main(argv):
     command, folder, out, *rest = argv
     if command == "inspect":
         inspect(folder, out, "--forbid-network" in rest)
+    elif command == "auth":
+        auth(folder, out, rest)
     elif command == "run":
         run(folder, out, [(dag_id, json.loads(conf)) for dag_id, conf in zip(rest[::2], rest[1::2])])
     else:

@@ -343,6 +343,18 @@ def test_functions_mode_speaks_the_executor_protocol(stub_runs):
     assert status["body"]["async_job_id"] == start["answer"]
 
 
+def test_functions_mode_authenticates_https_only_with_an_id_token(generated):
+    """Loopback http (the stub) gets no token; https asks google-auth for an ID token (which
+    fails here: no credentials, no network); plain http elsewhere is refused."""
+    work, dags, cases = generated
+    urls = ["http://127.0.0.1:8080/intermediate", "http://localhost:9/f",
+            "https://us-central1-p.cloudfunctions.net/intermediate", "http://10.1.2.3/intermediate"]
+    result = run_harness("airflow3", work, "auth", dags / "shape_functions_0.py", *urls, isolate_network=True)
+    assert result[urls[0]] == result[urls[1]] == {"headers": {}}
+    assert result[urls[2]]["error"].startswith("google.auth.exceptions.")
+    assert "refusing" in result[urls[3]]["error"]
+
+
 # ---- operators mode: templates render job parameters as native values ----------------------------
 
 JOB_PARAMS = {
