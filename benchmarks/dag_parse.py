@@ -119,7 +119,7 @@ def main() -> None:
                     (folder / f"{name}.py").write_text(
                         "# airflow DAG built by dag-factory\nfrom pathlib import Path\n"
                         "from dagfactory import load_yaml_dags\n\n"
-                        f"load_yaml_dags(globals_dict=globals(), config_filepath=str(Path(__file__).with_suffix('.yaml')))\n")
+                        "load_yaml_dags(globals_dict=globals(), config_filepath=str(Path(__file__).with_suffix('.yaml')))\n")
                 else:
                     source = Path(work) / f"{name}.json"
                     source.write_text(json.dumps(definition(name, steps)))
