@@ -94,5 +94,47 @@ def schema(output):
         click.echo(schema_text(), nl=False)
 
 
+
+# ---------------------------------------------------------------- graph, plan, init (issue 6)
+
+def _plan_for(definition: Path, params_file, engine):
+    from .api import load_params, load_plan
+
+    params = load_params(params_file) if params_file else None
+    return load_plan(definition, params, engine=engine)
+
+
+@main.command()
+@click.argument("definition", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Picture to write; its suffix picks the format: .svg, .html (interactive page), .mmd (Mermaid), .dot (Graphviz).")
+@click.option("--params", "params_file", type=click.Path(path_type=Path), help="Platform parameters file (optional).")
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
+@click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
+@click.option("--state", "state_db", type=click.Path(path_type=Path), help="State database of recorded runs (default .levelflow/state.db).")
+@reports_problems
+def graph(definition, output, params_file, engine, run_id, state_db):
+    """Draw a pipeline: levels as columns, threads as lanes, steps as boxes.
+
+    Each box shows the job name, type, executor and time-out; continue-if-fail steps have a
+    dashed orange border and NEXT jumps a dashed arc. The SVG and HTML need no other program;
+    the HTML page zooms (wheel), pans (drag) and shows a step's details on hover. Mermaid
+    (.mmd) renders in GitHub Markdown inside a ```mermaid block.
+    """
+    from . import graph as graphs
+    from .writer import write_atomic
+
+    try:
+        output_format = graphs.graph_format(output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
+    if state_db and not run_id:
+        raise click.UsageError("--state names the database of recorded runs; give --run RUN_ID too")
+    plan = _plan_for(definition, params_file, engine)
+    statuses = graphs.load_run_statuses(state_db or graphs.DEFAULT_STATE_DB, run_id) if run_id else None
+    write_atomic(output, graphs.render(plan, output_format, statuses))
+    click.echo(f"wrote {output} ({output_format}: {len(plan.levels)} levels, {plan.step_count} steps)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
