@@ -136,5 +136,27 @@ def graph(definition, output, params_file, engine, run_id, state_db):
     click.echo(f"wrote {output} ({output_format}: {len(plan.levels)} levels, {plan.step_count} steps)")
 
 
+
+@main.command("plan")
+@click.argument("definition", type=click.Path(path_type=Path))
+@click.option("--params", "params_file", type=click.Path(path_type=Path),
+              help="Platform parameters file; needed to measure the generated Cloud Workflows source.")
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a readable report; json: the same figures for scripts.")
+@reports_problems
+def plan_command(definition, params_file, engine, output_format):
+    """Show a pipeline's size, critical path and how close it is to each platform limit.
+
+    Counts levels, threads, steps and executors; finds the longest chain of steps from each
+    step's ESTIMATED_MINUTES (else its time-out); and, for the engine, lists every limit of
+    Cloud Workflows or Composer beside the pipeline's figure (ok, near = 80% or more, over).
+    """
+    from .report import build_report, format_text
+
+    report = build_report(_plan_for(definition, params_file, engine))
+    click.echo(json.dumps(report, indent=2) if output_format == "json" else format_text(report), nl=output_format == "json")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

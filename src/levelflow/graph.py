@@ -411,7 +411,6 @@ def render_mermaid(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str
     classes: list[str] = []
     for li, level in enumerate(plan.levels):
         out.append(f"  subgraph L{li}[{mermaid_label(f'LEVEL {level.level_id}')}]")
-        out.append("    direction TB")
         for ti, thread in enumerate(level.threads):
             out.append(f"    subgraph L{li}T{ti}[{mermaid_label(f'thread {thread.thread_id}')}]")
             out.append("      direction LR")

@@ -1,0 +1,312 @@
+"""The figures of `levelflow plan`: counts, the critical path, and each platform limit
+(DESIGN.md §5) beside the pipeline's own figure, so a user sees how close to a limit it is.
+
+Cloud Workflows figures are measured on the generated source when the backend is installed;
+Composer figures follow the DAG's naming (a task group per level and per thread, one task per
+step named after its JOB_NAME).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+import yaml
+
+from .errors import LevelflowError
+from .graph import executed_path
+from .plan import Plan, PlanStep
+
+KB = 1024
+SOURCE_LIMIT = 128 * KB
+
+# Worst-case Cloud Workflows steps executed, per the generated shape of each step: an async
+# step assigns its inputs, calls get_id and records the result, then per poll sleeps, calls
+# get_status, switches on the answer and counts the attempt. A backend module may define the
+# same names to state its own figures.
+COST_MODEL = {
+    "STEPS_PER_ASYNC_START": 3,
+    "STEPS_PER_POLL": 4,
+    "STEPS_PER_SYNC_CALL": 2,
+    "STEPS_PER_WORKFLOWS_CALL": 2,
+    "STEPS_PER_BRANCH": 1,
+    "STEPS_PER_LEVEL": 1,
+    "STEPS_PER_EXECUTION": 5,
+}
+
+COMPOSER_TASK_ID_LIMIT = 250
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: Optional[float]  # None: cannot be measured here (see note)
+    limit: Optional[float]
+    unit: str = ""
+    note: str = ""
+
+    @property
+    def percent(self) -> Optional[float]:
+        if self.value is None or not self.limit:
+            return None
+        return round(100 * self.value / self.limit, 1)
+
+    @property
+    def status(self) -> str:
+        if self.percent is None:
+            return "n/a" if self.value is None else "info"
+        return "over" if self.percent > 100 else "near" if self.percent >= 80 else "ok"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "percent": self.percent, "status": self.status}
+
+
+# ---------------------------------------------------------------- counts and critical path
+
+def counts(plan: Plan) -> dict[str, Any]:
+    executors = sorted({name for s in plan.steps() for name in (s.executor, s.status_executor) if name})
+    return {
+        "levels": len(plan.levels),
+        "threads": sum(len(level.threads) for level in plan.levels),
+        "steps": plan.step_count,
+        "executors": len(executors),
+        "executor_names": executors,
+        "workflows_called": sorted({s.workflow_id for s in plan.steps() if s.workflow_id}),
+        "widest_level_threads": max(len(level.threads) for level in plan.levels),
+    }
+
+
+def step_minutes(step: PlanStep) -> tuple[float, str]:
+    """A step's expected minutes and where the figure comes from."""
+    if step.estimated_minutes is not None:
+        return step.estimated_minutes, "estimate"
+    if step.type == "sync":
+        return step.call_timeout_seconds / 60, "time-out"
+    return step.timeout_minutes, "time-out"
+
+
+def critical_path(plan: Plan) -> dict[str, Any]:
+    """Levels run one after another, so the longest chain is the longest thread of each level
+    (following NEXT jumps: the steps they skip never run)."""
+    levels, chain = [], []
+    for level in plan.levels:
+        def thread_minutes(thread):
+            return sum(step_minutes(thread.steps[i])[0] for i in executed_path(thread))
+
+        longest = max(level.threads, key=thread_minutes)  # max keeps the first of equals
+        levels.append({"level_id": level.level_id, "thread_id": longest.thread_id, "minutes": round(thread_minutes(longest), 2)})
+        for i in executed_path(longest):
+            minutes, basis = step_minutes(longest.steps[i])
+            chain.append({"job_id": longest.steps[i].job_id, "job_name": longest.steps[i].job_name,
+                          "minutes": round(minutes, 2), "basis": basis})
+    return {"minutes": round(sum(level["minutes"] for level in levels), 2), "levels": levels, "steps": chain}
+
+
+# ---------------------------------------------------------------- Cloud Workflows
+
+def load_backend():
+    """The Cloud Workflows backend module, or None while it is not part of this install."""
+    try:
+        return importlib.import_module("levelflow.backends.cloud_workflows")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("levelflow.backends.cloud_workflows", "levelflow.backends"):
+            return None
+        raise
+
+
+def generated_sources(plan: Plan, backend) -> tuple[Optional[dict[str, str]], str]:
+    """The generated files, or None and why not."""
+    if backend is None:
+        return None, "n/a (backend not available)"
+    try:
+        return backend.generate_workflows(plan), ""
+    except (LevelflowError, ValueError) as exc:
+        first = exc.problems[0] if isinstance(exc, LevelflowError) and exc.problems else exc
+        return None, f"n/a (not generated: {first})"
+
+
+@dataclass
+class _Shape:
+    branches: int = 0
+    depth: int = 0
+    switch: int = 0
+    assign: int = 0
+
+
+def _walk(node: Any, depth: int, shape: _Shape) -> None:
+    """Largest parallel step, deepest parallel nesting, longest switch and assign lists."""
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, depth, shape)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "parallel" and isinstance(value, dict):
+            shape.depth = max(shape.depth, depth + 1)
+            shape.branches = max(shape.branches, len(value.get("branches") or []))
+            _walk(value, depth + 1, shape)
+            continue
+        if key == "switch" and isinstance(value, list):
+            shape.switch = max(shape.switch, len(value))
+        if key == "assign" and isinstance(value, list):
+            shape.assign = max(shape.assign, len(value))
+        _walk(value, depth, shape)
+
+
+def _call_depth(document: Any) -> int:
+    """Deepest chain of subworkflow calls from `main` within one source file."""
+    if not isinstance(document, dict) or "main" not in document:
+        return 1
+    calls: dict[str, set[str]] = {}
+
+    def collect(node, found):
+        if isinstance(node, dict):
+            target = node.get("call")
+            if isinstance(target, str) and target in document:
+                found.add(target)
+            for value in node.values():
+                collect(value, found)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item, found)
+        return found
+
+    for name, body in document.items():
+        calls[name] = collect(body, set())
+
+    def depth(name, seen):
+        if name in seen:
+            return len(seen)
+        return 1 + max((depth(c, seen | {name}) for c in calls.get(name, ())), default=0)
+
+    return depth("main", frozenset())
+
+
+def executed_steps(plan: Plan, backend=None) -> int:
+    """Worst case: every async step polls until its time-out, every retry is used."""
+    model = {name: getattr(backend, name, default) for name, default in COST_MODEL.items()}
+    total = model["STEPS_PER_EXECUTION"]
+    for level in plan.levels:
+        total += model["STEPS_PER_LEVEL"]
+        for thread in level.threads:
+            total += model["STEPS_PER_BRANCH"]
+            for i in executed_path(thread):
+                total += _step_cost(thread.steps[i], model) * (thread.steps[i].retries + 1)
+    return total
+
+
+def _step_cost(step: PlanStep, model: dict[str, int]) -> int:
+    if step.type == "sync":
+        return model["STEPS_PER_SYNC_CALL"]
+    if step.type == "workflows":
+        return model["STEPS_PER_WORKFLOWS_CALL"]
+    polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds)
+    return model["STEPS_PER_ASYNC_START"] + polls * model["STEPS_PER_POLL"]
+
+
+def cloud_workflows_figures(plan: Plan) -> list[Figure]:
+    backend = load_backend()
+    sources, why = generated_sources(plan, backend)
+    widest = max(len(level.threads) for level in plan.levels)
+    figures = []
+    if sources is None:
+        figures.append(Figure("source size (largest file)", None, SOURCE_LIMIT, "bytes", why))
+        shape, stack = _Shape(branches=widest, depth=1), None
+        origin = "from the definition, one branch per thread (backend not available)"
+    else:
+        sizes = {name: len(text.encode("utf-8")) for name, text in sources.items()}
+        largest = max(sizes, key=lambda name: (sizes[name], name))
+        note = largest if len(sizes) == 1 else f"{largest}; {len(sizes)} files: " + ", ".join(f"{n} {s}" for n, s in sorted(sizes.items()))
+        figures.append(Figure("source size (largest file)", sizes[largest], SOURCE_LIMIT, "bytes", note))
+        shape, stack = _Shape(), 0
+        for text in sources.values():
+            document = yaml.safe_load(text)
+            _walk(document, 0, shape)
+            stack = max(stack, _call_depth(document))
+        origin = "measured on the generated source"
+    figures += [
+        Figure("branches in one parallel step", shape.branches, 10, "", origin),
+        Figure("parallel nesting depth", shape.depth, 2, "", origin),
+        Figure("branches running at once", widest, 20, "", "the widest level's threads; more wait for a free slot"),
+        Figure("steps executed per execution (worst case)", executed_steps(plan, backend), 100_000, "",
+               "every async step polls until its time-out (time-out / wait), every retry used"),
+        Figure("HTTP call time-out (longest)", max(s.call_timeout_seconds for s in plan.steps()), 1800, "s", ""),
+    ]
+    if stack is not None:
+        figures += [
+            Figure("call-stack depth", stack, 20, "", origin),
+            Figure("conditions in one switch", shape.switch, 50, "", origin),
+            Figure("entries in one assign", shape.assign, 50, "", origin),
+        ]
+    return figures
+
+
+# ---------------------------------------------------------------- Composer
+
+def composer_task_id(level_id: str, thread_id: str, job_name: str) -> str:
+    """A task's full id: group ids are prefixed to the task id inside task groups."""
+    return f"level_{level_id}.thread_{thread_id}.{job_name}"
+
+
+def composer_figures(plan: Plan) -> list[Figure]:
+    ids = [composer_task_id(level.level_id, thread.thread_id, step.job_name)
+           for level in plan.levels for thread in level.threads for step in thread.steps]
+    longest = max(ids, key=len)
+    groups = len(plan.levels) + sum(len(level.threads) for level in plan.levels)
+    return [
+        Figure("tasks", len(ids), None, "", "one task per step"),
+        Figure("task groups", groups, None, "", "one per level and one per thread"),
+        Figure("task_id length (longest)", len(longest), COMPOSER_TASK_ID_LIMIT, "characters", longest),
+        Figure("threads in one level (largest)", max(len(level.threads) for level in plan.levels), None, "",
+               "tasks that may run at once, within the DAG's max_active_tasks"),
+    ]
+
+
+# ---------------------------------------------------------------- the report
+
+def build_report(plan: Plan) -> dict[str, Any]:
+    figures = cloud_workflows_figures(plan) if plan.engine == "cloud_workflows" else composer_figures(plan)
+    return {
+        "pipeline": plan.name,
+        "engine": plan.engine,
+        "counts": counts(plan),
+        "critical_path": critical_path(plan),
+        "limits": [figure.as_dict() for figure in figures],
+    }
+
+
+def _number(value: Optional[float], unit: str) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    return f"{text} {unit}".strip() if unit in ("bytes", "s") else text
+
+
+def format_text(report: dict[str, Any]) -> str:
+    c, path = report["counts"], report["critical_path"]
+    lines = [
+        f"{report['pipeline']} ({report['engine']})",
+        f"  {c['levels']} levels, {c['threads']} threads, {c['steps']} steps, {c['executors']} executors",
+        f"  executors: {', '.join(c['executor_names']) or '-'}",
+    ]
+    if c["workflows_called"]:
+        lines.append(f"  workflows called: {', '.join(c['workflows_called'])}")
+    bases = [s["basis"] for s in path["steps"]]
+    lines += ["", f"Critical path: {path['minutes']:g} min ({bases.count('estimate')} estimated steps, "
+                  f"{bases.count('time-out')} counted at their time-out)"]
+    for level in path["levels"]:
+        lines.append(f"  level {level['level_id']}: thread {level['thread_id']}, {level['minutes']:g} min")
+    lines.append("  " + " -> ".join(f"{s['job_id']} ({s['minutes']:g})" for s in path["steps"]))
+    title = "Cloud Workflows limits" if report["engine"] == "cloud_workflows" else "Composer / Airflow figures"
+    lines += ["", f"{title}:"]
+    rows = [("", "pipeline", "limit", "used", "")]
+    for f in report["limits"]:
+        used = f"{f['percent']:g}% {f['status']}" if f["percent"] is not None else ""
+        rows.append((f["name"], "n/a" if f["value"] is None else _number(f["value"], f["unit"]),
+                     _number(f["limit"], f["unit"]) if f["limit"] else "", used, f["note"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for name, value, limit, used, note in rows:
+        lines.append(f"  {name:<{widths[0]}}  {value:>{widths[1]}}  {limit:>{widths[2]}}  {used:<{widths[3]}}  {note}".rstrip())
+    return "\n".join(lines) + "\n"
