@@ -1,5 +1,5 @@
 """levelflow: compile LEVEL/THREAD/STEP pipeline definitions into Cloud Workflows and Airflow."""
-from .api import find_definitions, load_params, load_pipeline, load_plan
+from .api import find_definitions, generate, load_params, load_pipeline, load_plan
 from .errors import LevelflowError, Problem
 from .plan import Plan, build_plan
 
@@ -11,6 +11,7 @@ __all__ = [
     "Problem",
     "build_plan",
     "find_definitions",
+    "generate",
     "load_params",
     "load_pipeline",
     "load_plan",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from .errors import LevelflowError, Problem
 from .loader import load_document
@@ -58,3 +58,57 @@ def find_definitions(paths: Iterable[str | Path]) -> list[Path]:
     if problems:
         raise LevelflowError(problems)
     return found
+
+
+def generate(
+    paths: Iterable[str | Path],
+    params_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    output_file: str | Path | None = None,
+    engine: Optional[str] = None,
+    options: Optional["GenerateOptions"] = None,
+    progress: Optional[Callable[[Path], None]] = None,
+) -> list[Path]:
+    """Validate and compile definitions; write every output atomically, or nothing at all.
+
+    `out_dir` receives `<name>.yaml` (Cloud Workflows, plus child workflow files when a
+    pipeline is split) or `<name>.py` (Composer). `output_file` names the single output of a
+    single definition instead. Every definition is compiled before anything is written.
+    """
+    from .backends import GenerateOptions, backend_for
+    from .writer import write_all_atomic
+
+    options = options or GenerateOptions()
+    params = load_params(params_path)
+    definitions = find_definitions(paths)
+    if output_file is not None and len(definitions) != 1:
+        raise LevelflowError([Problem(str(output_file), f"-o/--output takes exactly one definition, got {len(definitions)}; use --out DIR")])
+    files: dict[Path, str] = {}
+    problems: list[Problem] = []
+    for definition in definitions:
+        try:
+            plan = load_plan(definition, params, engine)
+            generated = backend_for(plan.engine)(plan, options)
+        except LevelflowError as exc:
+            problems.extend(exc.problems)
+            continue
+        if progress:
+            progress(definition)
+        for name, text in generated.items():
+            target = _target(name, generated, out_dir, output_file)
+            if target in files:
+                problems.append(Problem(str(definition), f"output {target} is also produced by another definition; give one of them a different \"name\""))
+            files[target] = text
+    if problems:
+        raise LevelflowError(problems)
+    write_all_atomic(files)
+    return sorted(files)
+
+
+def _target(name: str, generated: dict, out_dir, output_file) -> Path:
+    """Where one generated file goes: -o names the main file; child files sit beside it."""
+    if output_file is None:
+        return Path(out_dir) / name
+    main_name = next(iter(generated))
+    return Path(output_file) if name == main_name else Path(output_file).parent / name

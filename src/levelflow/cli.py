@@ -94,6 +94,98 @@ def schema(output):
         click.echo(schema_text(), nl=False)
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--params", "params_path", required=True, type=click.Path(path_type=Path),
+              help="Platform parameters file (platform-parameters-<env>.json).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Directory receiving <name>.yaml (Cloud Workflows) or <name>.py (Composer).")
+@click.option("-o", "--output", "output_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file, when exactly one definition is given.")
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definitions' engine.")
+@click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Composer: local copy of the jobs bucket; job parameters are embedded at generation time.")
+@click.option("--step-mode", type=click.Choice(["operators", "functions"]), default="operators", show_default=True,
+              help="Composer: native Google operators, or the executor functions over HTTP.")
+@reports_problems
+def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode):
+    """Compile definitions (files or directories) into deployable orchestration.
+
+    Every definition is validated and compiled before anything is written; outputs are
+    written atomically, so a failed run leaves earlier files as they were.
+    """
+    from .api import generate as generate_files
+    from .backends import GenerateOptions
+
+    if (out_dir is None) == (output_file is None):
+        raise click.UsageError("give exactly one of --out DIR or -o FILE")
+    definitions = find_definitions(paths)
+    options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode)
+    with _progress(len(definitions)) as advance:
+        written = generate_files(definitions, params_path, out_dir, output_file=output_file,
+                                 engine=engine, options=options, progress=advance)
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+def _progress(total: int):
+    """A progress bar on stderr for many files; silent for a few."""
+    import contextlib
+
+    from rich.progress import Progress
+
+    if total < 5 or not sys.stderr.isatty():
+        return contextlib.nullcontext(lambda _path: None)
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(transient=True, console=None) as progress:
+            task = progress.add_task("compiling", total=total)
+            yield lambda _path: progress.advance(task)
+
+    return bar()
+
+
+@main.group()
+def executors():
+    """Local stand-ins for the step executors."""
+
+
+@executors.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--scenario", type=click.Path(path_type=Path), help="JSON/YAML file scripting each job's behaviour.")
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Also append every call to this file as JSON lines.")
+@reports_problems
+def serve(host, port, scenario, log_file):
+    """Serve the executor protocol over HTTP with scripted behaviour per job name.
+
+    Every POST is an executor call (the intermediate function's get_id / get_status, or a
+    sync call); answers follow the scenario: polls before success, failure, never finishing,
+    transient 503s on chosen calls, latency. Point a pipeline at it with the platform
+    parameter pFunctionsBaseUrl = http://HOST:PORT. GET /_calls shows the call log.
+
+    \b
+    Scenario example (YAML):
+      default: {polls: 1}
+      jobs:
+        load_orders: {polls: 3}
+        load_refunds: {outcome: fail}
+        load_forever: {outcome: never}
+        flaky: {transient: [1, 2], latency_ms: 100}
+    """
+    from .scenario import load_scenario
+    from .stub_server import make_server
+
+    server = make_server(host, port, load_scenario(scenario), str(log_file) if log_file else None)
+    bound_host, bound_port = server.server_address[:2]
+    click.echo(f"levelflow stub executors listening on http://{bound_host}:{bound_port} (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 # ---------------------------------------------------------------- graph, plan, init (issue 6)
 

@@ -226,7 +226,10 @@ class PlatformParams(BaseModel):
     pJobsDefinitionsBucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
     def function_url(self, name: str) -> str:
-        return f"https://{self.pRegion}-{self.pProjectID}.cloudfunctions.net/{name}"
+        # pFunctionsBaseUrl (optional) points every function at another host, e.g. the local
+        # stub executor server: {"pFunctionsBaseUrl": "http://127.0.0.1:8080"}.
+        base = (self.extra.get("pFunctionsBaseUrl") or f"https://{self.pRegion}-{self.pProjectID}.cloudfunctions.net").rstrip("/")
+        return f"{base}/{name}"
 
     @property
     def intermediate_url(self) -> str:
