@@ -17,6 +17,9 @@ from levelflow import graph as graphs
 from levelflow.plan import Plan, PlanLevel, PlanStep, PlanThread
 from conftest import EXAMPLES, ROOT, pipeline, run_cli, step
 
+# pydot's grammar still calls pyparsing's old camelCase names
+pytestmark = pytest.mark.filterwarnings(r"ignore:'\w+' deprecated - use:DeprecationWarning")
+
 RETAIL = EXAMPLES / "retail_daily.json"
 SVG_NS = {"s": "http://www.w3.org/2000/svg"}
 LONG = "x" * 100 + "_very_long_job_name_that_goes_on"  # 132 > 128: cut below

@@ -187,6 +187,7 @@ def serve(host, port, scenario, log_file):
     finally:
         server.server_close()
 
+
 # ---------------------------------------------------------------- graph, plan, init (issue 6)
 
 def _plan_for(definition: Path, params_file, engine):
@@ -248,6 +249,28 @@ def plan_command(definition, params_file, engine, output_format):
 
     report = build_report(_plan_for(definition, params_file, engine))
     click.echo(json.dumps(report, indent=2) if output_format == "json" else format_text(report), nl=output_format == "json")
+
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), default="cloud_workflows", show_default=True,
+              help="Engine of the example definition.")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@reports_problems
+def init(directory, engine, force):
+    """Start a repository of pipelines in DIRECTORY.
+
+    Writes workflow-definitions/ with an example definition, platform-parameters-dev.json, a
+    GitHub Actions workflow that validates and generates, a pre-commit configuration using the
+    levelflow-validate hook, a .gitignore and a README. Refuses to overwrite existing files
+    unless --force; every file is written, or none.
+    """
+    from .scaffold import init_repository
+
+    for path in init_repository(directory, engine=engine, force=force):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {directory} && levelflow validate workflow-definitions/")
 
 
 if __name__ == "__main__":  # pragma: no cover

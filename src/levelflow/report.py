@@ -116,11 +116,17 @@ def load_backend():
 
 
 def generated_sources(plan: Plan, backend) -> tuple[Optional[dict[str, str]], str]:
-    """The generated files, or None and why not."""
+    """The generated files (name -> source text), or None and why not."""
     if backend is None:
         return None, "n/a (backend not available)"
+    if plan.params is None:
+        return None, "n/a (give --params to generate the source)"
     try:
-        return backend.generate_workflows(plan), ""
+        if hasattr(backend, "generate_workflows"):
+            return backend.generate_workflows(plan), ""
+        from .backends import GenerateOptions
+
+        return backend.generate_files(plan, GenerateOptions()), ""
     except (LevelflowError, ValueError) as exc:
         first = exc.problems[0] if isinstance(exc, LevelflowError) and exc.problems else exc
         return None, f"n/a (not generated: {first})"
