@@ -411,6 +411,12 @@ def test_invalid_definition_leaves_an_earlier_picture_unchanged(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "pipe.svg"]  # no temporary file left
 
 
+def test_state_without_run_is_a_usage_error(tmp_path):
+    result = run_cli("graph", RETAIL, "-o", tmp_path / "x.svg", "--state", tmp_path / "state.db")
+    assert result.returncode == 2 and "--run" in result.stderr
+    assert not (tmp_path / "x.svg").exists()
+
+
 def test_graph_help_explains_the_formats():
     result = run_cli("graph", "--help")
     assert result.returncode == 0

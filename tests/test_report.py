@@ -101,10 +101,34 @@ leaf:
   steps:
     - done: {return: 0}
 """)
-    shape = report._Shape()
-    report._walk(source, 0, shape)
-    assert (shape.branches, shape.depth, shape.switch, shape.assign) == (3, 2, 2, 3)
-    assert report._call_depth(source) == 3
+    assert report.source_shape(source) == report.SourceShape(branches=3, parallel_depth=2, call_depth=3, switch=2, assign=3)
+
+
+def test_parallel_nesting_is_counted_through_subworkflow_calls():
+    source = yaml.safe_load("""
+main:
+  steps:
+    - outer:
+        parallel:
+          branches:
+            - a: {steps: [{go: {call: run_thread}}]}
+            - b: {steps: [{go: {call: run_thread}}]}
+run_thread:
+  steps:
+    - inner:
+        parallel:
+          branches:
+            - c: {steps: [{poll: {call: poll_job}}]}
+poll_job:
+  steps:
+    - again: {call: poll_job}
+""")
+    shape = report.source_shape(source)
+    assert (shape.parallel_depth, shape.call_depth, shape.branches) == (2, 3, 2)  # recursion counted once
+
+
+def test_a_plain_step_list_is_a_source_too():
+    assert report.source_shape([{"only": {"return": 1}}]) == report.SourceShape()
 
 
 def test_without_the_backend_the_source_size_is_not_guessed(tmp_path):

@@ -123,6 +123,10 @@ def step_details(step: PlanStep, status: Optional[str]) -> str:
     return "\n".join(lines)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "\u2026"
 
@@ -300,18 +304,18 @@ def render_svg(plan: Plan, statuses: Optional[dict[str, str]] = None, *, standal
     attrs = {"xmlns": "http://www.w3.org/2000/svg"} if standalone else {}
     svg = ET.Element("svg", {**attrs, "width": _num(width), "height": _num(height),
                              "viewBox": f"0 0 {width:g} {height:g}", "class": "levelflow-graph"})
-    _el(svg, "title", f"{plan.name}: {len(plan.levels)} levels, {plan.step_count} steps")
+    _el(svg, "title", f"{plan.name}: {plural(len(plan.levels), 'level')}, {plural(plan.step_count, 'step')}")
     _markers(svg)
     threads = sum(len(level.threads) for level in plan.levels)
     _text(svg, MARGIN, MARGIN + 18, plan.name, fits(width - 2 * MARGIN, 18), "title")
-    summary = f"{plan.engine} \u00b7 {len(plan.levels)} levels \u00b7 {threads} threads \u00b7 {plan.step_count} steps"
+    summary = " \u00b7 ".join([plan.engine, plural(len(plan.levels), "level"), plural(threads, "thread"), plural(plan.step_count, "step")])
     _el(svg, "text", summary, x=MARGIN, y=MARGIN + 36, class_="subtitle")
     _legend(svg, MARGIN, MARGIN + 56, statuses)
     for li, (level, column) in enumerate(zip(plan.levels, columns)):
         group = _el(svg, "g", class_="level", data_level_id=level.level_id)
         c = column.box
         _el(group, "rect", x=c.x, y=c.y, width=c.w, height=c.h, rx=8, class_="level-box")
-        _text(group, c.x + COLUMN_PAD, c.y + 26, f"LEVEL {level.level_id} \u00b7 {len(level.threads)} threads",
+        _text(group, c.x + COLUMN_PAD, c.y + 26, f"LEVEL {level.level_id} \u00b7 {plural(len(level.threads), 'thread')}",
               fits(c.w - 2 * COLUMN_PAD, 14), "level-label")
         for thread, lane, boxes in zip(level.threads, column.lanes, column.steps):
             _draw_thread(group, thread, lane, boxes, statuses)

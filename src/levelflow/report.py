@@ -133,61 +133,51 @@ def generated_sources(plan: Plan, backend) -> tuple[Optional[dict[str, str]], st
 
 
 @dataclass
-class _Shape:
-    branches: int = 0
-    depth: int = 0
-    switch: int = 0
-    assign: int = 0
+class SourceShape:
+    """What the Cloud Workflows limits constrain, measured on one generated source file."""
+    branches: int = 0  # largest `parallel` step
+    parallel_depth: int = 0  # deepest nesting of `parallel` steps, through subworkflow calls
+    call_depth: int = 1  # deepest chain of subworkflow calls from main
+    switch: int = 0  # longest `switch`
+    assign: int = 0  # longest `assign`
 
 
-def _walk(node: Any, depth: int, shape: _Shape) -> None:
-    """Largest parallel step, deepest parallel nesting, longest switch and assign lists."""
-    if isinstance(node, list):
-        for item in node:
-            _walk(item, depth, shape)
-        return
-    if not isinstance(node, dict):
-        return
-    for key, value in node.items():
-        if key == "parallel" and isinstance(value, dict):
-            shape.depth = max(shape.depth, depth + 1)
-            shape.branches = max(shape.branches, len(value.get("branches") or []))
-            _walk(value, depth + 1, shape)
-            continue
-        if key == "switch" and isinstance(value, list):
-            shape.switch = max(shape.switch, len(value))
-        if key == "assign" and isinstance(value, list):
-            shape.assign = max(shape.assign, len(value))
-        _walk(value, depth, shape)
+def source_shape(document: Any) -> SourceShape:
+    """Walk a parsed Cloud Workflows source (a step list, or `main` plus subworkflows)."""
+    subworkflows = document if isinstance(document, dict) and "main" in document else {"main": document}
+    shape = SourceShape()
+    depths: dict[str, tuple[int, int]] = {}  # subworkflow -> (parallel depth, call depth) inside it
 
+    def visit(node: Any, stack: frozenset) -> tuple[int, int]:
+        """(parallel nesting, call chain) reached from `node`, relative to it."""
+        if isinstance(node, list):
+            return max((visit(item, stack) for item in node), default=(0, 0))
+        if not isinstance(node, dict):
+            return 0, 0
+        parallel, calls = 0, 0
+        for key, value in node.items():
+            inner = visit(value, stack)
+            if key == "parallel" and isinstance(value, dict):
+                shape.branches = max(shape.branches, len(value.get("branches") or []))
+                inner = (inner[0] + 1, inner[1])
+            elif key == "switch" and isinstance(value, list):
+                shape.switch = max(shape.switch, len(value))
+            elif key == "assign" and isinstance(value, list):
+                shape.assign = max(shape.assign, len(value))
+            elif key == "call" and value in subworkflows and value not in stack:
+                callee = subworkflow(value, stack)
+                inner = (callee[0], callee[1] + 1)
+            parallel, calls = max(parallel, inner[0]), max(calls, inner[1])
+        return parallel, calls
 
-def _call_depth(document: Any) -> int:
-    """Deepest chain of subworkflow calls from `main` within one source file."""
-    if not isinstance(document, dict) or "main" not in document:
-        return 1
-    calls: dict[str, set[str]] = {}
+    def subworkflow(name: str, stack: frozenset) -> tuple[int, int]:
+        if name not in depths:
+            depths[name] = visit(subworkflows[name], stack | {name})
+        return depths[name]
 
-    def collect(node, found):
-        if isinstance(node, dict):
-            target = node.get("call")
-            if isinstance(target, str) and target in document:
-                found.add(target)
-            for value in node.values():
-                collect(value, found)
-        elif isinstance(node, list):
-            for item in node:
-                collect(item, found)
-        return found
-
-    for name, body in document.items():
-        calls[name] = collect(body, set())
-
-    def depth(name, seen):
-        if name in seen:
-            return len(seen)
-        return 1 + max((depth(c, seen | {name}) for c in calls.get(name, ())), default=0)
-
-    return depth("main", frozenset())
+    shape.parallel_depth, calls = subworkflow("main", frozenset())
+    shape.call_depth = calls + 1
+    return shape
 
 
 def executed_steps(plan: Plan, backend=None) -> int:
@@ -219,30 +209,27 @@ def cloud_workflows_figures(plan: Plan) -> list[Figure]:
     figures = []
     if sources is None:
         figures.append(Figure("source size (largest file)", None, SOURCE_LIMIT, "bytes", why))
-        shape, stack = _Shape(branches=widest, depth=1), None
+        shape, measured = SourceShape(branches=widest, parallel_depth=1), False
         origin = "from the definition, one branch per thread (backend not available)"
     else:
         sizes = {name: len(text.encode("utf-8")) for name, text in sources.items()}
         largest = max(sizes, key=lambda name: (sizes[name], name))
         note = largest if len(sizes) == 1 else f"{largest}; {len(sizes)} files: " + ", ".join(f"{n} {s}" for n, s in sorted(sizes.items()))
         figures.append(Figure("source size (largest file)", sizes[largest], SOURCE_LIMIT, "bytes", note))
-        shape, stack = _Shape(), 0
-        for text in sources.values():
-            document = yaml.safe_load(text)
-            _walk(document, 0, shape)
-            stack = max(stack, _call_depth(document))
-        origin = "measured on the generated source"
+        shapes = [source_shape(yaml.safe_load(text)) for text in sources.values()]
+        shape = SourceShape(*(max(getattr(one, f) for one in shapes) for f in SourceShape.__dataclass_fields__))
+        measured, origin = True, "measured on the generated source"
     figures += [
         Figure("branches in one parallel step", shape.branches, 10, "", origin),
-        Figure("parallel nesting depth", shape.depth, 2, "", origin),
+        Figure("parallel nesting depth", shape.parallel_depth, 2, "", origin),
         Figure("branches running at once", widest, 20, "", "the widest level's threads; more wait for a free slot"),
         Figure("steps executed per execution (worst case)", executed_steps(plan, backend), 100_000, "",
                "every async step polls until its time-out (time-out / wait), every retry used"),
         Figure("HTTP call time-out (longest)", max(s.call_timeout_seconds for s in plan.steps()), 1800, "s", ""),
     ]
-    if stack is not None:
+    if measured:
         figures += [
-            Figure("call-stack depth", stack, 20, "", origin),
+            Figure("call-stack depth", shape.call_depth, 20, "", origin),
             Figure("conditions in one switch", shape.switch, 50, "", origin),
             Figure("entries in one assign", shape.assign, 50, "", origin),
         ]
