@@ -82,6 +82,16 @@ def test_svg_boxes_never_overlap_and_stay_on_the_canvas(tmp_path, threads, long_
         assert 0 <= x and x + w <= width and 0 <= y and y + h <= height
 
 
+def test_every_label_fits_on_the_canvas_even_with_a_full_legend(tmp_path):
+    plan, _ = plan_of(pipeline([[[step("J1")]]]), tmp_path)
+    statuses = {"J1": "failed"}
+    root = ET.fromstring(graphs.render_svg(plan, {**statuses, **{f"other{i}": s for i, s in enumerate(graphs.STATUSES)}}))
+    _, _, width, _ = map(float, root.get("viewBox").split())
+    for text in root.iter("{http://www.w3.org/2000/svg}text"):
+        size = {"title": 18, "level-label": 14, "name": 12, "subtitle": 12}.get(text.get("class"), 11)
+        assert float(text.get("x")) + len(text.text) * size * graphs.CHAR_WIDTH <= width, text.text
+
+
 def test_svg_lanes_and_levels_do_not_overlap(tmp_path):
     plan, _ = plan_of(wide_pipeline(12, 2), tmp_path)
     root = ET.fromstring(graphs.render_svg(plan))

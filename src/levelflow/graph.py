@@ -244,8 +244,8 @@ def _draw_step(parent, step: PlanStep, box: Box, status: Optional[str], skipped:
         classes.append("continue-if-fail")
     if skipped:
         classes.append("skipped-by-next")
-    group = _el(parent, "g", id=f"step-{step.job_id}", class_=" ".join(classes),
-                data_job_id=step.job_id, data_status=status or "")
+    group = _el(parent, "g", id=f"step-{step.job_id}", class_=" ".join(classes), data_job_id=step.job_id,
+                **({"data_status": status} if status else {}))
     _el(group, "title", step_details(step, status))
     fill = STATUS_COLOURS.get(status, "#f1f3f4") if status else "#ffffff"
     _el(group, "rect", x=box.x, y=box.y, width=box.w, height=box.h, rx=6, class_="step-box", fill=fill)
@@ -284,23 +284,35 @@ def _draw_jump(parent, source: Box, target: Box) -> None:
     _el(parent, "text", "NEXT", x=(x1 + x2) / 2 - 12, y=source.y + 0.75 * (apex - source.y) - 3, class_="jump-label")
 
 
+def legend_items(statuses: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(fill, stroke, label) of each legend entry: step types, then the run's statuses."""
+    items = [(TYPE_COLOURS[t], "#5f6368", t) for t in TYPE_COLOURS]
+    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
+    items += [(STATUS_COLOURS[s], "#5f6368", f"{s} {counts[s]}") for s in STATUSES if counts[s]]
+    return items + [("#ffffff", "#e37400", "continue if fail")]
+
+
+def _legend_advance(label: str) -> float:
+    return 14 + len(label) * 11 * CHAR_WIDTH + 16
+
+
+def legend_width(statuses: dict[str, str]) -> float:
+    return sum(_legend_advance(label) for _, _, label in legend_items(statuses))
+
+
 def _legend(svg, x: float, y: float, statuses: dict[str, str]) -> None:
     legend = _el(svg, "g", class_="legend")
-    items = [(TYPE_COLOURS[t], t) for t in TYPE_COLOURS]
-    if statuses:
-        counts = {s: list(statuses.values()).count(s) for s in STATUSES}
-        items += [(STATUS_COLOURS[s], f"{s} {counts[s]}") for s in STATUSES if counts[s]]
-    for colour, label in items:
-        _el(legend, "rect", x=x, y=y - 9, width=10, height=10, fill=colour, stroke="#5f6368")
+    for fill, stroke, label in legend_items(statuses):
+        dashes = {"stroke_dasharray": "4 2"} if label == "continue if fail" else {}
+        _el(legend, "rect", x=x, y=y - 9, width=10, height=10, fill=fill, stroke=stroke, **dashes)
         _el(legend, "text", label, x=x + 14, y=y, class_="legend")
-        x += 14 + len(label) * 11 * CHAR_WIDTH + 16
-    _el(legend, "rect", x=x, y=y - 9, width=18, height=10, fill="#ffffff", stroke="#e37400", stroke_dasharray="4 2")
-    _el(legend, "text", "continue if fail", x=x + 22, y=y, class_="legend")
+        x += _legend_advance(label)
 
 
 def render_svg(plan: Plan, statuses: Optional[dict[str, str]] = None, *, standalone: bool = True) -> str:
     statuses = statuses or {}
     columns, width, height = layout(plan)
+    width = max(width, 2 * MARGIN + legend_width(statuses))
     attrs = {"xmlns": "http://www.w3.org/2000/svg"} if standalone else {}
     svg = ET.Element("svg", {**attrs, "width": _num(width), "height": _num(height),
                              "viewBox": f"0 0 {width:g} {height:g}", "class": "levelflow-graph"})
