@@ -1,4 +1,5 @@
 """`levelflow graph`: every format parses, shows every step, and the SVG layout never overlaps."""
+import importlib.util
 import json
 import re
 import shutil
@@ -419,6 +420,16 @@ def test_invalid_definition_leaves_an_earlier_picture_unchanged(tmp_path):
     assert "WAIT_TIME_SECONDS" in result.stderr and "Traceback" not in result.stderr
     assert out.read_text() == "earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "pipe.svg"]  # no temporary file left
+
+
+def test_run_without_state_reads_the_local_engines_default_database(tmp_path):
+    result = run_cli("graph", RETAIL, "-o", tmp_path / "x.svg", "--run", "r1", env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    if importlib.util.find_spec("levelflow.backends.local") is None:
+        assert "give --state DB" in result.stderr
+    else:
+        assert str(tmp_path / "data") in result.stderr and "state database not found" in result.stderr
+    assert not (tmp_path / "x.svg").exists()
 
 
 def test_state_without_run_is_a_usage_error(tmp_path):

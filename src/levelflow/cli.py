@@ -204,7 +204,7 @@ def _plan_for(definition: Path, params_file, engine):
 @click.option("--params", "params_file", type=click.Path(path_type=Path), help="Platform parameters file (optional).")
 @click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
 @click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
-@click.option("--state", "state_db", type=click.Path(path_type=Path), help="State database of recorded runs (default .levelflow/state.db).")
+@click.option("--state", "state_db", type=click.Path(path_type=Path), help="Database of recorded runs (default: the one `levelflow run` uses).")
 @reports_problems
 def graph(definition, output, params_file, engine, run_id, state_db):
     """Draw a pipeline: levels as columns, threads as lanes, steps as boxes.
@@ -224,7 +224,7 @@ def graph(definition, output, params_file, engine, run_id, state_db):
     if state_db and not run_id:
         raise click.UsageError("--state names the database of recorded runs; give --run RUN_ID too")
     plan = _plan_for(definition, params_file, engine)
-    statuses = graphs.load_run_statuses(state_db or graphs.DEFAULT_STATE_DB, run_id) if run_id else None
+    statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id) if run_id else None
     write_atomic(output, graphs.render(plan, output_format, statuses))
     click.echo(f"wrote {output} ({output_format}: {len(plan.levels)} levels, {plan.step_count} steps)")
 

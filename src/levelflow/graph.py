@@ -28,7 +28,6 @@ STATUS_COLOURS = {
     "running": "#c6dafc", "interrupted": "#f9cb9c", "pending": "#ffffff",
 }
 TYPE_COLOURS = {"async": "#4285f4", "sync": "#34a853", "workflows": "#a142f4"}
-DEFAULT_STATE_DB = Path(".levelflow") / "state.db"
 
 # Geometry in SVG user units. Labels use a monospace font so that a character count bounds
 # a label's width: 0.6 em per character, the widest common monospace advance.
@@ -47,6 +46,15 @@ TITLE_H = 64
 
 # ---------------------------------------------------------------- run statuses
 
+def default_state_db() -> Path:
+    """The database `levelflow run` records runs in when it is given no --state."""
+    try:
+        from .backends.local.store import default_state_path
+    except ImportError:
+        raise LevelflowError([Problem("--state", "give --state DB: the local engine (`levelflow run`), which knows the default run database, is not installed")]) from None
+    return default_state_path()
+
+
 def load_run_statuses(state_db: str | Path, run_id: str) -> dict[str, str]:
     """Status of each step (JOB_ID -> status) in a run recorded by `levelflow run`.
 
@@ -57,7 +65,8 @@ def load_run_statuses(state_db: str | Path, run_id: str) -> dict[str, str]:
     if not path.is_file():
         raise LevelflowError([Problem(str(path), "state database not found (runs are recorded by `levelflow run`; pass --state)")])
     try:
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        # a plain connection: read-only mode cannot open a WAL database whose -shm file is gone
+        with sqlite3.connect(str(path), timeout=10) as db:
             rows = db.execute("SELECT job_id, status FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
             known = [r[0] for r in db.execute("SELECT DISTINCT run_id FROM steps ORDER BY run_id LIMIT 20")] if not rows else []
     except sqlite3.Error as exc:
