@@ -2,8 +2,8 @@
 (DESIGN.md §5) beside the pipeline's own figure, so a user sees how close to a limit it is.
 
 Cloud Workflows figures are measured on the generated source when the backend is installed;
-Composer figures follow the DAG's naming (a task group per level and per thread, one task per
-step named after its JOB_NAME).
+Composer figures follow the DAG's naming (a task group per level and per thread holding the
+steps' tasks, named after their JOB_NAME).
 """
 from __future__ import annotations
 
@@ -238,19 +238,29 @@ def cloud_workflows_figures(plan: Plan) -> list[Figure]:
 
 # ---------------------------------------------------------------- Composer
 
+def _id_component():
+    """The Composer backend's id shortening when it is installed (ids are used as they are otherwise)."""
+    try:
+        from .backends.airflow import component
+    except ImportError:
+        return lambda text: text
+    return component
+
+
 def composer_task_id(level_id: str, thread_id: str, job_name: str) -> str:
-    """A task's full id: group ids are prefixed to the task id inside task groups."""
-    return f"level_{level_id}.thread_{thread_id}.{job_name}"
+    """A step's full id: Airflow prefixes the ids of its task groups (level, then thread)."""
+    component = _id_component()
+    return f"level_{component(level_id)}.thread_{component(thread_id)}.{component(job_name)}"
 
 
 def composer_figures(plan: Plan) -> list[Figure]:
-    ids = [composer_task_id(level.level_id, thread.thread_id, step.job_name)
-           for level in plan.levels for thread in level.threads for step in thread.steps]
+    ids = [composer_task_id(level.level_id, thread.thread_id, thread.steps[i].job_name)
+           for level in plan.levels for thread in level.threads for i in executed_path(thread)]
     longest = max(ids, key=len)
     groups = len(plan.levels) + sum(len(level.threads) for level in plan.levels)
     return [
-        Figure("tasks", len(ids), None, "", "one task per step"),
-        Figure("task groups", groups, None, "", "one per level and one per thread"),
+        Figure("steps that become tasks", len(ids), None, "", "steps skipped by NEXT get none; an executor may use several tasks"),
+        Figure("task groups (levels and threads)", groups, None, "", "one per level, one per thread inside it"),
         Figure("task_id length (longest)", len(longest), COMPOSER_TASK_ID_LIMIT, "characters", longest),
         Figure("threads in one level (largest)", max(len(level.threads) for level in plan.levels), None, "",
                "tasks that may run at once, within the DAG's max_active_tasks"),
