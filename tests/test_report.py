@@ -59,14 +59,14 @@ def test_equal_threads_keep_the_first(tmp_path):
 
 
 def test_worst_case_executed_steps_count_every_poll_and_retry(tmp_path):
-    data = pipeline([[[step("A", WAIT_TIME_SECONDS=10, ASYNC_TIMEOUT_LOOP_IN_MINUTES=5, RETRIES=2),
-                       {"JOB_ID": "S", "JOB_NAME": "s", "TYPE": "sync", "FUNCTION_NAME": "f"}]]])
+    data = pipeline([[[step("A", WAIT_TIME_SECONDS=10, ASYNC_TIMEOUT_LOOP_IN_MINUTES=5, RETRIES=2, NEXT="C"),
+                       step("B", ASYNC_TIMEOUT_LOOP_IN_MINUTES=500),
+                       {"JOB_ID": "C", "JOB_NAME": "c", "TYPE": "sync", "FUNCTION_NAME": "f"}]]])
     plan, _ = plan_of(data, tmp_path)
-    m = report.COST_MODEL
+    backend = report.load_backend()
+    call, poll = (getattr(backend, n, report.BACKEND_FIGURES[n]) for n in ("STEPS_PER_CALL", "STEPS_PER_POLL"))
     polls = 5 * 60 // 10
-    expected = (m["STEPS_PER_EXECUTION"] + m["STEPS_PER_LEVEL"] + m["STEPS_PER_BRANCH"]
-                + 3 * (m["STEPS_PER_ASYNC_START"] + polls * m["STEPS_PER_POLL"]) + m["STEPS_PER_SYNC_CALL"])
-    assert report.executed_steps(plan) == expected
+    assert report.executed_steps(plan, backend) == 3 * (call + polls * poll) + call  # B is skipped by NEXT
 
 
 def test_a_pipeline_that_polls_too_much_is_shown_over_the_limit(tmp_path):
@@ -122,9 +122,22 @@ run_thread:
 poll_job:
   steps:
     - again: {call: poll_job}
+    - post:
+        try: {call: http.post, args: {url: x}}
+        retry: {predicate: "${transient}", max_retries: 3}
+transient:
+  params: [e]
+  steps:
+    - answer: {return: true}
 """)
     shape = report.source_shape(source)
-    assert (shape.parallel_depth, shape.call_depth, shape.branches) == (2, 3, 2)  # recursion counted once
+    # main > run_thread > poll_job > transient (a retry predicate runs as a call); recursion counted once
+    assert (shape.parallel_depth, shape.call_depth, shape.branches) == (2, 4, 2)
+
+
+def test_a_step_named_like_a_keyword_is_not_taken_for_one():
+    source = {"main": {"steps": [{"call": {"call": "helper"}}, {"switch": {"return": 1}}]}, "helper": {"steps": []}}
+    assert report.source_shape(source) == report.SourceShape(call_depth=2)
 
 
 def test_a_plain_step_list_is_a_source_too():
@@ -212,6 +225,5 @@ def test_plan_of_an_invalid_definition_exits_1(tmp_path):
 
 def test_polls_are_rounded_up(tmp_path):
     plan, _ = plan_of(pipeline([[[step("A", WAIT_TIME_SECONDS=7, ASYNC_TIMEOUT_LOOP_IN_MINUTES=1)]]]), tmp_path)
-    m = report.COST_MODEL
-    overhead = m["STEPS_PER_EXECUTION"] + m["STEPS_PER_LEVEL"] + m["STEPS_PER_BRANCH"] + m["STEPS_PER_ASYNC_START"]
-    assert report.executed_steps(plan) == overhead + 9 * m["STEPS_PER_POLL"]  # 60 s / 7 s: the 9th poll sees the time-out
+    call, poll = report.BACKEND_FIGURES["STEPS_PER_CALL"], report.BACKEND_FIGURES["STEPS_PER_POLL"]
+    assert report.executed_steps(plan) == call + 9 * poll  # 60 s / 7 s: the 9th poll sees the time-out

@@ -18,22 +18,11 @@ from .errors import LevelflowError
 from .graph import executed_path
 from .plan import Plan, PlanStep
 
-KB = 1024
-SOURCE_LIMIT = 128 * KB
-
-# Worst-case Cloud Workflows steps executed, per the generated shape of each step: an async
-# step assigns its inputs, calls get_id and records the result, then per poll sleeps, calls
-# get_status, switches on the answer and counts the attempt. A backend module may define the
-# same names to state its own figures.
-COST_MODEL = {
-    "STEPS_PER_ASYNC_START": 3,
-    "STEPS_PER_POLL": 4,
-    "STEPS_PER_SYNC_CALL": 2,
-    "STEPS_PER_WORKFLOWS_CALL": 2,
-    "STEPS_PER_BRANCH": 1,
-    "STEPS_PER_LEVEL": 1,
-    "STEPS_PER_EXECUTION": 5,
-}
+# Defaults for what the Cloud Workflows backend states itself when installed (same names):
+# the source limit (128 KB counted in decimal, to stay on the safe side) and the workflow steps
+# one poll executes (sleep, the status call with its retries and switch, the decision) and one
+# step executes outside polling (assignments, the start or sync call, recording the result).
+BACKEND_FIGURES = {"MAX_SOURCE_BYTES": 128_000, "STEPS_PER_POLL": 12, "STEPS_PER_CALL": 30}
 
 COMPOSER_TASK_ID_LIMIT = 250
 
@@ -142,6 +131,15 @@ class SourceShape:
     assign: int = 0  # longest `assign`
 
 
+def _callee(key: str, value: Any) -> Optional[str]:
+    """The subworkflow a `call:` runs, or a retry `predicate: ${name}` (also a call)."""
+    if key == "call" and isinstance(value, str):
+        return value
+    if key == "predicate" and isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        return value[2:-1].strip()
+    return None
+
+
 def source_shape(document: Any) -> SourceShape:
     """Walk a parsed Cloud Workflows source (a step list, or `main` plus subworkflows)."""
     subworkflows = document if isinstance(document, dict) and "main" in document else {"main": document}
@@ -164,9 +162,9 @@ def source_shape(document: Any) -> SourceShape:
                 shape.switch = max(shape.switch, len(value))
             elif key == "assign" and isinstance(value, list):
                 shape.assign = max(shape.assign, len(value))
-            elif key == "call" and value in subworkflows and value not in stack:
-                callee = subworkflow(value, stack)
-                inner = (callee[0], callee[1] + 1)
+            elif (callee := _callee(key, value)) in subworkflows and callee not in stack:
+                depth = subworkflow(callee, stack)
+                inner = (depth[0], depth[1] + 1)
             parallel, calls = max(parallel, inner[0]), max(calls, inner[1])
         return parallel, calls
 
@@ -182,40 +180,31 @@ def source_shape(document: Any) -> SourceShape:
 
 def executed_steps(plan: Plan, backend=None) -> int:
     """Worst case: every async step polls until its time-out, every retry is used."""
-    model = {name: getattr(backend, name, default) for name, default in COST_MODEL.items()}
-    total = model["STEPS_PER_EXECUTION"]
+    per_call, per_poll = (getattr(backend, name, BACKEND_FIGURES[name]) for name in ("STEPS_PER_CALL", "STEPS_PER_POLL"))
+    total = 0
     for level in plan.levels:
-        total += model["STEPS_PER_LEVEL"]
         for thread in level.threads:
-            total += model["STEPS_PER_BRANCH"]
-            for i in executed_path(thread):
-                total += _step_cost(thread.steps[i], model) * (thread.steps[i].retries + 1)
+            for step in (thread.steps[i] for i in executed_path(thread)):
+                polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type == "async" else 0
+                total += (per_call + polls * per_poll) * (1 + step.retries)
     return total
-
-
-def _step_cost(step: PlanStep, model: dict[str, int]) -> int:
-    if step.type == "sync":
-        return model["STEPS_PER_SYNC_CALL"]
-    if step.type == "workflows":
-        return model["STEPS_PER_WORKFLOWS_CALL"]
-    polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds)
-    return model["STEPS_PER_ASYNC_START"] + polls * model["STEPS_PER_POLL"]
 
 
 def cloud_workflows_figures(plan: Plan) -> list[Figure]:
     backend = load_backend()
     sources, why = generated_sources(plan, backend)
+    source_limit = getattr(backend, "MAX_SOURCE_BYTES", BACKEND_FIGURES["MAX_SOURCE_BYTES"])
     widest = max(len(level.threads) for level in plan.levels)
     figures = []
     if sources is None:
-        figures.append(Figure("source size (largest file)", None, SOURCE_LIMIT, "bytes", why))
+        figures.append(Figure("source size (largest file)", None, source_limit, "bytes", why))
         shape, measured = SourceShape(branches=widest, parallel_depth=1), False
         origin = "from the definition, one branch per thread (backend not available)"
     else:
         sizes = {name: len(text.encode("utf-8")) for name, text in sources.items()}
         largest = max(sizes, key=lambda name: (sizes[name], name))
         note = largest if len(sizes) == 1 else f"{largest}; {len(sizes)} files: " + ", ".join(f"{n} {s}" for n, s in sorted(sizes.items()))
-        figures.append(Figure("source size (largest file)", sizes[largest], SOURCE_LIMIT, "bytes", note))
+        figures.append(Figure("source size (largest file)", sizes[largest], source_limit, "bytes", note))
         shapes = [source_shape(yaml.safe_load(text)) for text in sources.values()]
         shape = SourceShape(*(max(getattr(one, f) for one in shapes) for f in SourceShape.__dataclass_fields__))
         measured, origin = True, "measured on the generated source"
