@@ -226,7 +226,7 @@ def graph(definition, output, params_file, engine, run_id, state_db):
     plan = _plan_for(definition, params_file, engine)
     statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id) if run_id else None
     write_atomic(output, graphs.render(plan, output_format, statuses))
-    click.echo(f"wrote {output} ({output_format}: {len(plan.levels)} levels, {plan.step_count} steps)")
+    click.echo(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
 
 
 
