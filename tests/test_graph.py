@@ -23,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:'\w+' deprecated - use:Deprecat
 
 RETAIL = EXAMPLES / "retail_daily.json"
 SVG_NS = {"s": "http://www.w3.org/2000/svg"}
-LONG = "x" * 100 + "_very_long_job_name_that_goes_on"  # 132 > 128: cut below
 
 
 def retail_plan():
@@ -69,7 +68,7 @@ def overlaps(a, b) -> bool:
 
 # ---------------------------------------------------------------- SVG
 
-@pytest.mark.parametrize("threads,long_names", [(1, False), (12, False), (100, False), (12, True)])
+@pytest.mark.parametrize("threads,long_names", [(1, False), (12, False), (100, False), (12, True), (100, True)])
 def test_svg_boxes_never_overlap_and_stay_on_the_canvas(tmp_path, threads, long_names):
     plan, _ = plan_of(wide_pipeline(threads, 3, long_names), tmp_path)
     text = graphs.render_svg(plan)
@@ -83,14 +82,41 @@ def test_svg_boxes_never_overlap_and_stay_on_the_canvas(tmp_path, threads, long_
         assert 0 <= x and x + w <= width and 0 <= y and y + h <= height
 
 
+FONT_SIZES = {"title": 18, "level-label": 14, "name": 12, "subtitle": 12, "jump-label": 10}
+
+
+def text_box(text: ET.Element) -> tuple[float, float, float, float]:
+    """A label's extent: monospace advance per character, baseline at y."""
+    size = FONT_SIZES.get(text.get("class"), 11)
+    return float(text.get("x")), float(text.get("y")) - size, len(text.text) * size * graphs.CHAR_WIDTH, size
+
+
+@pytest.mark.parametrize("threads,long_names", [(3, False), (100, True)])
+def test_labels_stay_inside_their_box_and_off_the_others(tmp_path, threads, long_names):
+    data = wide_pipeline(threads, 3, long_names)
+    data["definition"][0]["THREADS"][0]["STEPS"][0]["NEXT"] = "J0_2"
+    plan, _ = plan_of(data, tmp_path)
+    text = graphs.render_svg(plan)
+    root, boxes, inside = ET.fromstring(text), step_boxes(text), set()
+    for group in root.iterfind(".//s:g[@data-job-id]", SVG_NS):
+        x, y, w, h = boxes[group.get("data-job-id")]
+        for text in group.iterfind("s:text", SVG_NS):
+            tx, ty, tw, th = text_box(text)
+            assert x < tx and tx + tw < x + w and y < ty and ty + th < y + h, text.text
+            inside.add(id(text))
+    for text in root.iter("{http://www.w3.org/2000/svg}text"):
+        if id(text) not in inside:
+            assert not any(overlaps(text_box(text), box) for box in boxes.values()), text.text
+
+
 def test_every_label_fits_on_the_canvas_even_with_a_full_legend(tmp_path):
     plan, _ = plan_of(pipeline([[[step("J1")]]]), tmp_path)
     statuses = {"J1": "failed"}
     root = ET.fromstring(graphs.render_svg(plan, {**statuses, **{f"other{i}": s for i, s in enumerate(graphs.STATUSES)}}))
     _, _, width, _ = map(float, root.get("viewBox").split())
     for text in root.iter("{http://www.w3.org/2000/svg}text"):
-        size = {"title": 18, "level-label": 14, "name": 12, "subtitle": 12}.get(text.get("class"), 11)
-        assert float(text.get("x")) + len(text.text) * size * graphs.CHAR_WIDTH <= width, text.text
+        x, _, w, _ = text_box(text)
+        assert x + w <= width, text.text
 
 
 def test_svg_lanes_and_levels_do_not_overlap(tmp_path):
@@ -154,7 +180,8 @@ def test_text_from_a_plan_is_escaped_not_interpreted():
     page = graphs.render_html(plan)
     assert page.count("<script>") == 1
     mermaid = graphs.render_mermaid(plan)
-    assert "<script" not in mermaid and '"x"' not in mermaid
+    assert "<script" not in mermaid
+    check_mermaid_structure(mermaid, plan)  # every label stays one quoted string
     (graph,) = pydot.graph_from_dot_data(graphs.render_dot(plan))
     (cluster,) = graph.get_subgraphs()
     (thread,) = cluster.get_subgraphs()

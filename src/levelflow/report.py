@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -111,11 +112,13 @@ def generated_sources(plan: Plan, backend) -> tuple[Optional[dict[str, str]], st
     if plan.params is None:
         return None, "n/a (give --params to generate the source)"
     try:
-        if hasattr(backend, "generate_workflows"):
-            return backend.generate_workflows(plan), ""
-        from .backends import GenerateOptions
+        with warnings.catch_warnings():  # its warnings repeat figures this report shows anyway
+            warnings.simplefilter("ignore")
+            if hasattr(backend, "generate_workflows"):
+                return backend.generate_workflows(plan), ""
+            from .backends import GenerateOptions
 
-        return backend.generate_files(plan, GenerateOptions()), ""
+            return backend.generate_files(plan, GenerateOptions()), ""
     except (LevelflowError, ValueError) as exc:
         first = exc.problems[0] if isinstance(exc, LevelflowError) and exc.problems else exc
         return None, f"n/a (not generated: {first})"
@@ -199,7 +202,7 @@ def cloud_workflows_figures(plan: Plan) -> list[Figure]:
     if sources is None:
         figures.append(Figure("source size (largest file)", None, source_limit, "bytes", why))
         shape, measured = SourceShape(branches=widest, parallel_depth=1), False
-        origin = "from the definition, one branch per thread (backend not available)"
+        origin = "from the definition, one branch per thread (source not generated)"
     else:
         sizes = {name: len(text.encode("utf-8")) for name, text in sources.items()}
         largest = max(sizes, key=lambda name: (sizes[name], name))
