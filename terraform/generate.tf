@@ -29,11 +29,11 @@ locals {
     for name in fileset(var.definitions_dir, "*") : name
     if can(regex("(?i)\\.(json|ya?ml)$", name)) && !startswith(name, "platform-parameters") && !startswith(name, ".")
   ])
+  # try: a JSON file decodes as JSON, a YAML one as YAML; null when neither has an engine.
   definition_engines = {
     for name in local.definition_files : name => try(
-      endswith(lower(name), ".json")
-      ? jsondecode(file("${var.definitions_dir}/${name}")).engine
-      : yamldecode(file("${var.definitions_dir}/${name}")).engine,
+      jsondecode(file("${var.definitions_dir}/${name}")).engine,
+      yamldecode(file("${var.definitions_dir}/${name}")).engine,
       null
     )
   }
@@ -98,4 +98,11 @@ resource "local_file" "platform_parameters" {
   filename        = "${var.definitions_dir}/${local.parameters_file_name}"
   content         = local.platform_parameters_json
   file_permission = "0644"
+
+  lifecycle {
+    precondition {
+      condition     = length(local.definition_files) > 0
+      error_message = "No definition files (*.json, *.yaml, *.yml) in definitions_dir ${var.definitions_dir} (relative to where Terraform runs)."
+    }
+  }
 }

@@ -128,7 +128,7 @@ def generate_query(engine: str, definitions: list[Path], generated_dir: Path) ->
         "local.platform_parameters_json": params_json,
         # for-expressions over the definitions: what they compute, for these files.
         "local.quoted_definitions[each.key]": " ".join(quote(str(path)) for path in definitions),
-        "local.quoted_parameters_file": quote(f"{generated_dir}/platform-parameters-dev.json"),
+        "local.quoted_parameters_file": quote(f"{generated_dir}/{render(module_locals()['parameters_file_name'], {})}"),
         "local.quoted_out_dirs[each.key]": quote(f"{generated_dir}/{engine}"),
     }
     query = data_source("external", "generate")["query"]
