@@ -1,11 +1,16 @@
 """`levelflow init`: a repository of pipelines that validates and generates with no edits."""
 import importlib.util
+import re
+import subprocess
+import sys
 
 import pytest
 import yaml
+from pre_commit.clientlib import load_config, load_manifest
 
+import levelflow
 from levelflow.scaffold import scaffold_files
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 EXPECTED = {
     "workflow-definitions/example_pipeline.json", "platform-parameters-dev.json",
@@ -55,11 +60,34 @@ def test_ci_workflow_validates_then_generates():
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as true
 
 
-def test_pre_commit_config_uses_the_levelflow_hook():
-    config = yaml.safe_load(scaffold_files()[".pre-commit-config.yaml"])
-    (repo,) = config["repos"]
+def test_ci_workflow_is_a_valid_github_actions_workflow(tmp_path):
+    assert run_cli("init", tmp_path / "repo").returncode == 0
+    workflow = tmp_path / "repo" / ".github" / "workflows" / "levelflow.yaml"
+    checked = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                              str(workflow)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_pre_commit_config_uses_the_levelflow_hook(tmp_path):
+    assert run_cli("init", tmp_path / "repo").returncode == 0
+    (repo,) = load_config(str(tmp_path / "repo" / ".pre-commit-config.yaml"))["repos"]
     assert [hook["id"] for hook in repo["hooks"]] == ["levelflow-validate"]
-    assert repo["rev"].startswith("v")
+    assert repo["rev"] == f"v{levelflow.__version__}"
+
+
+def test_hook_repo_names_where_pre_commit_fetches_the_hook(tmp_path):
+    url = "https://git.example.com/data/levelflow.git#fork"
+    assert run_cli("init", tmp_path / "repo", "--hook-repo", url).returncode == 0
+    (repo,) = load_config(str(tmp_path / "repo" / ".pre-commit-config.yaml"))["repos"]
+    assert repo["repo"] == url
+
+
+def test_the_hook_selects_the_example_definition_and_not_the_parameters():
+    (hook,) = load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))
+    assert hook["id"] == "levelflow-validate"
+    selected = {name for name in scaffold_files()
+                if re.search(hook["files"], name) and not re.search(hook["exclude"], name)}
+    assert selected == {"workflow-definitions/example_pipeline.json"}
 
 
 def test_existing_files_stop_init_and_nothing_is_written(tmp_path):

@@ -257,8 +257,9 @@ def plan_command(definition, params_file, engine, output_format):
 @click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), default="cloud_workflows", show_default=True,
               help="Engine of the example definition.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--hook-repo", metavar="URL", help="Git URL pre-commit fetches the levelflow-validate hook from (default: levelflow's repository).")
 @reports_problems
-def init(directory, engine, force):
+def init(directory, engine, force, hook_repo):
     """Start a repository of pipelines in DIRECTORY.
 
     Writes workflow-definitions/ with an example definition, platform-parameters-dev.json, a
@@ -266,9 +267,9 @@ def init(directory, engine, force):
     levelflow-validate hook, a .gitignore and a README. Refuses to overwrite existing files
     unless --force; every file is written, or none.
     """
-    from .scaffold import init_repository
+    from .scaffold import PRE_COMMIT_REPO, init_repository
 
-    for path in init_repository(directory, engine=engine, force=force):
+    for path in init_repository(directory, engine=engine, force=force, hook_repo=hook_repo or PRE_COMMIT_REPO):
         click.echo(f"wrote {path}")
     click.echo(f"next: cd {directory} && levelflow validate workflow-definitions/")
 

@@ -8,7 +8,8 @@ from . import __version__
 from .errors import LevelflowError, Problem
 from .writer import write_all_atomic
 
-# Where pre-commit fetches levelflow's hook definitions (.pre-commit-hooks.yaml) from.
+# Where pre-commit fetches levelflow's hook definitions (.pre-commit-hooks.yaml) from by
+# default; `levelflow init --hook-repo URL` names another Git URL (a fork, a mirror).
 PRE_COMMIT_REPO = "https://github.com/levelflow/levelflow"
 
 
@@ -79,14 +80,17 @@ jobs:
           path: build/
 """
 
-PRE_COMMIT_CONFIG = f"""\
+def pre_commit_config(hook_repo: str) -> str:
+    # json.dumps quotes the URL as a YAML string, whatever it contains
+    return f"""\
 # Run `pre-commit install` once; every commit then validates the definitions it changes.
 repos:
-  - repo: {PRE_COMMIT_REPO}
+  - repo: {json.dumps(hook_repo)}
     rev: v{__version__}
     hooks:
       - id: levelflow-validate
 """
+
 
 README = """\
 # Pipelines
@@ -116,24 +120,25 @@ your editor.
 """
 
 
-def scaffold_files(engine: str = "cloud_workflows") -> dict[str, str]:
+def scaffold_files(engine: str = "cloud_workflows", hook_repo: str = PRE_COMMIT_REPO) -> dict[str, str]:
     """Relative path -> text of every file `levelflow init` writes."""
     return {
         "workflow-definitions/example_pipeline.json": json.dumps(example_definition(engine), indent=2) + "\n",
         "platform-parameters-dev.json": json.dumps(PARAMETERS, indent=2) + "\n",
         ".github/workflows/levelflow.yaml": CI_WORKFLOW,
-        ".pre-commit-config.yaml": PRE_COMMIT_CONFIG,
+        ".pre-commit-config.yaml": pre_commit_config(hook_repo),
         ".gitignore": "build/\n",
         "README.md": README,
     }
 
 
-def init_repository(directory: str | Path, *, engine: str = "cloud_workflows", force: bool = False) -> list[Path]:
+def init_repository(directory: str | Path, *, engine: str = "cloud_workflows", force: bool = False,
+                    hook_repo: str = PRE_COMMIT_REPO) -> list[Path]:
     """Write the scaffold into `directory`; existing files stop everything unless `force`."""
     root = Path(directory)
     if root.exists() and not root.is_dir():
         raise LevelflowError([Problem(str(root), "exists and is not a directory")])
-    files = {root / name: text for name, text in scaffold_files(engine).items()}
+    files = {root / name: text for name, text in scaffold_files(engine, hook_repo).items()}
     existing = [path for path in files if path.exists()]
     if existing and not force:
         raise LevelflowError([Problem(str(path), "already exists; nothing was written (use --force to overwrite)") for path in existing])
