@@ -259,13 +259,24 @@ def test_chromium_draws_the_html_page(tmp_path):
 
 
 @needs_chromium
-def test_the_page_script_runs_and_sets_the_view(tmp_path):
+def test_the_page_script_zooms_and_shows_details_on_hover(tmp_path):
+    """Events a person would cause, dispatched in the page, then the resulting DOM read back."""
+    plan = retail_plan()
+    user = """<script>
+    const first = document.querySelector('.step rect');
+    first.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+    const before = svg.getAttribute('viewBox');
+    svg.dispatchEvent(new WheelEvent('wheel', {deltaY: 100, clientX: 300, clientY: 300, bubbles: true, cancelable: true}));
+    document.body.dataset.views = before + '|' + svg.getAttribute('viewBox');
+    </script>"""
     page = tmp_path / "retail.html"
-    page.write_text(graphs.render_html(retail_plan()))
+    page.write_text(graphs.render_html(plan).replace("</body>", user + "</body>"))
     dom = chromium(tmp_path, page.as_uri(), "--dump-dom", "--window-size=1200,800").stdout
-    view = re.search(r'<svg[^>]*viewBox="([^"]+)"', dom).group(1).split()
-    canvas = re.search(r'<svg[^>]*viewBox="([^"]+)"', graphs.render_svg(retail_plan())).group(1).split()
-    assert view[:2] == ["0", "0"] and view != canvas  # the script replaced the full-canvas view
+    details = re.search(r'<aside id="details">([^<]*)</aside>', dom).group(1)
+    first = next(plan.steps())
+    assert details.startswith(f"{first.job_name} (JOB_ID {first.job_id})")
+    before, after = (list(map(float, v.split())) for v in re.search(r'data-views="([^"]+)"', dom).group(1).split("|"))
+    assert before[:2] == [0, 0] and after[2] > before[2] and after[3] > before[3]  # zoomed out around the pointer
 
 
 # ---------------------------------------------------------------- Mermaid
