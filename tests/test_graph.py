@@ -317,6 +317,8 @@ def test_mermaid_is_a_flowchart_with_every_step(tmp_path):
     text = out.read_text()
     check_mermaid_structure(text, plan)
     assert text.count("-. NEXT .->") == 1
+    skipped = [i for i, s in enumerate(plan.steps()) if s.job_id == "L2_sales_backfill"]
+    assert [line.strip() for line in text.splitlines() if "class s" in line and "skippedByNext" in line] == [f"class s{skipped[0]} skippedByNext"]
     assert text.count("continueIfFail") == 1 + sum(s.continue_if_fail for s in plan.steps())
 
 
@@ -366,6 +368,8 @@ def test_dot_parses_with_every_step_and_the_level_joins(tmp_path):
     assert len(nodes) == plan.step_count
     labels = [nodes[f"s{i}"].get("label").strip('"').split("\\n")[0] for i in range(plan.step_count)]
     assert labels == [s.job_name for s in plan.steps()]
+    faded = [name for name, node in nodes.items() if node.get("fontcolor")]
+    assert faded == [f"s{i}" for i, s in enumerate(plan.steps()) if s.job_id == "L2_sales_backfill"]
     joins = [n.get_name() for n in graph.get_nodes() if n.get_name().startswith("join")]
     assert joins == [f"join{i}" for i in range(len(plan.levels) - 1)]
     top_edges = graph.get_edges()

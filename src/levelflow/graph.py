@@ -90,6 +90,12 @@ def executed_path(thread: PlanThread) -> list[int]:
     return path
 
 
+def skipped_by_next(plan: Plan) -> set[str]:
+    """JOB_IDs of the steps a NEXT jump passes over: they never run."""
+    return {thread.steps[i].job_id for level in plan.levels for thread in level.threads
+            for i in set(range(len(thread.steps))) - set(executed_path(thread))}
+
+
 def executor_text(step: PlanStep) -> str:
     return f"workflow {step.workflow_id}" if step.type == "workflows" else (step.executor or "")
 
@@ -447,13 +453,17 @@ def render_mermaid(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str
         out.append("  end")
         if li:
             out.append(f"  L{li - 1} --> L{li}")
+    skipped = skipped_by_next(plan)
     for step in plan.steps():
         if step.continue_if_fail:
             classes.append(f"  class {ids[step.job_id]} continueIfFail")
+        if step.job_id in skipped:
+            classes.append(f"  class {ids[step.job_id]} skippedByNext")
         status = statuses.get(step.job_id)
         if status in STATUS_COLOURS:
             classes.append(f"  class {ids[step.job_id]} {status}")
     out.append("  classDef continueIfFail stroke:#e37400,stroke-width:2px,stroke-dasharray:6 3")
+    out.append("  classDef skippedByNext opacity:0.55")
     out.extend(f"  classDef {s} fill:{STATUS_COLOURS[s]}" for s in STATUSES if s in statuses.values())
     return "\n".join(out + classes) + "\n"
 
@@ -476,7 +486,7 @@ def dot_string(text: str) -> str:
 
 def render_dot(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str:
     """Each level is a cluster of thread clusters; a small join node marks the wait between levels."""
-    statuses = statuses or {}
+    statuses, skipped = statuses or {}, skipped_by_next(plan)
     ids = {step.job_id: f"s{i}" for i, step in enumerate(plan.steps())}
     out = [f"digraph {dot_string(plan.name)} {{",
            '  graph [rankdir=LR, compound=true, fontname="Helvetica", label=' + dot_string(plan.name) + ", labelloc=t];",
@@ -488,7 +498,7 @@ def render_dot(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str:
             out.append(f"    subgraph cluster_L{li}_T{ti} {{")
             out.append(f"      label={dot_string(f'thread {thread.thread_id}')}; fillcolor=\"#ffffff\";")
             for step in thread.steps:
-                out.append(f"      {ids[step.job_id]} [{_dot_node_attrs(step, statuses.get(step.job_id))}];")
+                out.append(f"      {ids[step.job_id]} [{_dot_node_attrs(step, statuses.get(step.job_id), step.job_id in skipped)}];")
             for step, following in zip(thread.steps, thread.steps[1:]):
                 if step.next_job_id:
                     out.append(f'      {ids[step.job_id]} -> {ids[step.next_job_id]} [style=dashed, color="#a142f4", label="NEXT"];')
@@ -503,9 +513,11 @@ def render_dot(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str:
     return "\n".join(out + ["}"]) + "\n"
 
 
-def _dot_node_attrs(step: PlanStep, status: Optional[str]) -> str:
+def _dot_node_attrs(step: PlanStep, status: Optional[str], skipped: bool) -> str:
     attrs = [f"label={dot_string(chr(10).join(_label_lines(step, status)))}",
              f"tooltip={dot_string(step_details(step, status))}"]
+    if skipped:
+        attrs.append('fontcolor="#80868b", color="#9aa0a6"')
     if status in STATUS_COLOURS:
         attrs.append(f'fillcolor="{STATUS_COLOURS[status]}"')
     if step.continue_if_fail:
