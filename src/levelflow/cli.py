@@ -229,7 +229,6 @@ def graph(definition, output, params_file, engine, run_id, state_db):
     click.echo(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
 
 
-
 @main.command("plan")
 @click.argument("definition", type=click.Path(path_type=Path))
 @click.option("--params", "params_file", type=click.Path(path_type=Path),
@@ -249,7 +248,6 @@ def plan_command(definition, params_file, engine, output_format):
 
     report = build_report(_plan_for(definition, params_file, engine))
     click.echo(json.dumps(report, indent=2) if output_format == "json" else format_text(report), nl=output_format == "json")
-
 
 
 @main.command()
