@@ -188,5 +188,9 @@ def serve(host, port, scenario, log_file):
         server.server_close()
 
 
+from .cli_local import register as _register_local  # noqa: E402  (needs reports_problems above)
+
+_register_local(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
