@@ -187,7 +187,9 @@ def list_runs(state_path, output_format, limit):
 
     from .backends.local.view import status_text
 
-    table = Table("run id", "pipeline", "status", "started (UTC)", "steps succeeded", "resumes")
+    table = Table()
+    for column in ("run id", "pipeline", "status", "started (UTC)", "succeeded", "resumes"):
+        table.add_column(column, no_wrap=True)
     for row in listed:
         table.add_row(row["run_id"], row["pipeline"], status_text(row["status"]), (row["started_at"] or "")[:19],
                       f"{row['succeeded']}/{row['steps']}", str(row["resumes"]))
