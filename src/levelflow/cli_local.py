@@ -24,6 +24,14 @@ def _format_option(function):
                         show_default=True, help="text: tables for people; json: a machine-readable result on stdout.")(function)
 
 
+def _console():
+    """Tables for people: the terminal's width, or a generous one when piped to a file."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def _store(state_path):
     from .backends.local import RunStore, default_state_path
 
@@ -143,11 +151,9 @@ def _print_result(report: dict, output_format: str, definition, params_path) -> 
     if output_format == "json":
         click.echo(json.dumps(report, indent=2))
         return
-    from rich.console import Console
-
     from .backends.local.view import summary
 
-    summary(report, Console())
+    summary(report, _console())
     status = report["status"]
     if status == "failed":
         click.echo(f"run {report['run_id']} failed: {', '.join(report['failed_steps'])}", err=True)
@@ -182,7 +188,6 @@ def list_runs(state_path, output_format, limit):
     if output_format == "json":
         click.echo(json.dumps(listed, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     from .backends.local.view import status_text
@@ -193,7 +198,7 @@ def list_runs(state_path, output_format, limit):
     for row in listed:
         table.add_row(row["run_id"], row["pipeline"], status_text(row["status"]), (row["started_at"] or "")[:19],
                       f"{row['succeeded']}/{row['steps']}", str(row["resumes"]))
-    Console().print(table)
+    _console().print(table)
 
 
 @runs.command("show")
@@ -213,11 +218,9 @@ def show_run(run_id, state_path, output_format):
     if output_format == "json":
         click.echo(json.dumps(report, indent=2))
         return
-    from rich.console import Console
-
     from .backends.local.view import summary
 
-    summary(report, Console(), full_rows=1000)
+    summary(report, _console(), full_rows=1000)
 
 
 def register(main: click.Group) -> None:
