@@ -45,16 +45,19 @@ def _shorten(text: str) -> str:
     return text if len(text) <= ANSWER_SHOWN else text[:ANSWER_SHOWN - 3] + "..."
 
 
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def needs_id_token(url: str) -> bool:
     """Google endpoints (https) want an ID token; loopback and plain http get none."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "https" or host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
+    return urlsplit(url).scheme == "https" and not is_loopback(url)
 
 
 class HttpTransport:
@@ -63,12 +66,16 @@ class HttpTransport:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._token_lock = threading.Lock()
 
-    def _session(self):
+    def _session(self, url: str):
+        """One session per engine thread and kind of host; loopback skips proxy settings (and their cost)."""
         import requests
 
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
+        sessions = self._local.__dict__.setdefault("sessions", {})
+        loopback = is_loopback(url)
+        if loopback not in sessions:
+            sessions[loopback] = requests.Session()
+            sessions[loopback].trust_env = not loopback
+        return sessions[loopback]
 
     def _id_token(self, url: str) -> str:
         audience = url.split("?", 1)[0]
@@ -95,7 +102,7 @@ class HttpTransport:
         if needs_id_token(url):
             headers["Authorization"] = f"Bearer {self._id_token(url)}"
         try:
-            response = self._session().post(url, data=json.dumps(body), headers=headers, timeout=timeout)
+            response = self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout)
         except requests.ConnectionError as exc:  # includes connect time-outs
             raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
         except requests.Timeout:

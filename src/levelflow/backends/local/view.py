@@ -121,17 +121,16 @@ class LogLines:
 
 
 def summary(report: dict, console: Console, full_rows: int = 60) -> None:
-    """The end-of-run table: every step for small runs; per level counts and the problems otherwise."""
+    """The end-of-run table: every step for small runs, per level counts otherwise; then the errors."""
     steps = report["steps"]
     table = Table(title=f"run {report['run_id']} · {report['pipeline']} · {report['status']}", title_justify="left")
     if len(steps) <= full_rows:
-        for column in ("level", "thread", "JOB_ID", "status", "attempts", "job id", "time"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("error", overflow="fold", ratio=1)
+        for column in ("level", "thread", "JOB_ID", "job name", "status", "attempts", "job id", "time"):
+            table.add_column(column, overflow="fold", no_wrap=column in ("status", "attempts", "time"))
         for step in steps:
-            table.add_row(step["level_id"], step["thread_id"], step["job_id"], status_text(step["status"]),
-                          str(step["attempts"]), ", ".join(step["async_job_ids"][-1:]), _seconds(step["duration_s"]),
-                          step["error"] or "")
+            table.add_row(step["level_id"], step["thread_id"], step["job_id"], step["job_name"],
+                          status_text(step["status"]), str(step["attempts"]), ", ".join(step["async_job_ids"][-1:]),
+                          _seconds(step["duration_s"]))
     else:
         table.add_column("level")
         for status in STYLE:
@@ -143,9 +142,8 @@ def summary(report: dict, console: Console, full_rows: int = 60) -> None:
             table.add_row(level_id, *(str(counts[s] or "") for s in STYLE))
     console.print(table)
     for step in steps:
-        if len(steps) > full_rows and step["status"] in ("failed", "continued", "interrupted"):
-            console.print(f"{step['status']}: {step['job_id']} ({step['job_name']}) {step['error'] or ''}",
-                          markup=False, highlight=False)
+        if step["error"]:
+            console.print(Text.assemble(status_text(step["status"]), f" {step['job_id']} ({step['job_name']}): {step['error']}"))
 
 
 def _seconds(value: Optional[float]) -> str:
