@@ -1,6 +1,8 @@
 """The local engine's semantics (DESIGN.md §4), against the stub executors over real HTTP and
 against the built-in simulator. Waits are shrunk with the time scale; no timing is asserted."""
 import json
+import threading
+import time
 import sqlite3
 
 import pytest
@@ -220,3 +222,26 @@ def test_id_tokens_only_for_google_endpoints():
     assert needs_id_token("https://executor-abc-uc.a.run.app/")
     assert not needs_id_token("http://127.0.0.1:8080/intermediate")
     assert not needs_id_token("https://localhost:8443/x") and not needs_id_token("https://[::1]:8443/x")
+
+
+def test_live_view_of_a_big_level_shows_running_threads_and_counts(make_plan, state):
+    threads = [[astep(f"T{n}")] for n in range(45)]  # more than the 40 steps listed one by one
+    plan = make_plan([threads, [[astep("LAST")]]])
+    store = RunStore(state)
+    engine = prepare_run(plan, store, LocalRunOptions(scenario=scenario({"outcome": "never"}), max_parallel=5))
+    runner = threading.Thread(target=engine.run)
+    runner.start()
+    try:
+        while sum(r.status == "running" for r in engine.records.values()) < 5:
+            time.sleep(0.01)
+        console = Console(record=True, width=160, color_system=None)
+        console.print(LiveView(engine).render())
+    finally:
+        engine.request_stop()
+        runner.join(30)
+        store.close()
+    text = console.export_text()
+    assert "LEVEL 1" in text and "0/45 threads ended" in text and "5 running" in text
+    assert "… 40 more threads (40 pending)" in text and text.count("▶ running") == 1 + 5 + 5  # level, threads, steps
+    assert "LEVEL 2" in text and "thread 1 " not in text.split("LEVEL 2")[1]
+    assert engine.status == "interrupted" and {r.status for r in engine.records.values()} == {"interrupted", "pending"}

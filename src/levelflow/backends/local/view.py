@@ -77,7 +77,9 @@ class LiveView:
         for thread in shown:
             self._add_thread(table, key, thread)
         if len(shown) < len(level.threads):
-            table.add_row("", "", "", Text(f"… {len(level.threads) - len(shown)} more threads not shown", style="dim"))
+            hidden = Counter(progress.status.get((key, t.thread_id), "pending") for t in level.threads if t not in shown)
+            listed = ", ".join(f"{n} {status}" for status, n in sorted(hidden.items()))
+            table.add_row("", "", "", Text(f"… {len(level.threads) - len(shown)} more threads ({listed})", style="dim"))
 
     def _add_thread(self, table: Table, level_id: str, thread) -> None:
         progress = self.engine.progress
