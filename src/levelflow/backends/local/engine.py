@@ -89,8 +89,10 @@ class Engine:
             if "failed" in self._run_level(level).values():
                 break
         self._settle_running()
-        done = all(r.status in ("succeeded", "continued", "skipped") for r in self.records.values())
-        self.status = "succeeded" if done else "interrupted" if self.stop_event.is_set() else "failed"
+        if all(r.status in ("succeeded", "continued", "skipped") for r in self.records.values()):
+            self.status = "succeeded"
+        else:
+            self.status = "interrupted" if self.stop_event.is_set() else "failed"
         self.store.finish_run(self.run_id, self.status)
         return self.status
 
@@ -111,8 +113,12 @@ class Engine:
         for worker in workers:
             worker.start()
         self._join(workers)
-        values = set(outcomes.values())
-        status = "failed" if "failed" in values else "interrupted" if len(outcomes) < len(level.threads) or "interrupted" in values else "succeeded"
+        if "failed" in outcomes.values():
+            status = "failed"
+        elif len(outcomes) < len(level.threads) or "interrupted" in outcomes.values():
+            status = "interrupted"
+        else:
+            status = "succeeded"
         self.progress.end(level.level_id, status)
         return outcomes
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import secrets
 import signal
@@ -96,10 +97,8 @@ def _process_alive(pid: Optional[int]) -> bool:
 
 def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[str, StepRecord]:
     """Succeeded steps stay done; jobs with a recorded id are polled again; the rest re-run."""
-    import json
-
     run = store.run(run_id)
-    where = f"{store.path}"
+    where = str(store.path)
     if run is None:
         raise LevelflowError([Problem(where, f"no run {run_id!r} in this state database (see `levelflow runs list`)")])
     if run["status"] == "succeeded":
