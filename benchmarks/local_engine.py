@@ -5,12 +5,16 @@
 Prints the engine's overhead per step for 1,000 and 10,000 zero-duration simulated steps
 (time scale 0: no waits at all, so the time is the engine's own: scheduling, the SQLite
 record with one commit per state change, the protocol client), the same for 1,000 steps
-against the stub executor server over HTTP, and the wall time of one level of 10 threads of
+against the stub executor server over HTTP (its own process; that figure includes the stub's
+answers and a new loopback connection per call), and the wall time of one level of 10 threads of
 one 1-second step (about 1 s when the threads run concurrently, 10 s if they did not).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +23,6 @@ from pathlib import Path
 import levelflow
 from levelflow.backends.local import LocalRunOptions, run_local
 from levelflow.scenario import Scenario
-from levelflow.stub_server import RunningStub
 
 PARAMS = Path(__file__).resolve().parents[1] / "examples" / "platform-parameters-dev.json"
 
@@ -36,6 +39,18 @@ def make_plan(directory: Path, levels: int, threads: int, steps: int, **step_key
     path = directory / f"{definition['name']}.json"
     path.write_text(json.dumps(definition))
     return levelflow.load_plan(path, levelflow.load_params(PARAMS))
+
+
+@contextlib.contextmanager
+def stub_process():
+    """`levelflow executors serve` in its own process, as a user would run it."""
+    process = subprocess.Popen([sys.executable, "-m", "levelflow", "executors", "serve", "--port", "0"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        yield re.search(r"http://[\d.]+:\d+", process.stderr.readline()).group()
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def timed_run(plan, state: Path, options: LocalRunOptions) -> float:
@@ -56,9 +71,9 @@ def main() -> None:
             elapsed = timed_run(plan, directory / f"sim-{plan.step_count}.db", simulated)
             print(f"simulated, {plan.step_count:>6,} zero-duration steps ({levels} levels x {threads} threads x {steps}): "
                   f"{elapsed:6.2f} s, {elapsed / plan.step_count * 1000:.2f} ms per step")
-        with RunningStub() as stub:
+        with stub_process() as url:
             plan = make_plan(directory, 10, 10, 10)
-            elapsed = timed_run(plan, directory / "http.db", LocalRunOptions(executor_url=stub.url, time_scale=0))
+            elapsed = timed_run(plan, directory / "http.db", LocalRunOptions(executor_url=url, time_scale=0))
             print(f"HTTP stub, {plan.step_count:>6,} zero-duration steps (2 calls each):          "
                   f"{elapsed:6.2f} s, {elapsed / plan.step_count * 1000:.2f} ms per step")
         plan = make_plan(directory, 1, 10, 1)

@@ -245,3 +245,10 @@ def test_live_view_of_a_big_level_shows_running_threads_and_counts(make_plan, st
     assert "… 40 more threads (40 pending)" in text and text.count("▶ running") == 1 + 5 + 5  # level, threads, steps
     assert "LEVEL 2" in text and "thread 1 " not in text.split("LEVEL 2")[1]
     assert engine.status == "interrupted" and {r.status for r in engine.records.values()} == {"interrupted", "pending"}
+
+
+def test_a_call_slower_than_timeout_seconds_fails_the_step(make_plan, state):
+    with RunningStub(scenario(job_SLOW={"latency_ms": 3000})) as stub:
+        report = over_http(stub, make_plan([[[astep("SLOW", TIMEOUT_SECONDS="1")]]]), state)
+    slow = steps_by_id(report)["SLOW"]
+    assert slow["status"] == "failed" and "did not answer within 1 s (TIMEOUT_SECONDS)" in slow["error"]

@@ -207,3 +207,20 @@ def test_help_explains_the_commands():
     for words in ("--executor-url", "--simulate", "--resume", "--time-scale", "--max-parallel", "SIGKILL"):
         assert words in help_text
     assert "list" in invoke("runs", "--help").stdout
+
+
+def test_arguments_file_reaches_the_executors(tmp_path, write_json):
+    definition = write_json(pipeline([[[astep("A")]]]))
+    arguments = tmp_path / "arguments.yaml"
+    arguments.write_text("query_variables: {start_date: '2026-01-01', end_date: '2026-01-31'}\n"
+                         "workflow_properties: {dataset: sales}\n")
+    with RunningStub() as stub:
+        result = invoke("run", definition, "--params", PARAMS, "--executor-url", stub.url, "--state", tmp_path / "runs.db",
+                        "--time-scale", "0", "--arguments", arguments)
+        assert result.exit_code == 0, result.stderr
+        bodies = [c["body"] for c in stub.state.calls]
+    assert bodies and all(b["query_variables"] == {"start_date": "2026-01-01", "end_date": "2026-01-31"}
+                          and b["workflow_properties"] == {"dataset": "sales"} for b in bodies)
+    arguments.write_text("query_variables: {}\nworkflow_propertes: {}\n")
+    typo = invoke("run", definition, "--params", PARAMS, "--simulate", "--arguments", arguments)
+    assert typo.exit_code == 1 and f"{arguments}:2:" in typo.stderr and "workflow_propertes: unknown key" in typo.stderr
