@@ -248,7 +248,31 @@ def test_live_view_of_a_big_level_shows_running_threads_and_counts(make_plan, st
 
 
 def test_a_call_slower_than_timeout_seconds_fails_the_step(make_plan, state):
-    with RunningStub(scenario(job_SLOW={"latency_ms": 3000})) as stub:
+    with RunningStub(scenario(job_SLOW={"latency_ms": 2000})) as stub:
         report = over_http(stub, make_plan([[[astep("SLOW", TIMEOUT_SECONDS="1")]]]), state)
+        while not stub.state.calls:  # let the stub finish its late answer inside this test
+            time.sleep(0.05)
+        time.sleep(0.2)
     slow = steps_by_id(report)["SLOW"]
     assert slow["status"] == "failed" and "did not answer within 1 s (TIMEOUT_SECONDS)" in slow["error"]
+
+
+def test_simulated_run_stopped_then_resumed_polls_the_same_job(make_plan, state):
+    plan = make_plan([[[astep("A"), astep("B")]]])
+    store = RunStore(state)
+    engine = prepare_run(plan, store, LocalRunOptions(scenario=scenario(job_B={"outcome": "never"}), time_scale=FAST))
+    runner = threading.Thread(target=engine.run)
+    runner.start()
+    try:
+        while not engine.records["B"].async_job_id:
+            time.sleep(0.01)
+    finally:
+        engine.request_stop()
+        runner.join(30)
+        store.close()
+    job = engine.records["B"].async_job_id
+    assert engine.status == "interrupted" and engine.records["B"].status == "interrupted"
+    report = run_local(plan, state, LocalRunOptions(scenario=scenario({"polls": 2}), time_scale=FAST), resume=engine.run_id)
+    by_id = steps_by_id(report)
+    assert report["status"] == "succeeded" and report["resumes"] == 1
+    assert by_id["B"]["async_job_ids"] == [job] and by_id["B"]["attempts"] == 1 and by_id["A"]["attempts"] == 1

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from ... import protocol
 from ...plan import Plan, PlanStep
 from ...scenario import Scenario
-from ...stub_server import StubState
+from ...stub_server import StubState, _Job
 
 ANSWER_SHOWN = 300  # characters of an executor's answer quoted in an error
 TOKEN_LIFETIME_SECONDS = 50 * 60  # Google ID tokens last an hour; renew well before
@@ -128,9 +128,15 @@ class SimulatedTransport:
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
         function = url.rstrip("/").rsplit("/", 1)[-1]
-        latency = self.state.scenario.behaviour(str(body.get("job_name", ""))).latency_ms
+        job_name = str(body.get("job_name", ""))
+        latency = self.state.scenario.behaviour(job_name).latency_ms
         if latency:
             time.sleep(latency / 1000)
+        job_id = body.get("async_job_id")
+        if body.get("call_type") == protocol.GET_STATUS and protocol.is_job_id(job_id):
+            with self.state.lock:
+                # A job started by an earlier process of a resumed run: it goes on from now.
+                self.state.jobs.setdefault(job_id, _Job(job_name, time.monotonic()))
         return self.state.answer(function, body)
 
 

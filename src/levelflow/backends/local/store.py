@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ...errors import LevelflowError, Problem
+
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skipped", "interrupted")
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 
@@ -81,10 +83,14 @@ class RunStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._closed = False
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a killed process in WAL mode; only power loss can drop the tail.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process in WAL mode; only power loss can drop the tail.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LevelflowError([Problem(str(self.path), f"cannot use this file as the run record (SQLite: {exc})")]) from None
 
     def close(self) -> None:
         with self._lock:
