@@ -2,6 +2,7 @@
 against the built-in simulator. Waits are shrunk with the time scale; no timing is asserted."""
 import json
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import time
 import sqlite3
 
@@ -93,6 +94,8 @@ def test_levels_in_order_threads_concurrent_steps_in_order(make_plan, state):
     assert get_id["body"]["function_url_to_call"] == f"{stub.url}/dataform-tag-executor"
     assert get_id["body"]["execution_id"] == report["run_id"] and get_id["body"]["workflow_name"] == "demo"
     assert get_id["body"]["step_properties"] == {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}
+    today = get_id["body"]["query_variables"]["start_date"]
+    assert get_id["body"]["query_variables"] == {"start_date": today, "end_date": today}
     assert [p["answer"] for p in polls] == ["running"] * 5 + ["success"]
     assert {p["async_job_id"] for p in polls} == {get_id["answer"]} == set(steps_by_id(report)["A1"]["async_job_ids"])
     [sync] = calls_of(stub, "job_A2")
@@ -276,3 +279,57 @@ def test_simulated_run_stopped_then_resumed_polls_the_same_job(make_plan, state)
     by_id = steps_by_id(report)
     assert report["status"] == "succeeded" and report["resumes"] == 1
     assert by_id["B"]["async_job_ids"] == [job] and by_id["B"]["attempts"] == 1 and by_id["A"]["attempts"] == 1
+
+
+class FakeWorkflowExecutions(BaseHTTPRequestHandler):
+    """Google's Workflow Executions REST API, reduced to create and get (a stand-in for Google,
+    not for the engine): every execution is ACTIVE twice, then SUCCEEDED, or FAILED for 'broken'."""
+
+    executions: dict
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, data):
+        text = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name = f"{self.path[len('/v1/'):]}/e{len(self.executions) + 1}"
+        self.executions[name] = {"argument": json.loads(body["argument"]), "reads": 0}
+        self._answer({"name": name, "state": "ACTIVE"})
+
+    def do_GET(self):
+        name = self.path[len("/v1/"):]
+        execution = self.executions[name]
+        execution["reads"] += 1
+        if execution["reads"] <= 2:
+            return self._answer({"name": name, "state": "ACTIVE"})
+        if "/workflows/broken/" in name:
+            return self._answer({"name": name, "state": "FAILED", "error": {"payload": "boom"}})
+        self._answer({"name": name, "state": "SUCCEEDED"})
+
+
+def test_workflows_steps_on_google_cloud_run_through_the_executions_api(make_plan, state):
+    handler = type("Handler", (FakeWorkflowExecutions,), {"executions": {}})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        plan = make_plan([[[wstep("W", "child_flow")], [{**wstep("B", "broken"), "STEP_PROPERTIES": {"x": 1}}]]])
+        options = LocalRunOptions(time_scale=FAST, executions_api=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                                  arguments={"workflow_properties": {"dataset": "sales"}})
+        report = run_local(plan, state, options)
+    finally:
+        server.shutdown()
+        server.server_close()
+    w, b = steps_by_id(report)["W"], steps_by_id(report)["B"]
+    assert w["status"] == "succeeded" and b["status"] == "failed" and "ended FAILED: boom" in b["error"]
+    [execution] = w["async_job_ids"]
+    assert execution.startswith("projects/my-orchestration-dev/locations/us-central1/workflows/child_flow/executions/")
+    argument = handler.executions[execution]["argument"]
+    assert argument["workflow_properties"] == {"dataset": "sales", "jobs_definitions_bucket": "my-orchestration-dev-jobs"}
+    assert set(argument["query_variables"]) == {"start_date", "end_date"} and handler.executions[execution]["reads"] == 3

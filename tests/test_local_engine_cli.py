@@ -1,5 +1,6 @@
 """`levelflow run` / `levelflow runs` as a user runs them: real processes, real signals, the
 stub executors over HTTP, and resumes checked in the stub's call log."""
+import datetime
 import json
 import re
 import signal
@@ -192,10 +193,6 @@ def test_cli_refuses_what_it_cannot_do(tmp_path, write_json):
     changed = invoke("run", other, "--params", PARAMS, "--state", db, "--simulate",
                       "--resume", json.loads(done_failed.stdout)["run_id"])
     assert changed.exit_code == 1 and "differ from run" in changed.stderr
-    workflows = write_json(pipeline([[[{"JOB_ID": "W", "JOB_NAME": "w", "TYPE": "workflows", "workflows_name": "child"}]]]),
-                           name="wf.json")
-    refused = invoke("run", workflows, "--params", PARAMS, "--state", db)
-    assert refused.exit_code == 1 and "workflows steps (W)" in refused.stderr
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("these are not runs\n" * 100)
     wrong_state = invoke("runs", "list", "--state", not_a_db)
@@ -216,15 +213,20 @@ def test_help_explains_the_commands():
 def test_arguments_file_reaches_the_executors(tmp_path, write_json):
     definition = write_json(pipeline([[[astep("A")]]]))
     arguments = tmp_path / "arguments.yaml"
-    arguments.write_text("query_variables: {start_date: '2026-01-01', end_date: '2026-01-31'}\n"
-                         "workflow_properties: {dataset: sales}\n")
+    arguments.write_text("workflow_name: nightly\nquery_variables: {start_date: '2026-01-01'}\n"
+                         "workflow_properties: {dataset: sales, jobs_definitions_bucket: other}\n")
     with RunningStub() as stub:
         result = invoke("run", definition, "--params", PARAMS, "--executor-url", stub.url, "--state", tmp_path / "runs.db",
                         "--time-scale", "0", "--arguments", arguments)
         assert result.exit_code == 0, result.stderr
         bodies = [c["body"] for c in stub.state.calls]
-    assert bodies and all(b["query_variables"] == {"start_date": "2026-01-01", "end_date": "2026-01-31"}
-                          and b["workflow_properties"] == {"dataset": "sales"} for b in bodies)
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    for body in bodies:
+        assert body["workflow_name"] == "nightly"
+        assert body["query_variables"] == {"start_date": "2026-01-01", "end_date": today}
+        assert body["workflow_properties"] == {"dataset": "sales", "jobs_definitions_bucket": "other"}
+        # STEP_PROPERTIES (here the default, the platform's jobs bucket) merged over the workflow properties
+        assert body["step_properties"] == {"dataset": "sales", "jobs_definitions_bucket": "my-orchestration-dev-jobs"}
     arguments.write_text("query_variables: {}\nworkflow_propertes: {}\n")
     typo = invoke("run", definition, "--params", PARAMS, "--simulate", "--arguments", arguments)
     assert typo.exit_code == 1 and f"{arguments}:2:" in typo.stderr and "workflow_propertes: unknown key" in typo.stderr

@@ -10,7 +10,7 @@ import click
 from .cli import reports_problems
 from .errors import LevelflowError
 
-ARGUMENT_KEYS = ("query_variables", "workflow_properties")
+ARGUMENT_KEYS = ("workflow_name", "query_variables", "workflow_properties")
 
 
 def _state_option(function):
@@ -47,11 +47,13 @@ def _load_arguments(path: Path | None) -> dict:
     document = load_document(path)
     data = document.data if document.data is not None else {}
     if not isinstance(data, dict):
-        raise LevelflowError([document.problem((), "must be a mapping with query_variables and/or workflow_properties")])
+        raise LevelflowError([document.problem((), f"must be a mapping with any of {', '.join(ARGUMENT_KEYS)}")])
     problems = [document.problem((key,), f"unknown key; expected one of {', '.join(ARGUMENT_KEYS)}")
                 for key in data if key not in ARGUMENT_KEYS]
     problems += [document.problem((key,), "must be a mapping")
-                 for key in ARGUMENT_KEYS if key in data and not isinstance(data[key], dict)]
+                 for key in ARGUMENT_KEYS[1:] if key in data and not isinstance(data[key], dict)]
+    if "workflow_name" in data and not isinstance(data["workflow_name"], str):
+        problems.append(document.problem(("workflow_name",), "must be a string"))
     if problems:
         raise LevelflowError(problems)
     return data
@@ -69,7 +71,7 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
     if simulate is not None:
         scenario = load_scenario(simulate) if simulate else Scenario()
     return LocalRunOptions(executor_url=executor_url, scenario=scenario, scenario_label=simulate or "default scenario",
-                           max_parallel=max_parallel, time_scale=time_scale, **arguments)
+                           max_parallel=max_parallel, time_scale=time_scale, arguments=arguments)
 
 
 @click.command("run")
@@ -90,7 +92,8 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
 @click.option("--resume", metavar="RUN_ID",
               help="Continue this run: succeeded steps are not run again, jobs left running are polled again.")
 @click.option("--arguments", "arguments_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="JSON/YAML file with the run's query_variables and workflow_properties (default: empty).")
+              help="JSON/YAML execution arguments, as a deployed run gets them: workflow_name, query_variables "
+                   "(default start_date = end_date = today, UTC), workflow_properties.")
 @_format_option
 @reports_problems
 def run(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, resume,

@@ -201,7 +201,7 @@ class Engine:
         record.started_at, record.ended_at = time.time(), None
         self.store.begin_attempt(self.run_id, step.job_id, record.attempts, record.started_at)
         self.on_change(record)
-        if step.type != "async":
+        if not self.client.polls(step):
             self.client.run_sync(step)
             return
         deadline = time.monotonic() + self._timeout(step)

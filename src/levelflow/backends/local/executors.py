@@ -8,9 +8,14 @@ back-off) and is the same for both transports:
 - `SimulatedTransport`: no network; the stub server's own answering logic (`StubState`) on a
   scenario whose durations and latencies are shrunk by the time scale, so a simulated job
   behaves exactly as it would behind `levelflow executors serve`.
+
+`workflows` steps are sync calls to `<base>/workflows/<name>` under a base URL (a stub) and in
+the simulator; against Google Cloud they start the workflow through the Workflow Executions
+API and poll the execution like an async job (`WorkflowExecutionsApi`).
 """
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import threading
@@ -24,6 +29,9 @@ from ...plan import Plan, PlanStep
 from ...scenario import Scenario
 from ...stub_server import StubState, _Job
 
+EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+RUNNING_EXECUTION_STATES = ("ACTIVE", "QUEUED")
 ANSWER_SHOWN = 300  # characters of an executor's answer quoted in an error
 TOKEN_LIFETIME_SECONDS = 50 * 60  # Google ID tokens last an hour; renew well before
 
@@ -159,7 +167,8 @@ class Endpoints:
 
     @property
     def workflows_base(self) -> Optional[str]:
-        """Workflows steps are POSTed to <base>/workflows/<name>; only a non-Google base has one."""
+        """Under a base URL (a stub), workflows steps are sync calls to <base>/workflows/<name>;
+        None: they run on Google Cloud through the Workflow Executions API."""
         base = self.base_url or self.plan.params.extra.get("pFunctionsBaseUrl")
         if not base and self.simulated:
             base = "simulated:"
@@ -169,38 +178,118 @@ class Endpoints:
         return f"{self.workflows_base}/workflows/{name}"
 
 
+@dataclass(frozen=True)
+class RunArguments:
+    """The execution arguments of a run, with the defaults of the generated workflows."""
+
+    workflow_name: str
+    query_variables: dict
+    workflow_properties: dict
+
+    @classmethod
+    def resolve(cls, plan: Plan, given: Optional[dict] = None) -> "RunArguments":
+        """query_variables default to start_date = end_date = today (UTC), merged with those given."""
+        given = given or {}
+        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        return cls(given.get("workflow_name") or plan.name,
+                   {"start_date": today, "end_date": today, **given.get("query_variables", {})},
+                   dict(given.get("workflow_properties", {})))
+
+    def step_properties(self, step: PlanStep) -> dict:
+        """STEP_PROPERTIES merged over the workflow properties (DESIGN.md §2)."""
+        return {**self.workflow_properties, **step.step_properties}
+
+
+class WorkflowExecutionsApi:
+    """Workflows steps against Google Cloud: start the workflow through the Workflow Executions
+    REST API (as the generated workflows' connector does) and poll the execution."""
+
+    def __init__(self, root: str = EXECUTIONS_API):
+        self.root = root.rstrip("/")
+        self._local = threading.local()
+        self._credentials = None
+        self._lock = threading.Lock()
+
+    def _session(self):
+        import requests
+
+        if hasattr(self._local, "session"):
+            return self._local.session
+        if is_loopback(self.root):
+            session = requests.Session()
+        else:
+            from google.auth.transport.requests import AuthorizedSession
+
+            session = AuthorizedSession(self._default_credentials())
+        self._local.session = session
+        return session
+
+    def _default_credentials(self):
+        import google.auth
+        import google.auth.exceptions
+
+        with self._lock:
+            if self._credentials is None:
+                try:
+                    self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+                except google.auth.exceptions.GoogleAuthError as exc:
+                    raise StepError(f"no Google credentials to run workflows ({exc}); run "
+                                    "`gcloud auth application-default login`") from None
+            return self._credentials
+
+    def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
+        import requests
+
+        try:
+            response = self._session().request(method, url, json=payload, timeout=timeout)
+        except requests.ConnectionError as exc:
+            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
+        except requests.Timeout:
+            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
+        except requests.RequestException as exc:
+            raise StepError(f"call to {url} failed: {exc}") from None
+        return response.status_code, response.text
+
+
 @dataclass
 class ExecutorClient:
     transport: Transport
     endpoints: Endpoints
     execution_id: str
     sleep: Callable[[float], None]  # interruptible, on the engine's (scaled) clock
+    arguments: RunArguments
     time_scale: float = 1.0
-    query_variables: dict = field(default_factory=dict)
-    workflow_properties: dict = field(default_factory=dict)
+    executions: WorkflowExecutionsApi = field(default_factory=WorkflowExecutionsApi)
+
+    def polls(self, step: PlanStep) -> bool:
+        """Async steps start a job and poll it; so do workflows steps run on Google Cloud."""
+        return step.type == "async" or (step.type == "workflows" and self.endpoints.workflows_base is None)
 
     def _body(self, call_type: str, step: PlanStep, function_url: str, async_job_id: str | None = None) -> dict:
         return protocol.request_body(
-            call_type, workflow_name=self.endpoints.plan.name, execution_id=self.execution_id,
-            job_name=step.job_name, function_url_to_call=function_url, query_variables=self.query_variables,
-            workflow_properties=self.workflow_properties, step_properties=step.step_properties,
-            async_job_id=async_job_id)
+            call_type, workflow_name=self.arguments.workflow_name, execution_id=self.execution_id,
+            job_name=step.job_name, function_url_to_call=function_url,
+            query_variables=self.arguments.query_variables, workflow_properties=self.arguments.workflow_properties,
+            step_properties=self.arguments.step_properties(step), async_job_id=async_job_id)
 
-    def _call(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
-        """POST, retrying transient faults (429/502/503/504, no connection) with back-off."""
+    def _retrying(self, what: str, send: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+        """Send, retrying transient faults (429/502/503/504, no connection) with back-off."""
         delays = protocol.backoff_delays()
         for retry in range(len(delays) + 1):
             try:
-                status, text = self.transport.post(url, body, timeout)
+                status, text = send()
                 if status not in protocol.TRANSIENT_HTTP_STATUS:
                     return status, text
                 problem = f"HTTP {status} {_shorten(text)}"
             except ConnectionProblem as exc:
                 problem = str(exc)
             if retry == len(delays):
-                raise StepError(f"{body['call_type']} still failing after {retry} retries: {problem}")
+                raise StepError(f"{what} still failing after {retry} retries: {problem}")
             self.sleep(delays[retry] * self.time_scale)
         raise AssertionError("unreachable")
+
+    def _call(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
+        return self._retrying(body["call_type"], lambda: self.transport.post(url, body, timeout))
 
     @staticmethod
     def _failure(call_type: str, status: int, text: str) -> StepError:
@@ -221,6 +310,9 @@ class ExecutorClient:
         return text
 
     def start(self, step: PlanStep) -> str:
+        """Start a polled step's job; answers its id (for a workflow, the execution's name)."""
+        if step.type == "workflows":
+            return self._start_execution(step)
         url = self.endpoints.intermediate
         body = self._body(protocol.GET_ID, step, self.endpoints.function(step.executor))
         status, text = self._call(url, body, step.call_timeout_seconds)
@@ -232,6 +324,8 @@ class ExecutorClient:
         raise self._failure(protocol.GET_ID, status, text)
 
     def is_done(self, step: PlanStep, async_job_id: str) -> bool:
+        if step.type == "workflows":
+            return self._execution_done(step, async_job_id)
         url = self.endpoints.intermediate
         body = self._body(protocol.GET_STATUS, step, self.endpoints.function(step.status_executor), async_job_id)
         status, text = self._call(url, body, step.call_timeout_seconds)
@@ -243,7 +337,7 @@ class ExecutorClient:
         raise self._failure(protocol.GET_STATUS, status, text)
 
     def run_sync(self, step: PlanStep) -> None:
-        """A sync step, or a workflows step (a sync call to <base>/workflows/<name>)."""
+        """A sync step, or a workflows step under a base URL (a sync call to <base>/workflows/<name>)."""
         if step.type == "workflows":
             url = self.endpoints.workflow(step.workflow_id)
         else:
@@ -251,3 +345,39 @@ class ExecutorClient:
         status, text = self._call(url, self._body(protocol.SYNC, step, url), step.call_timeout_seconds)
         if status != 200:
             raise self._failure(protocol.SYNC, status, text)
+
+    def _start_execution(self, step: PlanStep) -> str:
+        params = self.endpoints.plan.params
+        url = (f"{self.executions.root}/projects/{params.pProjectID}/locations/{params.pRegion}"
+               f"/workflows/{step.workflow_id}/executions")
+        argument = {"query_variables": self.arguments.query_variables,
+                    "workflow_properties": self.arguments.step_properties(step)}
+        payload = {"argument": json.dumps(argument)}
+        status, text = self._retrying("starting workflow " + step.workflow_id,
+                                      lambda: self.executions.send("POST", url, payload, step.call_timeout_seconds))
+        name = _json_field(text, "name") if status == 200 else None
+        if not name:
+            raise StepError(f"could not start workflow {step.workflow_id}: HTTP {status} {_shorten(text)}")
+        return name
+
+    def _execution_done(self, step: PlanStep, name: str) -> bool:
+        url = f"{self.executions.root}/{name}"
+        status, text = self._retrying("reading execution " + name,
+                                      lambda: self.executions.send("GET", url, None, step.call_timeout_seconds))
+        state = _json_field(text, "state") if status == 200 else None
+        if state == "SUCCEEDED":
+            return True
+        if state in RUNNING_EXECUTION_STATES:
+            return False
+        if state:
+            error = _json_field(text, "error") or {}
+            raise StepError(f"workflow execution {name} ended {state}: {_shorten(error.get('payload', ''))}")
+        raise StepError(f"could not read workflow execution {name}: HTTP {status} {_shorten(text)}")
+
+
+def _json_field(text: str, key: str):
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data.get(key) if isinstance(data, dict) else None

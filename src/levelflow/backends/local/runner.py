@@ -15,7 +15,8 @@ from ...errors import LevelflowError, Problem
 from ...plan import Plan
 from ...scenario import Scenario
 from .engine import Engine, StepRecord
-from .executors import Endpoints, ExecutorClient, HttpTransport, SimulatedTransport
+from .executors import (EXECUTIONS_API, Endpoints, ExecutorClient, HttpTransport, RunArguments, SimulatedTransport,
+                        WorkflowExecutionsApi)
 from .store import RunStore
 
 DEFAULT_MAX_PARALLEL = 20
@@ -28,8 +29,8 @@ class LocalRunOptions:
     scenario_label: str = "default scenario"
     max_parallel: int = DEFAULT_MAX_PARALLEL
     time_scale: float = 1.0
-    query_variables: dict = field(default_factory=dict)
-    workflow_properties: dict = field(default_factory=dict)
+    arguments: dict = field(default_factory=dict)  # workflow_name, query_variables, workflow_properties
+    executions_api: str = EXECUTIONS_API  # workflows steps on Google Cloud
 
     @property
     def simulated(self) -> bool:
@@ -50,16 +51,9 @@ def _problem(plan: Plan, message: str) -> LevelflowError:
     return LevelflowError([Problem(plan.source or plan.name, message)])
 
 
-def _check_runnable(plan: Plan, options: LocalRunOptions) -> None:
+def _check_runnable(plan: Plan) -> None:
     if plan.params is None:
         raise _problem(plan, "platform parameters are needed to run a pipeline (--params FILE)")
-    endpoints = Endpoints(plan, options.executor_url, options.simulated)
-    if endpoints.workflows_base is None:
-        names = [s.job_id for s in plan.steps() if s.type == "workflows"]
-        if names:
-            raise _problem(plan, f"workflows steps ({', '.join(names)}) cannot run locally against Google Cloud: "
-                                 "the local engine runs them as a sync call to <base>/workflows/<name>; give "
-                                 "--executor-url (or pFunctionsBaseUrl) or --simulate")
 
 
 def _executor_label(plan: Plan, options: LocalRunOptions) -> str:
@@ -119,7 +113,7 @@ def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[s
         if row["status"] == "succeeded":
             record.status, record.async_job_id = "succeeded", row["async_job_id"]
             record.started_at, record.ended_at = row["started_at"], row["ended_at"]
-        elif record.step.type == "async" and row["job_id"] in open_jobs:
+        elif row["job_id"] in open_jobs:
             attempt, job, started_at = open_jobs[row["job_id"]]
             record.reopen, record.async_job_id = (attempt, started_at), job
     return records
@@ -128,7 +122,7 @@ def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[s
 def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume: Optional[str] = None,
                 on_change: Callable[[StepRecord], None] = lambda record: None) -> Engine:
     """Record a new run (or reopen `resume`) and return the engine ready to run it."""
-    _check_runnable(plan, options)
+    _check_runnable(plan)
     label = _executor_label(plan, options)
     if resume:
         run_id, records = resume, _resumed_run(plan, store, resume, label)
@@ -138,7 +132,8 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
     def client_factory(sleep):
         transport = SimulatedTransport(options.scenario, options.time_scale) if options.simulated else HttpTransport()
         return ExecutorClient(transport, Endpoints(plan, options.executor_url, options.simulated), run_id, sleep,
-                              options.time_scale, dict(options.query_variables), dict(options.workflow_properties))
+                              RunArguments.resolve(plan, options.arguments), options.time_scale,
+                              WorkflowExecutionsApi(options.executions_api))
 
     return Engine(plan, store, run_id, records, client_factory, max_parallel=options.max_parallel,
                   time_scale=options.time_scale, on_change=on_change)
