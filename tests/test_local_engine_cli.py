@@ -97,6 +97,8 @@ def test_sigkill_mid_run_then_resume_finishes_without_starting_anything_twice(tm
     assert step_statuses(db) == {"A1": "succeeded", "A2": "running", "A3": "pending", "B1": "succeeded", "C1": "pending"}
     [(run_id, run_status)] = query(db, "SELECT run_id, status FROM runs")
     assert run_status == "running"  # what SIGKILL leaves: nothing had a chance to tidy up
+    [listed] = json.loads(invoke("runs", "list", "--state", db, "--format", "json").stdout)
+    assert listed["status"] == "running" and listed["process_gone"]
 
     resumed = run_cli("run", *common, "--resume", run_id, "--format", "json", timeout=60)
     assert resumed.returncode == 0, resumed.stderr

@@ -178,13 +178,16 @@ def runs():
 def list_runs(state_path, output_format, limit):
     """List recorded runs, newest first: id, pipeline, status, start, duration, steps succeeded."""
     from .backends.local.report import iso
+    from .backends.local.runner import process_alive
 
     store = _store(state_path)
     try:
         rows = store.runs(limit)
     finally:
         store.close()
+    # A run still marked running whose process is gone was killed: it can only be resumed.
     listed = [{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
+               "process_gone": r["status"] == "running" and not process_alive(r["pid"]),
                "started_at": iso(r["started_at"]), "ended_at": iso(r["ended_at"]),
                "steps": r["step_count"], "succeeded": r["succeeded_count"], "resumes": r["resumes"]}
               for r in rows]
@@ -199,7 +202,10 @@ def list_runs(state_path, output_format, limit):
     for column in ("run id", "pipeline", "status", "started (UTC)", "succeeded", "resumes"):
         table.add_column(column, no_wrap=True)
     for row in listed:
-        table.add_row(row["run_id"], row["pipeline"], status_text(row["status"]), (row["started_at"] or "")[:19],
+        status = status_text(row["status"])
+        if row["process_gone"]:
+            status.append(" (process gone: --resume it)", style="dim")
+        table.add_row(row["run_id"], row["pipeline"], status, (row["started_at"] or "")[:19],
                       f"{row['succeeded']}/{row['steps']}", str(row["resumes"]))
     _console().print(table)
 

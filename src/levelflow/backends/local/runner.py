@@ -77,7 +77,7 @@ def _new_run(plan: Plan, store: RunStore, label: str) -> tuple[str, dict[str, St
     return run_id, records
 
 
-def _process_alive(pid: Optional[int]) -> bool:
+def process_alive(pid: Optional[int]) -> bool:
     if not pid or pid == os.getpid():
         return False
     try:
@@ -97,7 +97,7 @@ def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[s
         raise LevelflowError([Problem(where, f"no run {run_id!r} in this state database (see `levelflow runs list`)")])
     if run["status"] == "succeeded":
         raise LevelflowError([Problem(where, f"run {run_id} already succeeded: nothing to resume")])
-    if run["status"] == "running" and _process_alive(run["pid"]):
+    if run["status"] == "running" and process_alive(run["pid"]):
         raise LevelflowError([Problem(where, f"run {run_id} is still running in process {run['pid']}")])
     if json.loads(run["structure"]) != structure(plan):
         raise _problem(plan, f"this definition's levels, threads or steps differ from run {run_id}'s "
