@@ -263,7 +263,9 @@ def test_a_call_slower_than_timeout_seconds_fails_the_step(make_plan, state):
 def test_simulated_run_stopped_then_resumed_polls_the_same_job(make_plan, state):
     plan = make_plan([[[astep("A"), astep("B")]]])
     store = RunStore(state)
-    engine = prepare_run(plan, store, LocalRunOptions(scenario=scenario(job_B={"outcome": "never"}), time_scale=FAST))
+    first_day = {"query_variables": {"start_date": "2020-01-01", "end_date": "2020-01-01"}}
+    engine = prepare_run(plan, store, LocalRunOptions(scenario=scenario(job_B={"outcome": "never"}), time_scale=FAST,
+                                                      arguments=first_day))
     runner = threading.Thread(target=engine.run)
     runner.start()
     try:
@@ -275,10 +277,17 @@ def test_simulated_run_stopped_then_resumed_polls_the_same_job(make_plan, state)
         store.close()
     job = engine.records["B"].async_job_id
     assert engine.status == "interrupted" and engine.records["B"].status == "interrupted"
-    report = run_local(plan, state, LocalRunOptions(scenario=scenario({"polls": 2}), time_scale=FAST), resume=engine.run_id)
+    store = RunStore(state)
+    resumed = prepare_run(plan, store, LocalRunOptions(scenario=scenario({"polls": 2}), time_scale=FAST), resume=engine.run_id)
+    assert resumed.run() == "succeeded"
+    report = run_report(store, engine.run_id)
+    store.close()
     by_id = steps_by_id(report)
-    assert report["status"] == "succeeded" and report["resumes"] == 1
+    assert report["resumes"] == 1
     assert by_id["B"]["async_job_ids"] == [job] and by_id["B"]["attempts"] == 1 and by_id["A"]["attempts"] == 1
+    calls = resumed.client.transport.state.calls
+    assert {c["async_job_id"] for c in calls} == {job}  # only B's job, polled again
+    assert all(c["body"]["query_variables"] == first_day["query_variables"] for c in calls)
 
 
 class FakeWorkflowExecutions(BaseHTTPRequestHandler):

@@ -183,6 +183,8 @@ def test_cli_refuses_what_it_cannot_do(tmp_path, write_json):
     base = ["run", definition, "--params", PARAMS, "--state", db]
     both = invoke(*base, "--executor-url", "http://127.0.0.1:1", "--simulate")
     assert both.exit_code == 2 and "not both" in both.stderr
+    arguments = invoke(*base, "--simulate", "--resume", "some-run", "--arguments", PARAMS)
+    assert arguments.exit_code == 2 and "keeps the arguments it started with" in arguments.stderr
     unknown = invoke(*base, "--simulate", "--resume", "nope")
     assert unknown.exit_code == 1 and "no run 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
     done = json.loads(invoke(*base, "--time-scale", "0", "--format", "json", "--simulate").stdout)

@@ -90,7 +90,8 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
               help="Multiply every wait (polls, time-outs, back-off, simulated durations); 0.01 turns a 30 s poll wait into 0.3 s.")
 @_state_option
 @click.option("--resume", metavar="RUN_ID",
-              help="Continue this run: succeeded steps are not run again, jobs left running are polled again.")
+              help="Continue this run (with its original arguments): succeeded steps are not run again, "
+                   "jobs left running are polled again.")
 @click.option("--arguments", "arguments_path", type=click.Path(path_type=Path, dir_okay=False),
               help="JSON/YAML execution arguments, as a deployed run gets them: workflow_name, query_variables "
                    "(default start_date = end_date = today, UTC), workflow_properties.")
@@ -113,6 +114,8 @@ def run(definition, params_path, executor_url, simulate, max_parallel, time_scal
     """
     from .api import load_params, load_plan
 
+    if resume and arguments_path:
+        raise click.UsageError("--arguments cannot change a resumed run: it keeps the arguments it started with")
     plan = load_plan(definition, load_params(params_path))
     options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
     store = _store(state_path)

@@ -1,7 +1,8 @@
-"""Setting up a local run (new or resumed), stopping it on signals, and reporting it."""
+"""Setting up a local run (new or resumed) and stopping it on signals."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -67,13 +68,13 @@ def _fresh_records(plan: Plan) -> dict[str, StepRecord]:
             for level in plan.levels for thread in level.threads for step in thread.steps}
 
 
-def _new_run(plan: Plan, store: RunStore, label: str) -> tuple[str, dict[str, StepRecord]]:
+def _new_run(plan: Plan, store: RunStore, label: str, arguments: RunArguments) -> tuple[str, dict[str, StepRecord]]:
     run_id = new_run_id()
     records = _fresh_records(plan)
     rows = [{"job_id": r.step.job_id, "job_name": r.step.job_name, "level_id": r.level_id,
              "thread_id": r.thread_id, "position": n, "type": r.step.type}
             for n, r in enumerate(records.values())]
-    store.create_run(run_id, plan.name, plan.source, label, structure(plan), rows)
+    store.create_run(run_id, plan.name, plan.source, label, structure(plan), dataclasses.asdict(arguments), rows)
     return run_id, records
 
 
@@ -126,13 +127,16 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
     label = _executor_label(plan, options)
     if resume:
         run_id, records = resume, _resumed_run(plan, store, resume, label)
+        # The dates and properties the run started with, even when resumed another day.
+        arguments = RunArguments(**json.loads(store.run(resume)["arguments"]))
     else:
-        run_id, records = _new_run(plan, store, label)
+        arguments = RunArguments.resolve(plan, options.arguments)
+        run_id, records = _new_run(plan, store, label, arguments)
 
     def client_factory(sleep):
         transport = SimulatedTransport(options.scenario, options.time_scale) if options.simulated else HttpTransport()
         return ExecutorClient(transport, Endpoints(plan, options.executor_url, options.simulated), run_id, sleep,
-                              RunArguments.resolve(plan, options.arguments), options.time_scale,
+                              arguments, options.time_scale,
                               WorkflowExecutionsApi(options.executions_api))
 
     return Engine(plan, store, run_id, records, client_factory, max_parallel=options.max_parallel,

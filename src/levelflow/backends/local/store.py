@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS runs (
     executor     TEXT NOT NULL,             -- "http <base url>" or "simulate <scenario>"
     status       TEXT NOT NULL,             -- running | succeeded | failed | interrupted
     structure    TEXT NOT NULL,             -- JSON [[level, thread, job_id, job_name], ...]
+    arguments    TEXT NOT NULL,             -- JSON execution arguments, kept for resumes
     pid          INTEGER,                   -- process running it, while status = running
     started_at   REAL NOT NULL,             -- epoch seconds
     ended_at     REAL,
@@ -117,11 +118,12 @@ class RunStore:
     # -- runs ---------------------------------------------------------------------------------
 
     def create_run(self, run_id: str, pipeline: str, source: str | None, executor: str,
-                   structure: list, steps: list[dict]) -> None:
+                   structure: list, arguments: dict, steps: list[dict]) -> None:
         now = time.time()
-        statements = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, pid, started_at) "
-                       "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                       (run_id, pipeline, source, executor, json.dumps(structure), os.getpid(), now))]
+        statements = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, arguments, pid, "
+                       "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                       (run_id, pipeline, source, executor, json.dumps(structure), json.dumps(arguments),
+                        os.getpid(), now))]
         statements += [("INSERT INTO steps (run_id, job_id, job_name, level_id, thread_id, position, type, status) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
                         (run_id, s["job_id"], s["job_name"], s["level_id"], s["thread_id"], s["position"], s["type"]))
