@@ -240,8 +240,6 @@ class Engine:
 
     def _end_attempt(self, record: StepRecord, attempt_status: str, error: Optional[str],
                      step_status: Optional[str]) -> None:
-        if record.attempts == 0:  # stopped before the first attempt began
-            return
         record.error = error
         if step_status is not None:
             record.status, record.ended_at = step_status, time.time()
