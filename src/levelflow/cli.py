@@ -272,5 +272,9 @@ def init(directory, engine, force, hook_repo):
     click.echo(f"next: cd {directory} && levelflow validate workflow-definitions/")
 
 
+from .cli_local import register as _register_local  # noqa: E402  (needs reports_problems above)
+
+_register_local(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
