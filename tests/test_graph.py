@@ -409,6 +409,25 @@ def test_run_colours_each_step_by_its_status(tmp_path):
     assert mermaid.read_text().count(" failed\n") == len(jobs)
 
 
+def test_run_recorded_by_the_local_engine_is_drawn_with_its_statuses(tmp_path):
+    """The contract end to end: `levelflow run` records, `levelflow graph --run` reads."""
+    if run_cli("run", "--help").returncode != 0:
+        pytest.skip("the local engine (`levelflow run`) is not installed")
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("jobs:\n  quality_check_campaigns: {outcome: fail}\n  build_sales_marts: {outcome: fail}\n")
+    db = tmp_path / "runs.db"
+    ran = run_cli("run", RETAIL, "--params", EXAMPLES / "platform-parameters-dev.json", "--time-scale", "0.001",
+                  "--state", db, "--format", "json", f"--simulate={scenario}")
+    result = json.loads(ran.stdout)
+    recorded = {s["job_id"]: s["status"] for s in result["steps"]}
+    assert {"failed", "continued", "skipped", "succeeded"} <= set(recorded.values())
+    out = tmp_path / "run.svg"
+    drawn = run_cli("graph", RETAIL, "-o", out, "--run", result["run_id"], "--state", db)
+    assert drawn.returncode == 0, drawn.stderr
+    root = ET.parse(out).getroot()
+    assert {g.get("data-job-id"): g.get("data-status") for g in root.iterfind(".//s:g[@data-job-id]", SVG_NS)} == recorded
+
+
 def test_load_run_statuses_keeps_the_last_row_of_a_retried_step(tmp_path):
     db = tmp_path / "state.db"
     record_run(db, "r", {"J1": "failed"})
