@@ -188,5 +188,93 @@ def serve(host, port, scenario, log_file):
         server.server_close()
 
 
+# ---------------------------------------------------------------- graph, plan, init (issue 6)
+
+def _plan_for(definition: Path, params_file, engine):
+    from .api import load_params, load_plan
+
+    params = load_params(params_file) if params_file else None
+    return load_plan(definition, params, engine=engine)
+
+
+@main.command()
+@click.argument("definition", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Picture to write; its suffix picks the format: .svg, .html (interactive page), .mmd (Mermaid), .dot (Graphviz).")
+@click.option("--params", "params_file", type=click.Path(path_type=Path), help="Platform parameters file (optional).")
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
+@click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
+@click.option("--state", "state_db", type=click.Path(path_type=Path), help="Database of recorded runs (default: the one `levelflow run` uses).")
+@reports_problems
+def graph(definition, output, params_file, engine, run_id, state_db):
+    """Draw a pipeline: levels as columns, threads as lanes, steps as boxes.
+
+    Each box shows the job name, type, executor and time-out; continue-if-fail steps have a
+    dashed orange border and NEXT jumps a dashed arc. The SVG and HTML need no other program;
+    the HTML page zooms (wheel), pans (drag) and shows a step's details on hover. Mermaid
+    (.mmd) renders in GitHub Markdown inside a ```mermaid block.
+    """
+    from . import graph as graphs
+    from .writer import write_atomic
+
+    try:
+        output_format = graphs.graph_format(output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
+    if state_db and not run_id:
+        raise click.UsageError("--state names the database of recorded runs; give --run RUN_ID too")
+    plan = _plan_for(definition, params_file, engine)
+    statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id) if run_id else None
+    write_atomic(output, graphs.render(plan, output_format, statuses))
+    click.echo(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
+
+
+@main.command("plan")
+@click.argument("definition", type=click.Path(path_type=Path))
+@click.option("--params", "params_file", type=click.Path(path_type=Path),
+              help="Platform parameters file; needed to measure the generated Cloud Workflows source.")
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a readable report; json: the same figures for scripts.")
+@reports_problems
+def plan_command(definition, params_file, engine, output_format):
+    """Show a pipeline's size, critical path and how close it is to each platform limit.
+
+    Counts levels, threads, steps and executors; finds the longest chain of steps from each
+    step's ESTIMATED_MINUTES (else its time-out); and, for the engine, lists every limit of
+    Cloud Workflows or Composer beside the pipeline's figure (ok, near = 80% or more, over).
+    """
+    from .report import build_report, format_text
+
+    report = build_report(_plan_for(definition, params_file, engine))
+    click.echo(json.dumps(report, indent=2) if output_format == "json" else format_text(report), nl=output_format == "json")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), default="cloud_workflows", show_default=True,
+              help="Engine of the example definition.")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--hook-repo", metavar="URL", help="Git URL pre-commit fetches the levelflow-validate hook from (default: levelflow's repository).")
+@reports_problems
+def init(directory, engine, force, hook_repo):
+    """Start a repository of pipelines in DIRECTORY.
+
+    Writes workflow-definitions/ with an example definition, platform-parameters-dev.json, a
+    GitHub Actions workflow that validates and generates, a pre-commit configuration using the
+    levelflow-validate hook, a .gitignore and a README. Refuses to overwrite existing files
+    unless --force; every file is written, or none.
+    """
+    from .scaffold import PRE_COMMIT_REPO, init_repository
+
+    for path in init_repository(directory, engine=engine, force=force, hook_repo=hook_repo or PRE_COMMIT_REPO):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {directory} && levelflow validate workflow-definitions/")
+
+
+from .cli_local import register as _register_local  # noqa: E402  (needs reports_problems above)
+
+_register_local(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

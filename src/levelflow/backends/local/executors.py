@@ -1,0 +1,383 @@
+"""Calling the step executors: the protocol of DESIGN.md §3 over one of two transports.
+
+`ExecutorClient` speaks the protocol (request bodies, answers, transient retries with
+back-off) and is the same for both transports:
+
+- `HttpTransport`: real HTTP POSTs, with a Google ID token for https endpoints that are not
+  loopback (Cloud Functions / Cloud Run check it), none for a local stub.
+- `SimulatedTransport`: no network; the stub server's own answering logic (`StubState`) on a
+  scenario whose durations and latencies are shrunk by the time scale, so a simulated job
+  behaves exactly as it would behind `levelflow executors serve`.
+
+`workflows` steps are sync calls to `<base>/workflows/<name>` under a base URL (a stub) and in
+the simulator; against Google Cloud they start the workflow through the Workflow Executions
+API and poll the execution like an async job (`WorkflowExecutionsApi`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol
+from urllib.parse import urlsplit
+
+from ... import protocol
+from ...plan import Plan, PlanStep
+from ...scenario import Scenario
+from ...stub_server import StubState, _Job
+
+EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+RUNNING_EXECUTION_STATES = ("ACTIVE", "QUEUED")
+ANSWER_SHOWN = 300  # characters of an executor's answer quoted in an error
+TOKEN_LIFETIME_SECONDS = 50 * 60  # Google ID tokens last an hour; renew well before
+
+
+class StepError(Exception):
+    """A final failure of one attempt of a step (the message says why)."""
+
+
+class ConnectionProblem(Exception):
+    """The call did not reach the executor: transient, retried with back-off."""
+
+
+class Transport(Protocol):
+    def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]: ...
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= ANSWER_SHOWN else text[:ANSWER_SHOWN - 3] + "..."
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def needs_id_token(url: str) -> bool:
+    """Google endpoints (https) want an ID token; loopback and plain http get none."""
+    return urlsplit(url).scheme == "https" and not is_loopback(url)
+
+
+class HttpTransport:
+    def __init__(self):
+        self._local = threading.local()  # one requests.Session per engine thread
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._token_lock = threading.Lock()
+
+    def _session(self, url: str):
+        """One session per engine thread and kind of host; loopback skips proxy settings (and their cost)."""
+        import requests
+
+        sessions = self._local.__dict__.setdefault("sessions", {})
+        loopback = is_loopback(url)
+        if loopback not in sessions:
+            sessions[loopback] = requests.Session()
+            sessions[loopback].trust_env = not loopback
+        return sessions[loopback]
+
+    def _id_token(self, url: str) -> str:
+        audience = url.split("?", 1)[0]
+        with self._token_lock:
+            token, expires = self._tokens.get(audience, ("", 0.0))
+            if time.monotonic() < expires:
+                return token
+            import google.auth.exceptions
+            import google.auth.transport.requests
+            from google.oauth2 import id_token
+
+            try:
+                token = id_token.fetch_id_token(google.auth.transport.requests.Request(), audience)
+            except google.auth.exceptions.GoogleAuthError as exc:
+                raise StepError(f"could not get a Google ID token for {audience}: {exc} (use a service account: "
+                                "GOOGLE_APPLICATION_CREDENTIALS, or a Compute Engine / Cloud Run identity)") from None
+            self._tokens[audience] = (token, time.monotonic() + TOKEN_LIFETIME_SECONDS)
+            return token
+
+    def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
+        import requests
+
+        headers = {"Content-Type": "application/json"}
+        if needs_id_token(url):
+            headers["Authorization"] = f"Bearer {self._id_token(url)}"
+        try:
+            response = self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout)
+        except requests.ConnectionError as exc:  # includes connect time-outs
+            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
+        except requests.Timeout:
+            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
+        except requests.RequestException as exc:
+            raise StepError(f"call to {url} failed: {exc}") from None
+        return response.status_code, response.text
+
+
+def scaled_scenario(scenario: Scenario, time_scale: float) -> Scenario:
+    """Job durations and latencies on the engine's shrunk clock."""
+    def scaled(behaviour):
+        return behaviour.model_copy(update={"duration_s": behaviour.duration_s * time_scale,
+                                            "latency_ms": int(behaviour.latency_ms * time_scale)})
+
+    return scenario.model_copy(update={"default": scaled(scenario.default),
+                                       "jobs": {name: scaled(b) for name, b in scenario.jobs.items()}})
+
+
+class SimulatedTransport:
+    def __init__(self, scenario: Scenario, time_scale: float = 1.0):
+        self.state = StubState(scaled_scenario(scenario, time_scale))
+
+    def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
+        function = url.rstrip("/").rsplit("/", 1)[-1]
+        job_name = str(body.get("job_name", ""))
+        latency = self.state.scenario.behaviour(job_name).latency_ms
+        if latency:
+            time.sleep(latency / 1000)
+        job_id = body.get("async_job_id")
+        if body.get("call_type") == protocol.GET_STATUS and protocol.is_job_id(job_id):
+            with self.state.lock:
+                # A job started by an earlier process of a resumed run: it goes on from now.
+                self.state.jobs.setdefault(job_id, _Job(job_name, time.monotonic()))
+        return self.state.answer(function, body)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each call goes: the platform's function URLs, or every one under a base URL."""
+
+    plan: Plan
+    base_url: Optional[str] = None  # --executor-url: replaces https://<region>-<project>.cloudfunctions.net
+    simulated: bool = False  # the simulator answers every URL, so workflows steps need no base
+
+    def function(self, name: str) -> str:
+        if self.base_url:
+            return f"{self.base_url.rstrip('/')}/{name}"
+        return self.plan.function_url(name)
+
+    @property
+    def intermediate(self) -> str:
+        return self.function(self.plan.params.pFunctionIntermediateName)
+
+    @property
+    def workflows_base(self) -> Optional[str]:
+        """Under a base URL (a stub), workflows steps are sync calls to <base>/workflows/<name>;
+        None: they run on Google Cloud through the Workflow Executions API."""
+        base = self.base_url or self.plan.params.extra.get("pFunctionsBaseUrl")
+        if not base and self.simulated:
+            base = "simulated:"
+        return base.rstrip("/") if base else None
+
+    def workflow(self, name: str) -> str:
+        return f"{self.workflows_base}/workflows/{name}"
+
+
+@dataclass(frozen=True)
+class RunArguments:
+    """The execution arguments of a run, with the defaults of the generated workflows."""
+
+    workflow_name: str
+    query_variables: dict
+    workflow_properties: dict
+
+    @classmethod
+    def resolve(cls, plan: Plan, given: Optional[dict] = None) -> "RunArguments":
+        """query_variables default to start_date = end_date = today (UTC), merged with those given."""
+        given = given or {}
+        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        return cls(given.get("workflow_name") or plan.name,
+                   {"start_date": today, "end_date": today, **given.get("query_variables", {})},
+                   dict(given.get("workflow_properties", {})))
+
+    def step_properties(self, step: PlanStep) -> dict:
+        """STEP_PROPERTIES merged over the workflow properties (DESIGN.md §2)."""
+        return {**self.workflow_properties, **step.step_properties}
+
+
+class WorkflowExecutionsApi:
+    """Workflows steps against Google Cloud: start the workflow through the Workflow Executions
+    REST API (as the generated workflows' connector does) and poll the execution."""
+
+    def __init__(self, root: str = EXECUTIONS_API):
+        self.root = root.rstrip("/")
+        self._local = threading.local()
+        self._credentials = None
+        self._lock = threading.Lock()
+
+    def _session(self):
+        import requests
+
+        if hasattr(self._local, "session"):
+            return self._local.session
+        if is_loopback(self.root):
+            session = requests.Session()
+        else:
+            from google.auth.transport.requests import AuthorizedSession
+
+            session = AuthorizedSession(self._default_credentials())
+        self._local.session = session
+        return session
+
+    def _default_credentials(self):
+        import google.auth
+        import google.auth.exceptions
+
+        with self._lock:
+            if self._credentials is None:
+                try:
+                    self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+                except google.auth.exceptions.GoogleAuthError as exc:
+                    raise StepError(f"no Google credentials to run workflows ({exc}); run "
+                                    "`gcloud auth application-default login`") from None
+            return self._credentials
+
+    def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
+        import requests
+
+        try:
+            response = self._session().request(method, url, json=payload, timeout=timeout)
+        except requests.ConnectionError as exc:
+            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
+        except requests.Timeout:
+            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
+        except requests.RequestException as exc:
+            raise StepError(f"call to {url} failed: {exc}") from None
+        return response.status_code, response.text
+
+
+@dataclass
+class ExecutorClient:
+    transport: Transport
+    endpoints: Endpoints
+    execution_id: str
+    sleep: Callable[[float], None]  # interruptible, on the engine's (scaled) clock
+    arguments: RunArguments
+    time_scale: float = 1.0
+    executions: WorkflowExecutionsApi = field(default_factory=WorkflowExecutionsApi)
+
+    def polls(self, step: PlanStep) -> bool:
+        """Async steps start a job and poll it; so do workflows steps run on Google Cloud."""
+        return step.type == "async" or (step.type == "workflows" and self.endpoints.workflows_base is None)
+
+    def _body(self, call_type: str, step: PlanStep, function_url: str, async_job_id: str | None = None) -> dict:
+        return protocol.request_body(
+            call_type, workflow_name=self.arguments.workflow_name, execution_id=self.execution_id,
+            job_name=step.job_name, function_url_to_call=function_url,
+            query_variables=self.arguments.query_variables, workflow_properties=self.arguments.workflow_properties,
+            step_properties=self.arguments.step_properties(step), async_job_id=async_job_id)
+
+    def _retrying(self, what: str, send: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+        """Send, retrying transient faults (429/502/503/504, no connection) with back-off."""
+        delays = protocol.backoff_delays()
+        for retry in range(len(delays) + 1):
+            try:
+                status, text = send()
+                if status not in protocol.TRANSIENT_HTTP_STATUS:
+                    return status, text
+                problem = f"HTTP {status} {_shorten(text)}"
+            except ConnectionProblem as exc:
+                problem = str(exc)
+            if retry == len(delays):
+                raise StepError(f"{what} still failing after {retry} retries: {problem}")
+            self.sleep(delays[retry] * self.time_scale)
+        raise AssertionError("unreachable")
+
+    def _call(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
+        return self._retrying(body["call_type"], lambda: self.transport.post(url, body, timeout))
+
+    @staticmethod
+    def _failure(call_type: str, status: int, text: str) -> StepError:
+        if status == 500 and protocol.is_failure_body(text):
+            return StepError(_shorten(text))
+        return StepError(f"{call_type} answered HTTP {status} {_shorten(text)!r}")
+
+    @staticmethod
+    def _text(text: str) -> str:
+        """Answers are plain text; accept a JSON-encoded string too."""
+        text = text.strip()
+        if text.startswith('"'):
+            try:
+                decoded = json.loads(text)
+                return decoded if isinstance(decoded, str) else text
+            except json.JSONDecodeError:
+                return text
+        return text
+
+    def start(self, step: PlanStep) -> str:
+        """Start a polled step's job; answers its id (for a workflow, the execution's name)."""
+        if step.type == "workflows":
+            return self._start_execution(step)
+        url = self.endpoints.intermediate
+        body = self._body(protocol.GET_ID, step, self.endpoints.function(step.executor))
+        status, text = self._call(url, body, step.call_timeout_seconds)
+        answer = self._text(text)
+        if status == 200 and protocol.is_job_id(answer):
+            return answer
+        if status == 200:
+            raise StepError(f"get_id answered {_shorten(answer)!r}, not a job id (aef_... or aef-...)")
+        raise self._failure(protocol.GET_ID, status, text)
+
+    def is_done(self, step: PlanStep, async_job_id: str) -> bool:
+        if step.type == "workflows":
+            return self._execution_done(step, async_job_id)
+        url = self.endpoints.intermediate
+        body = self._body(protocol.GET_STATUS, step, self.endpoints.function(step.status_executor), async_job_id)
+        status, text = self._call(url, body, step.call_timeout_seconds)
+        answer = self._text(text)
+        if status == 200 and answer in (protocol.RUNNING, protocol.SUCCESS):
+            return answer == protocol.SUCCESS
+        if status == 200:
+            raise StepError(f"get_status answered {_shorten(answer)!r}, expected 'running' or 'success'")
+        raise self._failure(protocol.GET_STATUS, status, text)
+
+    def run_sync(self, step: PlanStep) -> None:
+        """A sync step, or a workflows step under a base URL (a sync call to <base>/workflows/<name>)."""
+        if step.type == "workflows":
+            url = self.endpoints.workflow(step.workflow_id)
+        else:
+            url = self.endpoints.function(step.executor)
+        status, text = self._call(url, self._body(protocol.SYNC, step, url), step.call_timeout_seconds)
+        if status != 200:
+            raise self._failure(protocol.SYNC, status, text)
+
+    def _start_execution(self, step: PlanStep) -> str:
+        params = self.endpoints.plan.params
+        url = (f"{self.executions.root}/projects/{params.pProjectID}/locations/{params.pRegion}"
+               f"/workflows/{step.workflow_id}/executions")
+        argument = {"query_variables": self.arguments.query_variables,
+                    "workflow_properties": self.arguments.step_properties(step)}
+        payload = {"argument": json.dumps(argument)}
+        status, text = self._retrying("starting workflow " + step.workflow_id,
+                                      lambda: self.executions.send("POST", url, payload, step.call_timeout_seconds))
+        name = _json_field(text, "name") if status == 200 else None
+        if not name:
+            raise StepError(f"could not start workflow {step.workflow_id}: HTTP {status} {_shorten(text)}")
+        return name
+
+    def _execution_done(self, step: PlanStep, name: str) -> bool:
+        url = f"{self.executions.root}/{name}"
+        status, text = self._retrying("reading execution " + name,
+                                      lambda: self.executions.send("GET", url, None, step.call_timeout_seconds))
+        state = _json_field(text, "state") if status == 200 else None
+        if state == "SUCCEEDED":
+            return True
+        if state in RUNNING_EXECUTION_STATES:
+            return False
+        if state:
+            error = _json_field(text, "error") or {}
+            raise StepError(f"workflow execution {name} ended {state}: {_shorten(error.get('payload', ''))}")
+        raise StepError(f"could not read workflow execution {name}: HTTP {status} {_shorten(text)}")
+
+
+def _json_field(text: str, key: str):
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data.get(key) if isinstance(data, dict) else None

@@ -1,0 +1,47 @@
+"""A run's result as data, read back from the store: printed by `--format json`, `runs show`."""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Optional
+
+from ...errors import LevelflowError, Problem
+from .store import STEP_STATUSES, RunStore
+
+
+def iso(epoch: Optional[float]) -> Optional[str]:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _duration(start: Optional[float], end: Optional[float]) -> Optional[float]:
+    return round(end - start, 3) if start is not None and end is not None else None
+
+
+def run_report(store: RunStore, run_id: str) -> dict:
+    run = store.run(run_id)
+    if run is None:
+        raise LevelflowError([Problem(str(store.path), f"no run {run_id!r} in this state database (see `levelflow runs list`)")])
+    job_ids: dict[str, list[str]] = {}
+    for attempt in store.attempts(run_id):
+        if attempt["async_job_id"]:
+            job_ids.setdefault(attempt["job_id"], []).append(attempt["async_job_id"])
+    steps = [{
+        "job_id": row["job_id"], "job_name": row["job_name"], "level_id": row["level_id"],
+        "thread_id": row["thread_id"], "type": row["type"], "status": row["status"],
+        "attempts": row["attempts"], "async_job_ids": job_ids.get(row["job_id"], []),
+        "started_at": iso(row["started_at"]), "ended_at": iso(row["ended_at"]),
+        "duration_s": _duration(row["started_at"], row["ended_at"]), "error": row["error"],
+    } for row in store.steps(run_id)]
+    counts = Counter(step["status"] for step in steps)
+    return {
+        "run_id": run_id, "pipeline": run["pipeline"], "source": run["source"], "executor": run["executor"],
+        "status": run["status"], "started_at": iso(run["started_at"]), "ended_at": iso(run["ended_at"]),
+        "duration_s": _duration(run["started_at"], run["ended_at"]), "resumes": run["resumes"],
+        "state_db": str(store.path),
+        "counts": {status: counts[status] for status in STEP_STATUSES if counts[status]},
+        "failed_steps": [s["job_id"] for s in steps if s["status"] == "failed"],
+        "continued_steps": [s["job_id"] for s in steps if s["status"] == "continued"],
+        "steps": steps,
+    }

@@ -1,0 +1,163 @@
+"""Setting up a local run (new or resumed) and stopping it on signals."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+from ...errors import LevelflowError, Problem
+from ...plan import Plan
+from ...scenario import Scenario
+from .engine import Engine, StepRecord
+from .executors import (EXECUTIONS_API, Endpoints, ExecutorClient, HttpTransport, RunArguments, SimulatedTransport,
+                        WorkflowExecutionsApi)
+from .store import RunStore
+
+DEFAULT_MAX_PARALLEL = 20
+
+
+@dataclass(frozen=True)
+class LocalRunOptions:
+    executor_url: Optional[str] = None  # base URL replacing https://<region>-<project>.cloudfunctions.net
+    scenario: Optional[Scenario] = None  # set: the built-in simulator instead of HTTP
+    scenario_label: str = "default scenario"
+    max_parallel: int = DEFAULT_MAX_PARALLEL
+    time_scale: float = 1.0
+    arguments: dict = field(default_factory=dict)  # workflow_name, query_variables, workflow_properties
+    executions_api: str = EXECUTIONS_API  # workflows steps on Google Cloud
+
+    @property
+    def simulated(self) -> bool:
+        return self.scenario is not None
+
+
+def new_run_id() -> str:
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def structure(plan: Plan) -> list[list[str]]:
+    """What a resumed run must still match: every step's level, thread, JOB_ID and JOB_NAME."""
+    return [[level.level_id, thread.thread_id, step.job_id, step.job_name]
+            for level in plan.levels for thread in level.threads for step in thread.steps]
+
+
+def _problem(plan: Plan, message: str) -> LevelflowError:
+    return LevelflowError([Problem(plan.source or plan.name, message)])
+
+
+def _check_runnable(plan: Plan) -> None:
+    if plan.params is None:
+        raise _problem(plan, "platform parameters are needed to run a pipeline (--params FILE)")
+
+
+def _executor_label(plan: Plan, options: LocalRunOptions) -> str:
+    if options.simulated:
+        return f"simulate {options.scenario_label}"
+    return f"http {Endpoints(plan, options.executor_url).intermediate}"
+
+
+def _fresh_records(plan: Plan) -> dict[str, StepRecord]:
+    return {step.job_id: StepRecord(step, level.level_id, thread.thread_id)
+            for level in plan.levels for thread in level.threads for step in thread.steps}
+
+
+def _new_run(plan: Plan, store: RunStore, label: str, arguments: RunArguments) -> tuple[str, dict[str, StepRecord]]:
+    run_id = new_run_id()
+    records = _fresh_records(plan)
+    rows = [{"job_id": r.step.job_id, "job_name": r.step.job_name, "level_id": r.level_id,
+             "thread_id": r.thread_id, "position": n, "type": r.step.type}
+            for n, r in enumerate(records.values())]
+    store.create_run(run_id, plan.name, plan.source, label, structure(plan), dataclasses.asdict(arguments), rows)
+    return run_id, records
+
+
+def process_alive(pid: Optional[int]) -> bool:
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[str, StepRecord]:
+    """Succeeded steps stay done; jobs with a recorded id are polled again; the rest re-run."""
+    run = store.run(run_id)
+    where = str(store.path)
+    if run is None:
+        raise LevelflowError([Problem(where, f"no run {run_id!r} in this state database (see `levelflow runs list`)")])
+    if run["status"] == "succeeded":
+        raise LevelflowError([Problem(where, f"run {run_id} already succeeded: nothing to resume")])
+    if run["status"] == "running" and process_alive(run["pid"]):
+        raise LevelflowError([Problem(where, f"run {run_id} is still running in process {run['pid']}")])
+    if json.loads(run["structure"]) != structure(plan):
+        raise _problem(plan, f"this definition's levels, threads or steps differ from run {run_id}'s "
+                             f"(pipeline {run['pipeline']!r}); a run can only be resumed with the definition it started with")
+    store.interrupt_running(run_id)  # what a killed process left running
+    open_jobs = store.open_jobs(run_id)
+    store.reset_unfinished(run_id)
+    store.reopen_run(run_id, label)
+    records = _fresh_records(plan)
+    for row in store.steps(run_id):
+        record = records[row["job_id"]]
+        record.attempts = row["attempts"]
+        if row["status"] == "succeeded":
+            record.status, record.async_job_id = "succeeded", row["async_job_id"]
+            record.started_at, record.ended_at = row["started_at"], row["ended_at"]
+        elif row["job_id"] in open_jobs:
+            attempt, job, started_at = open_jobs[row["job_id"]]
+            record.reopen, record.async_job_id = (attempt, started_at), job
+    return records
+
+
+def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume: Optional[str] = None,
+                on_change: Callable[[StepRecord], None] = lambda record: None) -> Engine:
+    """Record a new run (or reopen `resume`) and return the engine ready to run it."""
+    _check_runnable(plan)
+    label = _executor_label(plan, options)
+    if resume:
+        run_id, records = resume, _resumed_run(plan, store, resume, label)
+        # The dates and properties the run started with, even when resumed another day.
+        arguments = RunArguments(**json.loads(store.run(resume)["arguments"]))
+    else:
+        arguments = RunArguments.resolve(plan, options.arguments)
+        run_id, records = _new_run(plan, store, label, arguments)
+
+    def client_factory(sleep):
+        transport = SimulatedTransport(options.scenario, options.time_scale) if options.simulated else HttpTransport()
+        return ExecutorClient(transport, Endpoints(plan, options.executor_url, options.simulated), run_id, sleep,
+                              arguments, options.time_scale,
+                              WorkflowExecutionsApi(options.executions_api))
+
+    return Engine(plan, store, run_id, records, client_factory, max_parallel=options.max_parallel,
+                  time_scale=options.time_scale, on_change=on_change)
+
+
+@contextlib.contextmanager
+def stop_on_signals(engine: Engine) -> Iterator[list[int]]:
+    """SIGINT / SIGTERM ask the engine to stop cleanly; yields the signals received."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, _frame):
+        received.append(signum)
+        engine.request_stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

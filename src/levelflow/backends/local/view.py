@@ -1,0 +1,152 @@
+"""What a person watching a local run sees: a live view on a terminal, log lines elsewhere,
+and a summary table at the end."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Optional
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .engine import Engine, StepRecord
+
+STYLE = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red",
+         "continued": "yellow", "skipped": "dim", "interrupted": "magenta"}
+ICON = {"pending": "·", "running": "▶", "succeeded": "✔", "failed": "✘", "continued": "!",
+        "skipped": "↷", "interrupted": "■"}
+DETAILED_STEPS = 40  # up to this many steps, the live view lists every one
+THREADS_SHOWN = 12  # a big level lists its running threads, up to this many
+
+
+def elapsed(start: Optional[float], end: Optional[float] = None) -> str:
+    if start is None:
+        return ""
+    seconds = int((end or time.time()) - start)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+def status_text(status: str) -> Text:
+    return Text(f"{ICON.get(status, '?')} {status}", style=STYLE.get(status, ""))
+
+
+def counts_text(records) -> str:
+    counts = Counter(r.status for r in records)
+    return ", ".join(f"{counts[s]} {s}" for s in STYLE if counts[s])
+
+
+class LiveView:
+    """Renders the engine's state on demand (rich Live calls `render` a few times a second)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.by_thread: dict[tuple[str, str], list[StepRecord]] = {}
+        for record in engine.records.values():
+            self.by_thread.setdefault((record.level_id, record.thread_id), []).append(record)
+        self.detailed = len(engine.records) <= DETAILED_STEPS
+
+    def render(self) -> Group:
+        engine = self.engine
+        header = Text.assemble((f"levelflow run {engine.run_id}", "bold"), f"  {engine.plan.name}  ",
+                               elapsed(engine.started_at), "  ", counts_text(engine.records.values()))
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
+        table.add_column("what", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("time", justify="right", no_wrap=True)
+        table.add_column("detail", overflow="ellipsis", no_wrap=True)
+        for level in engine.plan.levels:
+            self._add_level(table, level)
+        return Group(header, table)
+
+    def _add_level(self, table: Table, level) -> None:
+        progress = self.engine.progress
+        key = level.level_id
+        status = progress.status.get(key, "pending")
+        threads = [self.by_thread[(key, t.thread_id)] for t in level.threads]
+        done = sum(1 for t in level.threads if progress.status.get((key, t.thread_id)) not in (None, "running"))
+        table.add_row(Text(f"LEVEL {key}", style="bold"), status_text(status),
+                      elapsed(progress.started.get(key), progress.ended.get(key)),
+                      f"{done}/{len(threads)} threads ended; {counts_text(r for t in threads for r in t)}")
+        if status != "running" and not self.detailed:
+            return
+        shown = level.threads if self.detailed else \
+            [t for t in level.threads if progress.status.get((key, t.thread_id)) == "running"][:THREADS_SHOWN]
+        for thread in shown:
+            self._add_thread(table, key, thread)
+        if len(shown) < len(level.threads):
+            hidden = Counter(progress.status.get((key, t.thread_id), "pending") for t in level.threads if t not in shown)
+            listed = ", ".join(f"{n} {status}" for status, n in sorted(hidden.items()))
+            table.add_row("", "", "", Text(f"… {len(level.threads) - len(shown)} more threads ({listed})", style="dim"))
+
+    def _add_thread(self, table: Table, level_id: str, thread) -> None:
+        progress = self.engine.progress
+        key = (level_id, thread.thread_id)
+        records = self.by_thread[key]
+        running = [r for r in records if r.status == "running"]
+        table.add_row(f"  thread {thread.thread_id}", status_text(progress.status.get(key, "pending")),
+                      elapsed(progress.started.get(key), progress.ended.get(key)), counts_text(records))
+        for record in records if self.detailed else running:
+            table.add_row(f"    {record.step.job_id}", status_text(record.status),
+                          elapsed(record.started_at, record.ended_at), self._detail(record))
+
+    @staticmethod
+    def _detail(record: StepRecord) -> str:
+        parts = [record.step.job_name]
+        if record.attempts > 1:
+            parts.append(f"attempt {record.attempts}")
+        if record.async_job_id and record.status == "running":
+            parts.append(f"{record.async_job_id}, {record.polls} polls")
+        if record.error and record.status in ("failed", "continued"):
+            parts.append(record.error)
+        return " · ".join(parts)
+
+
+class LogLines:
+    """Off a terminal (CI logs), one line per step that starts or ends."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.start = time.time()
+
+    def __call__(self, record: StepRecord) -> None:
+        if record.status == "running" and record.async_job_id:
+            return  # the job id line would double every start
+        where = f"level {record.level_id} thread {record.thread_id} {record.step.job_id} ({record.step.job_name})"
+        extra = f" attempt {record.attempts}" if record.attempts > 1 and record.status == "running" else ""
+        if record.error and record.status in ("failed", "continued"):
+            extra += f": {record.error}"
+        self.console.print(f"[{time.time() - self.start:7.1f}s] {where}: {record.status}{extra}",
+                           markup=False, highlight=False, soft_wrap=True)
+
+
+def summary(report: dict, console: Console, full_rows: int = 60) -> None:
+    """The end-of-run table: every step for small runs, per level counts otherwise; then the errors."""
+    steps = report["steps"]
+    table = Table(title=f"run {report['run_id']} · {report['pipeline']} · {report['status']}", title_justify="left")
+    if len(steps) <= full_rows:
+        for column in ("level", "thread", "JOB_ID", "job name", "status", "attempts", "job id", "time"):
+            table.add_column(column, overflow="fold", no_wrap=column in ("status", "attempts", "time"))
+        for step in steps:
+            table.add_row(step["level_id"], step["thread_id"], step["job_id"], step["job_name"],
+                          status_text(step["status"]), str(step["attempts"]), ", ".join(step["async_job_ids"][-1:]),
+                          _seconds(step["duration_s"]))
+    else:
+        table.add_column("level")
+        for status in STYLE:
+            table.add_column(status, justify="right")
+        levels: dict[str, Counter] = {}
+        for step in steps:
+            levels.setdefault(step["level_id"], Counter())[step["status"]] += 1
+        for level_id, counts in levels.items():
+            table.add_row(level_id, *(str(counts[s] or "") for s in STYLE))
+    console.print(table)
+    for step in steps:
+        if step["error"]:
+            console.print(Text.assemble(status_text(step["status"]), f" {step['job_id']} ({step['job_name']}): {step['error']}"))
+
+
+def _seconds(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.1f}s"

@@ -1,0 +1,240 @@
+"""`levelflow run` and `levelflow runs`: the local engine's command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import reports_problems
+from .errors import LevelflowError
+
+ARGUMENT_KEYS = ("workflow_name", "query_variables", "workflow_properties")
+
+
+def _state_option(function):
+    return click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+                        help="SQLite run record (default: runs.db in the user's data directory, "
+                             "e.g. ~/.local/share/levelflow/runs.db).")(function)
+
+
+def _format_option(function):
+    return click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, help="text: tables for people; json: a machine-readable result on stdout.")(function)
+
+
+def _console():
+    """Tables for people: the terminal's width, or a generous one when piped to a file."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _store(state_path):
+    from .backends.local import RunStore, default_state_path
+
+    return RunStore(state_path or default_state_path())
+
+
+def _load_arguments(path: Path | None) -> dict:
+    """--arguments FILE: the execution arguments a deployed workflow / DAG run would get."""
+    if path is None:
+        return {}
+    from .loader import load_document
+
+    document = load_document(path)
+    data = document.data if document.data is not None else {}
+    if not isinstance(data, dict):
+        raise LevelflowError([document.problem((), f"must be a mapping with any of {', '.join(ARGUMENT_KEYS)}")])
+    problems = [document.problem((key,), f"unknown key; expected one of {', '.join(ARGUMENT_KEYS)}")
+                for key in data if key not in ARGUMENT_KEYS]
+    problems += [document.problem((key,), "must be a mapping")
+                 for key in ARGUMENT_KEYS[1:] if key in data and not isinstance(data[key], dict)]
+    if "workflow_name" in data and not isinstance(data["workflow_name"], str):
+        problems.append(document.problem(("workflow_name",), "must be a string"))
+    if problems:
+        raise LevelflowError(problems)
+    return data
+
+
+def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
+    from .backends.local import LocalRunOptions
+    from .scenario import Scenario, load_scenario
+
+    if executor_url and simulate is not None:
+        raise click.UsageError("give --executor-url or --simulate, not both")
+    if executor_url and not executor_url.startswith(("http://", "https://")):
+        raise click.UsageError(f"--executor-url must be an http:// or https:// URL, got {executor_url!r}")
+    scenario = None
+    if simulate is not None:
+        scenario = load_scenario(simulate) if simulate else Scenario()
+    return LocalRunOptions(executor_url=executor_url, scenario=scenario, scenario_label=simulate or "default scenario",
+                           max_parallel=max_parallel, time_scale=time_scale, arguments=arguments)
+
+
+@click.command("run")
+@click.argument("definition", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--params", "params_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Platform parameters file (platform-parameters-<env>.json): function URLs, jobs bucket.")
+@click.option("--executor-url", metavar="URL",
+              help="Base URL replacing https://<region>-<project>.cloudfunctions.net, e.g. a stub "
+                   "started with `levelflow executors serve`.")
+@click.option("--simulate", is_flag=False, flag_value="", default=None, metavar="[SCENARIO]",
+              help="No network: the built-in simulator answers every call, scripted by an optional "
+                   "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last.")
+@click.option("--max-parallel", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="At most this many threads of a level run at once.")
+@click.option("--time-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Multiply every wait (polls, time-outs, back-off, simulated durations); 0.01 turns a 30 s poll wait into 0.3 s.")
+@_state_option
+@click.option("--resume", metavar="RUN_ID",
+              help="Continue this run (with its original arguments): succeeded steps are not run again, "
+                   "jobs left running are polled again.")
+@click.option("--arguments", "arguments_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="JSON/YAML execution arguments, as a deployed run gets them: workflow_name, query_variables "
+                   "(default start_date = end_date = today, UTC), workflow_properties.")
+@_format_option
+@reports_problems
+def run(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, resume,
+        arguments_path, output_format):
+    """Run a pipeline on this machine, with live progress, recorded for `levelflow runs`.
+
+    Levels run in order, the threads of a level in parallel, the steps of a thread in order;
+    async steps are started through the intermediate function and polled every
+    WAIT_TIME_SECONDS. Steps call the real executors (the platform parameters' URLs, with a
+    Google ID token), the executors under --executor-url, or the built-in simulator.
+
+    Every state change is committed to the state database first, so a run stopped by Ctrl-C,
+    SIGTERM or even SIGKILL can be continued with --resume RUN_ID.
+
+    Exit status: 0 the pipeline succeeded, 1 it failed (or invalid input), 2 usage error,
+    130 / 143 stopped by SIGINT / SIGTERM (resumable).
+    """
+    from .api import load_params, load_plan
+
+    if resume and arguments_path:
+        raise click.UsageError("--arguments cannot change a resumed run: it keeps the arguments it started with")
+    plan = load_plan(definition, load_params(params_path))
+    options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
+    store = _store(state_path)
+    try:
+        report, received = _run_with_view(plan, store, options, resume, output_format)
+    finally:
+        store.close()
+    _print_result(report, output_format, definition, params_path)
+    if report["status"] == "interrupted" and received:
+        sys.exit(128 + received[0])
+    sys.exit(0 if report["status"] == "succeeded" else 1)
+
+
+def _run_with_view(plan, store, options, resume, output_format):
+    from rich.console import Console
+    from rich.live import Live
+
+    from .backends.local import prepare_run, run_report, stop_on_signals
+    from .backends.local.view import LiveView, LogLines
+
+    console = Console(stderr=True)
+    live = console.is_terminal
+    log = LogLines(console) if not live and output_format == "text" else (lambda record: None)
+    engine = prepare_run(plan, store, options, resume=resume, on_change=log)
+    if output_format == "text":
+        console.print(f"run {engine.run_id} · {plan.name} · {plan.step_count} steps · state {store.path}",
+                      markup=False, highlight=False)
+    with stop_on_signals(engine) as received:
+        if live:
+            view = LiveView(engine)
+            with Live(get_renderable=view.render, console=console, refresh_per_second=4):
+                engine.run()
+        else:
+            engine.run()
+    return run_report(store, engine.run_id), received
+
+
+def _print_result(report: dict, output_format: str, definition, params_path) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    from .backends.local.view import summary
+
+    summary(report, _console())
+    status = report["status"]
+    if status == "failed":
+        click.echo(f"run {report['run_id']} failed: {', '.join(report['failed_steps'])}", err=True)
+    if status != "succeeded":
+        click.echo(f"resume with: levelflow run {definition} --params {params_path} --resume {report['run_id']}"
+                   " (and the same executor options)", err=True)
+
+
+@click.group("runs")
+def runs():
+    """Runs recorded by `levelflow run` (in its SQLite state database)."""
+
+
+@runs.command("list")
+@_state_option
+@_format_option
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Show this many, newest first.")
+@reports_problems
+def list_runs(state_path, output_format, limit):
+    """List recorded runs, newest first: id, pipeline, status, start, duration, steps succeeded."""
+    from .backends.local.report import iso
+    from .backends.local.runner import process_alive
+
+    store = _store(state_path)
+    try:
+        rows = store.runs(limit)
+    finally:
+        store.close()
+    # A run still marked running whose process is gone was killed: it can only be resumed.
+    listed = [{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
+               "process_gone": r["status"] == "running" and not process_alive(r["pid"]),
+               "started_at": iso(r["started_at"]), "ended_at": iso(r["ended_at"]),
+               "steps": r["step_count"], "succeeded": r["succeeded_count"], "resumes": r["resumes"]}
+              for r in rows]
+    if output_format == "json":
+        click.echo(json.dumps(listed, indent=2))
+        return
+    from rich.table import Table
+
+    from .backends.local.view import status_text
+
+    table = Table()
+    for column in ("run id", "pipeline", "status", "started (UTC)", "succeeded", "resumes"):
+        table.add_column(column, no_wrap=True)
+    for row in listed:
+        status = status_text(row["status"])
+        if row["process_gone"]:
+            status.append(" (process gone: --resume it)", style="dim")
+        table.add_row(row["run_id"], row["pipeline"], status, (row["started_at"] or "")[:19],
+                      f"{row['succeeded']}/{row['steps']}", str(row["resumes"]))
+    _console().print(table)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_state_option
+@_format_option
+@reports_problems
+def show_run(run_id, state_path, output_format):
+    """Show one run: every step's status, attempts, job ids, timings and errors."""
+    from .backends.local import run_report
+
+    store = _store(state_path)
+    try:
+        report = run_report(store, run_id)
+    finally:
+        store.close()
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    from .backends.local.view import summary
+
+    summary(report, _console(), full_rows=1000)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(run)
+    main.add_command(runs)

@@ -1,0 +1,108 @@
+# ------------------------------------------------------------------------------------------
+# Platform parameters and generation with the levelflow CLI.
+#
+# Terraform must know at plan time which workflows and DAGs exist, and only the generator
+# knows which files a definition becomes (a big pipeline may be split into child workflows).
+# So generation runs at plan time, in `external` data sources, into a directory named after a
+# hash of every input: the definition files, the parameters and `levelflow --version`. An
+# unchanged input set reuses the directory (the CLI does not run again); any change makes a
+# new one, so a deleted definition never leaves a stale file behind.
+# ------------------------------------------------------------------------------------------
+
+locals {
+  # The names the original AEF deployment uses, so existing executors and buckets line up.
+  function_intermediate_name = "orch-framework-intermediate"
+  jobs_bucket                = "${var.data_transformation_project}_aef_jobs_bucket"
+
+  platform_parameters = [
+    { ParameterKey = "pProjectID", ParameterValue = var.project },
+    { ParameterKey = "pRegion", ParameterValue = var.region },
+    { ParameterKey = "pFunctionIntermediateName", ParameterValue = local.function_intermediate_name },
+    { ParameterKey = "pJobsDefinitionsBucket", ParameterValue = local.jobs_bucket },
+    { ParameterKey = "pDataTransformationProjectID", ParameterValue = var.data_transformation_project },
+  ]
+  platform_parameters_json = jsonencode(local.platform_parameters)
+  parameters_file_name     = "platform-parameters-${var.environment}.json"
+
+  # The files `levelflow validate DIR` would read: directly inside, not parameter files.
+  definition_files = sort([
+    for name in fileset(var.definitions_dir, "*") : name
+    if can(regex("(?i)\\.(json|ya?ml)$", name)) && !startswith(name, "platform-parameters") && !startswith(name, ".")
+  ])
+  # try: a JSON file decodes as JSON, a YAML one as YAML; null when neither has an engine.
+  definition_engines = {
+    for name in local.definition_files : name => try(
+      jsondecode(file("${var.definitions_dir}/${name}")).engine,
+      yamldecode(file("${var.definitions_dir}/${name}")).engine,
+      null
+    )
+  }
+  unreadable_definitions = [
+    for name, engine in local.definition_engines : name if !contains(["cloud_workflows", "composer"], coalesce(engine, "-"))
+  ]
+
+  # Engines to generate, each with its definition files; an engine with nothing to do is left out.
+  engine_definitions = {
+    for engine, wanted in { cloud_workflows = var.deploy_cloud_workflows, composer = var.deploy_composer_dags } :
+    engine => [for name, found in local.definition_engines : name if found == engine]
+    if wanted && contains(values(local.definition_engines), engine)
+  }
+
+  inputs_hash = sha256(jsonencode({
+    definitions = { for name in local.definition_files : name => filesha256("${var.definitions_dir}/${name}") }
+    parameters  = local.platform_parameters_json
+    levelflow   = data.external.levelflow_version.result.output
+  }))
+  generated_dir = "${path.root}/.levelflow/${var.environment}/${substr(local.inputs_hash, 0, 16)}"
+
+  # Command-line arguments, single-quoted for POSIX shell word splitting (a quote becomes '\'').
+  quoted_parameters_file = "'${replace("${local.generated_dir}/${local.parameters_file_name}", "'", "'\\''")}'"
+  quoted_definitions = {
+    for engine, names in local.engine_definitions :
+    engine => join(" ", [for name in names : "'${replace("${var.definitions_dir}/${name}", "'", "'\\''")}'"])
+  }
+  quoted_out_dirs = { for engine in keys(local.engine_definitions) : engine => "'${replace("${local.generated_dir}/${engine}", "'", "'\\''")}'" }
+}
+
+data "external" "levelflow_version" {
+  program = ["python3", "${path.module}/levelflow_external.py"]
+  query   = { command = "levelflow --version" }
+}
+
+data "external" "generate" {
+  for_each = local.engine_definitions
+  program  = ["python3", "${path.module}/levelflow_external.py"]
+  query = {
+    command     = "levelflow generate ${local.quoted_definitions[each.key]} --params ${local.quoted_parameters_file} --out ${local.quoted_out_dirs[each.key]}"
+    out_dir     = "${local.generated_dir}/${each.key}"
+    params_file = "${local.generated_dir}/${local.parameters_file_name}"
+    params_json = local.platform_parameters_json
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.unreadable_definitions) == 0
+      error_message = "These definitions have no readable \"engine\" (cloud_workflows or composer): ${join(", ", local.unreadable_definitions)}. Run `levelflow validate ${var.definitions_dir}` for details."
+    }
+    precondition {
+      condition     = each.key != "composer" || var.create_composer_environment || var.composer_bucket_name != null
+      error_message = "deploy_composer_dags needs a bucket: set composer_bucket_name, or create_composer_environment = true."
+    }
+  }
+}
+
+# The parameters beside the definitions, as the original deployment wrote them, for CI/CD steps
+# and hand runs (`levelflow generate ... --params`); generation reads its own copy above, since
+# this file only appears at apply time.
+resource "local_file" "platform_parameters" {
+  filename        = "${var.definitions_dir}/${local.parameters_file_name}"
+  content         = local.platform_parameters_json
+  file_permission = "0644"
+
+  lifecycle {
+    precondition {
+      condition     = length(local.definition_files) > 0
+      error_message = "No definition files (*.json, *.yaml, *.yml) in definitions_dir ${var.definitions_dir} (relative to where Terraform runs)."
+    }
+  }
+}

@@ -1,0 +1,39 @@
+output "workflow_ids" {
+  description = "Deployed Cloud Workflows: workflow name => id (projects/<project>/locations/<region>/workflows/<name>)."
+  value       = { for name, workflow in google_workflows_workflow.this : name => workflow.id }
+}
+
+output "dag_objects" {
+  description = "Uploaded DAG files: file name => gs://<bucket>/dags/<file>."
+  value       = { for name, object in google_storage_bucket_object.dags : name => "gs://${object.bucket}/${object.name}" }
+}
+
+output "composer_bucket" {
+  description = "Bucket the DAGs go to (composer_bucket_name, or the created environment's); null when there is none."
+  value       = local.composer_bucket
+}
+
+output "composer_environment_id" {
+  description = "Id of the created Composer environment, or null."
+  value       = try(google_composer_environment.this[0].id, null)
+}
+
+output "cloud_workflows_definitions" {
+  description = "Definition files whose engine is cloud_workflows."
+  value       = [for name, engine in local.definition_engines : name if engine == "cloud_workflows"]
+}
+
+output "composer_definitions" {
+  description = "Definition files whose engine is composer."
+  value       = [for name, engine in local.definition_engines : name if engine == "composer"]
+}
+
+output "generated_dir" {
+  description = "Directory of the files generated from the current inputs (one sub-directory per engine)."
+  value       = local.generated_dir
+}
+
+output "platform_parameters_file" {
+  description = "The platform-parameters-<environment>.json written beside the definitions."
+  value       = local_file.platform_parameters.filename
+}

@@ -1,0 +1,131 @@
+variable "project" {
+  description = "Project where the Cloud Workflows or Composer DAGs are deployed."
+  type        = string
+  nullable    = false
+}
+
+variable "region" {
+  description = "Region of the Cloud Workflows (and of the Composer environment when one is created)."
+  type        = string
+  nullable    = false
+}
+
+variable "environment" {
+  description = "Environment name (dev, prod...). Names the parameters file platform-parameters-<environment>.json and the Composer environment."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+$", var.environment))
+    error_message = "environment must be letters, digits, '_' or '-' (it becomes part of a file name)."
+  }
+}
+
+variable "data_transformation_project" {
+  description = "Project holding the data transformation job definitions; its jobs bucket <project>_aef_jobs_bucket holds the job parameter files."
+  type        = string
+  nullable    = false
+}
+
+variable "deploy_cloud_workflows" {
+  description = "Generate and deploy the cloud_workflows definitions as Cloud Workflows. When false, deploy them in a later CI/CD step."
+  type        = bool
+  nullable    = false
+  default     = true
+}
+
+variable "deploy_composer_dags" {
+  description = "Generate the composer definitions as Airflow DAGs and upload them to the Composer bucket. When false, deploy them in a later CI/CD step."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "create_composer_environment" {
+  description = "Create a Cloud Composer environment (and its service account). When false and deploy_composer_dags is true, composer_bucket_name must be set."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "composer_bucket_name" {
+  description = "Bucket of an existing Composer environment to upload DAGs to (name or gs://name). When set, DAGs go there even if an environment is created."
+  type        = string
+  nullable    = true
+  default     = null
+
+  validation {
+    condition     = var.composer_bucket_name == null || can(regex("^(gs://)?[a-z0-9][a-z0-9._-]*[a-z0-9]/?$", var.composer_bucket_name))
+    error_message = "composer_bucket_name must be a bucket name, optionally written gs://name."
+  }
+}
+
+variable "composer_config" {
+  description = "Settings of the created Composer environment. image_version defaults to composer-3-airflow-2.10.5; vpc/subnet are the network; cloud_sql, gke_master and connection_subnetwork are Composer 2 private-IP ranges; service_encryption_keys is a KMS key; env_variables become Airflow variables (AIRFLOW_VAR_<name>); web_server_access_control maps allowed IP ranges to descriptions."
+  type = object({
+    vpc                     = optional(string)
+    subnet                  = optional(string)
+    connection_subnetwork   = optional(string)
+    cloud_sql               = optional(string)
+    gke_master              = optional(string)
+    service_encryption_keys = optional(string)
+    environment_size        = optional(string)
+    software_config = optional(object({
+      airflow_config_overrides       = optional(map(string), {})
+      pypi_packages                  = optional(map(string), {})
+      env_variables                  = optional(map(string), {})
+      image_version                  = optional(string)
+      cloud_data_lineage_integration = optional(bool, true)
+    }), {})
+    web_server_access_control = optional(map(string), {})
+    workloads_config = optional(object({
+      scheduler = optional(object({
+        cpu        = optional(number)
+        memory_gb  = optional(number)
+        storage_gb = optional(number)
+        count      = optional(number)
+      }), {})
+      web_server = optional(object({
+        cpu        = optional(number)
+        memory_gb  = optional(number)
+        storage_gb = optional(number)
+      }), {})
+      worker = optional(object({
+        cpu        = optional(number)
+        memory_gb  = optional(number)
+        storage_gb = optional(number)
+        min_count  = optional(number)
+        max_count  = optional(number)
+      }), {})
+    }), {})
+  })
+  nullable = false
+  default  = {}
+
+  validation {
+    condition = (
+      !startswith(coalesce(var.composer_config.software_config.image_version, "composer-3"), "composer-3")
+      || alltrue([for range in [var.composer_config.cloud_sql, var.composer_config.gke_master, var.composer_config.connection_subnetwork] : range == null])
+    )
+    error_message = "cloud_sql, gke_master and connection_subnetwork are Cloud Composer 2 private-IP settings; Cloud Composer 3 (the default image) has none: unset them or choose a composer-2 image_version."
+  }
+}
+
+variable "workflows_log_level" {
+  description = "Level of platform logging of calls and call responses during Cloud Workflows executions."
+  type        = string
+  nullable    = false
+  default     = "LOG_ERRORS_ONLY"
+
+  validation {
+    condition     = contains(["CALL_LOG_LEVEL_UNSPECIFIED", "LOG_ALL_CALLS", "LOG_ERRORS_ONLY", "LOG_NONE"], var.workflows_log_level)
+    error_message = "workflows_log_level must be CALL_LOG_LEVEL_UNSPECIFIED, LOG_ALL_CALLS, LOG_ERRORS_ONLY or LOG_NONE."
+  }
+}
+
+variable "definitions_dir" {
+  description = "Directory of the definition files (*.json, *.yaml, *.yml directly inside), relative to where Terraform runs. platform-parameters-<environment>.json is written there too."
+  type        = string
+  nullable    = false
+  default     = "../workflow-definitions"
+}
