@@ -16,9 +16,11 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
 4. Time: `sys.now`, `sys.sleep` and the retry back-off wait use a virtual clock, so a poll
    every 30 s costs nothing. The clock lives in a context variable: each parallel branch (the
    emulator runs branches in threads with a copy of the parent's context) keeps its own time.
-5. Speed only: for every expression the emulator deep-copies and converts the whole context,
-   including the source of every subworkflow. Expressions only read the variables they name,
-   so `_LazyContext` copies and converts just those, on first use (same values, same errors).
+5. Expressions (`_run_code`): the emulator renders a map returned by an expression through
+   Python's repr and parses that as YAML, which mangles strings holding quotes or backslashes;
+   results come back as plain data instead, which it then renders through JSON. And, for speed
+   only: the emulator deep-copies and converts the whole context (including the source of every
+   subworkflow) for each expression; `_LazyContext` copies just the variables the code reads.
 """
 from __future__ import annotations
 
@@ -85,17 +87,26 @@ class _LazyContext(ContextDict):
         return super().__getitem__(name)
 
 
-def _lazy_run_code(code: str, context: dict):
+def _data(value):
+    """Emulator maps (addict) as plain dicts and lists, as the service's values are."""
+    if isinstance(value, dict):
+        return {key: _data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_data(item) for item in value]
+    return value
+
+
+def _run_code(code: str, context: dict):
     if code in render.FORBIDDEN_KEYWORDS:
         raise ValueError(f"Forbidden keyword: {code}")
     scope = _LazyContext(context)
     try:
-        return eval(code, scope)
+        return _data(eval(code, scope))
     except AttributeError as err:
         raise SyntaxError(f"Error evaluating code: `{code}`. The variable {err.args[0]} is probably not defined") from err
 
 
-def _lazy_assign_var(key: str, value, context: dict):
+def _assign_var(key: str, value, context: dict):
     if key in render.FORBIDDEN_KEYWORDS:
         raise ValueError(f"Forbidden keyword: {key}")
     scope = _LazyContext(context)
@@ -140,6 +151,8 @@ class Emulator:
             if rendered_step["call"] != RUN_WORKFLOW:
                 return original(rendered_step)
             args = rendered_step["args"]
+            if args["workflow_id"] not in self.workflows:  # the API answers 404 before any execution starts
+                raise WorkflowError(message=f"workflow {args['workflow_id']!r} not found", code=404, tags=["HttpError"])
             try:
                 return self.execute(args["workflow_id"], args.get("argument"))
             except WorkflowError as exc:
@@ -163,8 +176,8 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     sys_utils.sleep = _virtual_sleep
     emulator.sleep = _virtual_sleep
     emulator.StepCall.execute_connector = state._connector(emulator.StepCall.execute_connector)
-    render.run_code = emulator.run_code = _lazy_run_code
-    render.assign_var = emulator.assign_var = _lazy_assign_var
+    render.run_code = emulator.run_code = _run_code
+    render.assign_var = emulator.assign_var = _assign_var
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)
