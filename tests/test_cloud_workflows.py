@@ -353,3 +353,71 @@ def test_whole_run_step_estimate_warns(compile_def):
     slow = {"WAIT_TIME_SECONDS": "5", "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "600"}  # 7,200 polls each
     with pytest.warns(cw.LevelflowWarning, match="100,000"):
         compile_def(pipeline([[[step("A", **slow)], [step("B", **slow)]]]))
+
+
+# --- output files: schema, determinism, serializers, command lines --------------------------
+
+
+def _example_files():
+    params = load_params(PARAMS)
+    for name in ("demo_pipeline_cloud_workflows.json", "retail_daily.json"):
+        yield name, cw.generate_workflows(load_plan(EXAMPLES / name, params))
+
+
+def test_every_generated_file_is_schema_valid_and_deterministic(compile_def):
+    hostile = pipeline([[[step("H", JOB_NAME="a-b_c", STEP_PROPERTIES=HOSTILE, NEXT="I"), step("I", RETRIES="1")]],
+                        [[step(f"T{t}")] for t in range(23)]])
+    outputs = [*(files for _, files in _example_files()), compile_def(hostile)]
+    with pytest.warns(cw.LevelflowWarning):
+        outputs.append(compile_def(pipeline([[[step(f"L{li}T{ti}S{si}") for si in range(10)] for ti in range(10)] for li in range(8)]), name="big"))
+    for files in outputs:
+        for name, text in files.items():
+            assert schema_errors(text) == [], name
+    again = [*(files for _, files in _example_files()), compile_def(hostile)]
+    assert outputs[:3] == again
+
+
+def test_both_yaml_emitters_write_the_same_bytes(compile_def):
+    if "libyaml" not in cw.DUMPERS:
+        pytest.skip("PyYAML without libyaml")
+    plan_files = compile_def(pipeline([[[step("H", STEP_PROPERTIES={**HOSTILE, "num": "1e5", "hex": "0x1F", "yes": "yes"})]]]))
+    doc = yaml.safe_load(next(iter(plan_files.values())))
+    assert cw.render(doc, "libyaml") == cw.render(doc, "python")
+    text = cw.render({"values": ["1e5", "0x1F", ".inf", "12", "1.5", "abc"]})
+    assert "'1e5'" in text and "'0x1F'" in text and "'.inf'" in text  # YAML 1.2 parsers would read them as numbers
+    assert yaml.safe_load(text)["values"] == ["1e5", "0x1F", ".inf", "12", "1.5", "abc"]
+
+
+def test_cli_generate_and_the_original_positional_script(tmp_path):
+    from conftest import ROOT, run_cli
+    import subprocess
+    import sys
+
+    definition = EXAMPLES / "demo_pipeline_cloud_workflows.json"
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert run_cli("generate", definition, "--params", PARAMS, "-o", first).returncode == 0
+    script_run = subprocess.run([sys.executable, "workflows_generator.py", str(definition), str(PARAMS.relative_to(ROOT)), str(second), "True"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert script_run.returncode == 0, script_run.stderr
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() == next(files for name, files in _example_files() if name == definition.name)["demo_pipeline_cloud_workflows.yaml"].encode()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(pipeline([[[step("A", WAIT_TIME_SECONDS="soon")]]])))
+    failed = subprocess.run([sys.executable, "workflows_generator.py", str(bad), str(PARAMS), str(tmp_path / "c.yaml"), "False"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "WAIT_TIME_SECONDS: must be a whole number of seconds" in failed.stderr
+    assert f"{bad}:" in failed.stderr and "Traceback" not in failed.stderr and not (tmp_path / "c.yaml").exists()
+    usage = subprocess.run([sys.executable, "workflows_generator.py", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_cli_writes_split_pipelines_and_reports_warnings(tmp_path, write_json):
+    from conftest import run_cli
+
+    slow = {"WAIT_TIME_SECONDS": "5", "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "600"}
+    path = write_json(pipeline([[[step(f"L{li}T{ti}S{si}", **slow) for si in range(10)] for ti in range(10)] for li in range(10)]), "wide.json")
+    result = run_cli("generate", path, "--params", PARAMS, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert written == {"wide.yaml"} | {f"wide-part-{n}.yaml" for n in range(1, len(written))} and len(written) >= 3
+    assert "warning: " in result.stderr and "100,000" in result.stderr

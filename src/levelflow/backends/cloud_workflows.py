@@ -30,6 +30,7 @@ data before anything is returned; a definition that cannot fit raises LevelflowE
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
 import re
@@ -82,10 +83,11 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
         raise _problem(plan, str(exc), exc.path) from None
     _check_doc(plan, whole)
     text = _with_header(render(whole), plan, plan.levels)
-    if len(text.encode()) <= MAX_SOURCE_BYTES:
+    size = len(text.encode())
+    if size <= MAX_SOURCE_BYTES:
         _check_steps_budget(plan, plan.levels)
         return {f"{plan.name}.yaml": text}
-    return _split(plan, settings)
+    return _split(plan, settings, size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,15 +98,35 @@ class _FlowMap(dict):
     """A mapping written on one line (step descriptors), to keep the source compact."""
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+# Plain scalars that YAML 1.2 parsers read as numbers although PyYAML (YAML 1.1) writes them
+# unquoted, such as "1e5" or "0x1F": quoted, so that such strings stay strings everywhere.
+_YAML12_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 
 
-_Dumper.add_representer(_FlowMap, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True))
+def _represent_str(dumper, text: str):
+    style = "'" if _YAML12_NUMBER.fullmatch(text) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
-def render(doc: dict) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20)
+def _represent_flow_map(dumper, data: dict):
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+
+def _dumper(base):
+    dumper = type("Dumper", (base,), {})
+    dumper.add_representer(str, _represent_str)
+    dumper.add_representer(_FlowMap, _represent_flow_map)
+    return dumper
+
+
+# libyaml's emitter writes the same bytes as PyYAML's (a test checks it), only faster
+DUMPERS = {"python": _dumper(yaml.SafeDumper)}
+if getattr(yaml, "CSafeDumper", None):
+    DUMPERS["libyaml"] = _dumper(yaml.CSafeDumper)
+
+
+def render(doc: dict, emitter: str = "libyaml" if "libyaml" in DUMPERS else "python") -> str:
+    return yaml.dump(doc, Dumper=DUMPERS[emitter], sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20)
 
 
 def _with_header(text: str, plan: Plan, levels: Iterable[PlanLevel], note: str = "") -> str:
@@ -647,12 +669,14 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
             "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name")}}
 
 
-def _split(plan: Plan, settings: _Settings) -> dict[str, str]:
+def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
     """Pack whole levels into part workflows of at most MAX_SOURCE_BYTES each."""
     texts: list[tuple[tuple[PlanLevel, ...], str]] = []
     remaining = list(plan.levels)
+    guess = int(MAX_SOURCE_BYTES * 0.9 / (whole_size / len(plan.levels)))
     while remaining:
-        levels, text = _largest_part(plan, remaining, settings)
+        levels, text = _largest_part(plan, remaining, settings, guess)
+        guess = len(levels)  # the next part most likely holds as many levels
         texts.append((levels, text))
         remaining = remaining[len(levels):]
     parts = [_part_name(plan, n + 1) for n in range(len(texts))]
@@ -669,37 +693,42 @@ def _split(plan: Plan, settings: _Settings) -> dict[str, str]:
     return files
 
 
-def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings) -> tuple[tuple[PlanLevel, ...], str]:
-    """The longest prefix of `levels` whose part workflow fits, found by doubling then bisection."""
-    def fits(count: int) -> Optional[str]:
-        doc = _workflow_doc(plan, tuple(levels[:count]), settings, part=True)
-        text = render(doc)
-        return text if _source_size(text, plan, levels[:count]) <= MAX_SOURCE_BYTES else None
+def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, guess: int) -> tuple[tuple[PlanLevel, ...], str]:
+    """The longest prefix of `levels` whose part workflow fits: galloping from a size-based guess."""
+    texts: dict[int, Optional[str]] = {}
 
-    first = fits(1)
-    if first is None:
+    def fits(count: int) -> Optional[str]:
+        if count not in texts:
+            text = render(_workflow_doc(plan, tuple(levels[:count]), settings, part=True))
+            texts[count] = text if _source_size(text, plan, levels[:count]) <= MAX_SOURCE_BYTES else None
+        return texts[count]
+
+    if fits(1) is None:
         level = levels[0]
         size = _source_size(render(_workflow_doc(plan, (level,), settings, part=True)), plan, [level])
         index = plan.levels.index(level)
         raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {size:,} bytes of workflow source, "
                                                     f"{size - MAX_SOURCE_BYTES:,} more than the {MAX_SOURCE_BYTES:,}-byte limit; split it into several levels",
                                       ("definition", index))])
-    good, good_text, bad = 1, first, None
-    while bad is None and good < len(levels):  # double until it no longer fits
-        trial = min(good * 2, len(levels))
-        text = fits(trial)
-        if text is None:
-            bad = trial
-        else:
-            good, good_text = trial, text
+    good = bad = min(max(1, guess), len(levels))
+    step = 1
+    if fits(good) is not None:  # grow until it no longer fits (or every level is in)
+        bad = None
+        while bad is None and good < len(levels):
+            trial = min(good + step, len(levels))
+            if fits(trial) is None:
+                bad = trial
+            else:
+                good, step = trial, step * 2
+    else:  # shrink until it fits
+        while fits(good) is None:
+            bad, good = good, max(1, good - step)
+            step *= 2
     while bad is not None and bad - good > 1:
         middle = (good + bad) // 2
-        text = fits(middle)
-        if text is None:
-            bad = middle
-        else:
-            good, good_text = middle, text
-    return tuple(levels[:good]), good_text
+        good, bad = (middle, bad) if fits(middle) is not None else (good, middle)
+    _check_doc(plan, _workflow_doc(plan, tuple(levels[:good]), settings, part=True))
+    return tuple(levels[:good]), texts[good]
 
 
 def _source_size(text: str, plan: Plan, levels) -> int:
@@ -740,13 +769,13 @@ def _check_doc(plan: Plan, doc: dict) -> None:
     for name, sub in doc.items():
         names: list[str] = []
         _walk(sub["steps"], names, problems, name)
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = sorted(n for n, count in collections.Counter(names).items() if count > 1)
         if duplicates:
             problems.append(f"{name}: step names must be unique, repeated: {', '.join(duplicates)}")
     depth = _call_depth(doc, "main", ())
     if depth > MAX_CALL_DEPTH:
         problems.append(f"call-stack depth {depth} exceeds {MAX_CALL_DEPTH} by {depth - MAX_CALL_DEPTH}")
-    nesting = _parallel_depth(doc, "main", ())
+    nesting = _parallel_depth(doc, "main")
     if nesting > MAX_PARALLEL_DEPTH:
         problems.append(f"parallel steps nested {nesting} deep, {nesting - MAX_PARALLEL_DEPTH} more than {MAX_PARALLEL_DEPTH}")
     if problems:
@@ -802,25 +831,33 @@ def _callees(value) -> set[str]:
     return found
 
 
-def _call_depth(doc: dict, name: str, seen: tuple) -> int:
+def _call_depth(doc: dict, name: str, seen: tuple, memo: Optional[dict] = None) -> int:
+    """Longest chain of subworkflow calls starting at `name` (frames on the call stack)."""
+    memo = {} if memo is None else memo
     if name in seen:
         raise LevelflowError([Problem("levelflow", f"recursive subworkflow call {' -> '.join(seen + (name,))}")])
-    return 1 + max((_call_depth(doc, c, seen + (name,)) for c in _callees(doc[name]) if c in doc), default=0)
+    if name not in memo:
+        memo[name] = 1 + max((_call_depth(doc, c, seen + (name,), memo) for c in _callees(doc[name]) if c in doc), default=0)
+    return memo[name]
 
 
-def _parallel_depth(doc: dict, name: str, seen: tuple) -> int:
-    return _nested_parallel(doc, doc[name]["steps"], seen + (name,))
+def _parallel_depth(doc: dict, name: str, memo: Optional[dict] = None) -> int:
+    """Deepest nesting of parallel steps reached from subworkflow `name`, following calls."""
+    memo = {} if memo is None else memo
+    if name not in memo:
+        memo[name] = 0  # guards recursion; _call_depth reports recursive calls
+        memo[name] = _nested_parallel(doc, doc[name]["steps"], memo)
+    return memo[name]
 
 
-def _nested_parallel(doc: dict, value, seen: tuple) -> int:
-    """Deepest nesting of parallel steps under `value`, following subworkflow calls."""
+def _nested_parallel(doc: dict, value, memo: dict) -> int:
     if isinstance(value, list):
-        return max((_nested_parallel(doc, v, seen) for v in value), default=0)
+        return max((_nested_parallel(doc, v, memo) for v in value), default=0)
     if not isinstance(value, dict):
         return 0
-    deepest = max((_nested_parallel(doc, v, seen) for k, v in value.items() if k != "parallel"), default=0)
-    if isinstance(value.get("call"), str) and value["call"] in doc and value["call"] not in seen:
-        deepest = max(deepest, _parallel_depth(doc, value["call"], seen))
+    deepest = max((_nested_parallel(doc, v, memo) for k, v in value.items() if k != "parallel"), default=0)
+    if isinstance(value.get("call"), str) and value["call"] in doc:
+        deepest = max(deepest, _parallel_depth(doc, value["call"], memo))
     if "parallel" in value:
-        deepest = max(deepest, 1 + _nested_parallel(doc, value["parallel"], seen))
+        deepest = max(deepest, 1 + _nested_parallel(doc, value["parallel"], memo))
     return deepest
