@@ -57,10 +57,10 @@ MAX_EXECUTED_STEPS = 100_000
 RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
 PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
 
-# Workflow steps executed per status poll (sleep, call_executor with its 4 steps, post with
+# Workflow steps executed per status poll (sleep, call_executor with its 5 steps, post with
 # its try and switch branch, the decision) and per step outside polling; used to estimate the
 # worst case against the 100,000 executed-steps limit.
-STEPS_PER_POLL = 12
+STEPS_PER_POLL = 14
 STEPS_PER_CALL = 30
 
 
