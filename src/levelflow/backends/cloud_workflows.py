@@ -42,7 +42,7 @@ import yaml
 
 from .. import protocol
 from ..errors import LevelflowError, Problem
-from ..plan import Plan, PlanLevel, PlanStep, PlanThread
+from ..plan import Plan, PlanLevel, PlanStep
 from . import GenerateOptions
 
 MAX_SOURCE_BYTES = 128_000  # the documented 128 KB, counted in decimal kilobytes to stay on the safe side
@@ -649,7 +649,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         "error": {"message": _expr('default(map.get(e, "message"), "")')}}]}
     init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
             {"parts": parts}, *_context_assignments("pipeline.name")[:4],
-            {"ctx": {"workflow_name": _expr(f'default(map.get(a, "workflow_name"), pipeline.name)'),
+            {"ctx": {"workflow_name": _expr('default(map.get(a, "workflow_name"), pipeline.name)'),
                      "query_variables": _expr('map.merge(dates, default(map.get(a, "query_variables"), empty))'),
                      "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)')}},
             {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""}]
