@@ -421,3 +421,11 @@ def test_cli_writes_split_pipelines_and_reports_warnings(tmp_path, write_json):
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert written == {"wide.yaml"} | {f"wide-part-{n}.yaml" for n in range(1, len(written))} and len(written) >= 3
     assert "warning: " in result.stderr and "100,000" in result.stderr
+
+
+def test_variable_memory_estimate_also_splits(compile_def, monkeypatch):
+    levels = [[[step(f"L{li}T{ti}S{si}") for si in range(5)] for ti in range(3)] for li in range(4)]
+    assert len(compile_def(pipeline(levels))) == 1
+    monkeypatch.setattr(cw, "MAX_VARIABLE_BYTES", 2 * cw.RECORD_BYTES * 3 * 15 + 30_000)  # room for about two levels
+    files = compile_def(pipeline(levels))
+    assert len(files) >= 3 and all(schema_errors(text) == [] for text in files.values())

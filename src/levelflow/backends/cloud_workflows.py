@@ -54,6 +54,8 @@ MAX_CALL_DEPTH = 20
 MAX_HTTP_TIMEOUT = 1800
 MAX_CONNECTOR_TIMEOUT = 31_536_000  # one year, the longest execution
 MAX_EXECUTED_STEPS = 100_000
+MAX_VARIABLE_BYTES = 512_000
+RECORD_BYTES = 250  # one step's entry in the report, as kept by `done`, `finish` and its result
 RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
 PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
 
@@ -84,7 +86,7 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
     _check_doc(plan, whole)
     text = _with_header(render(whole), plan, plan.levels)
     size = len(text.encode())
-    if size <= MAX_SOURCE_BYTES:
+    if size <= MAX_SOURCE_BYTES and _variable_bytes(plan, plan.levels, settings) <= MAX_VARIABLE_BYTES:
         _check_steps_budget(plan, plan.levels)
         return {f"{plan.name}.yaml": text}
     return _split(plan, settings, size)
@@ -281,10 +283,11 @@ def _key(li: int, ti: int) -> str:
     return f"{li + 1}.{ti + 1}"
 
 
-def _thread_steps(li: int, ti: int, store: str) -> list[dict]:
-    """Run thread `ti` of level `li` and keep its result in the shared map `store`."""
+def _thread_steps(li: int, ti: int, store: str, level: str = "") -> list[dict]:
+    """Run thread `ti` of level `li` (the variable `level`, by default pipeline.levels[li]) and
+    keep its result in the shared map `store`."""
     name, result = f"l{li + 1}_t{ti + 1}", f"r{li + 1}_{ti + 1}"  # unique per branch, so no two branches share a variable
-    level = f"pipeline.levels[{li}]"
+    level = level or f"pipeline.levels[{li}]"
     return [
         {f"{name}_run": {"call": "run_thread", "args": {
             "ctx": _expr("ctx"), "level": _expr(f"{level}.id"), "thread": _expr(f"{level}.threads[{ti}]")}, "result": result}},
@@ -317,7 +320,7 @@ def _level_steps(li: int, level: PlanLevel) -> list[dict]:
         name, result = f"l{li + 1}_g{gi + 1}", f"g{li + 1}_{gi + 1}"
         # The group runs in its own subworkflow; its threads' results come back as one map.
         branches.append({name: {"steps": [
-            {f"{name}_run": {"call": f"level_{li + 1}_group_{gi + 1}", "args": {"ctx": _expr("ctx"), "pipeline": _expr("pipeline")}, "result": result}},
+            {f"{name}_run": {"call": f"level_{li + 1}_group_{gi + 1}", "args": {"ctx": _expr("ctx"), "level": _expr(f"pipeline.levels[{li}]")}, "result": result}},
             {f"{name}_keep": {"assign": [{f'done["{_key(li, ti)}"]': _expr(f'{result}["{_key(li, ti)}"]')} for ti in members]}},
         ]}})
     return [_parallel(f"level_{li + 1}", "done", branches)]
@@ -329,10 +332,10 @@ def _group_subworkflows(li: int, level: PlanLevel) -> dict:
     subworkflows = {}
     for gi, members in enumerate(_groups(level)):
         if len(members) == 1:
-            run = _thread_steps(li, members[0], "out")
+            run = _thread_steps(li, members[0], "out", "level")
         else:
-            run = [_parallel("threads", "out", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "out")}} for ti in members])]
-        subworkflows[f"level_{li + 1}_group_{gi + 1}"] = {"params": ["ctx", "pipeline"], "steps": [
+            run = [_parallel("threads", "out", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "out", "level")}} for ti in members])]
+        subworkflows[f"level_{li + 1}_group_{gi + 1}"] = {"params": ["ctx", "level"], "steps": [  # only its level: less memory
             {"init": {"assign": [{"out": {}}]}}, *run, {"done": {"return": _expr("out")}}]}
     return subworkflows
 
@@ -700,16 +703,18 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
     def fits(count: int) -> Optional[str]:
         if count not in texts:
             text = render(_workflow_doc(plan, tuple(levels[:count]), settings, part=True))
-            texts[count] = text if _source_size(text, plan, levels[:count]) <= MAX_SOURCE_BYTES else None
+            small = _source_size(text, plan, levels[:count]) <= MAX_SOURCE_BYTES
+            texts[count] = text if small and _variable_bytes(plan, levels[:count], settings) <= MAX_VARIABLE_BYTES else None
         return texts[count]
 
     if fits(1) is None:
         level = levels[0]
         size = _source_size(render(_workflow_doc(plan, (level,), settings, part=True)), plan, [level])
-        index = plan.levels.index(level)
-        raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {size:,} bytes of workflow source, "
-                                                    f"{size - MAX_SOURCE_BYTES:,} more than the {MAX_SOURCE_BYTES:,}-byte limit; split it into several levels",
-                                      ("definition", index))])
+        need, limit, what = (size, MAX_SOURCE_BYTES, "workflow source") if size > MAX_SOURCE_BYTES else \
+            (_variable_bytes(plan, [level], settings), MAX_VARIABLE_BYTES, "variables (estimated)")
+        raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {need:,} bytes of {what}, "
+                                                    f"{need - limit:,} more than the {limit:,}-byte limit; split it into several levels",
+                                      ("definition", plan.levels.index(level)))])
     good = bad = min(max(1, guess), len(levels))
     step = 1
     if fits(good) is not None:  # grow until it no longer fits (or every level is in)
@@ -729,6 +734,13 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
         good, bad = (middle, bad) if fits(middle) is not None else (good, middle)
     _check_doc(plan, _workflow_doc(plan, tuple(levels[:good]), settings, part=True))
     return tuple(levels[:good]), texts[good]
+
+
+def _variable_bytes(plan: Plan, levels, settings: _Settings) -> int:
+    """Estimated peak of variables (512 KB per execution): the pipeline data in `main` and as
+    `finish`'s argument, and the step records in `done`, in `finish`'s argument and its report."""
+    data = len(json.dumps(_pipeline_data(plan, tuple(levels), settings)))
+    return 2 * data + 3 * RECORD_BYTES * len(_all_steps(levels))
 
 
 def _source_size(text: str, plan: Plan, levels) -> int:
