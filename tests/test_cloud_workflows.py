@@ -429,3 +429,19 @@ def test_variable_memory_estimate_also_splits(compile_def, monkeypatch):
     monkeypatch.setattr(cw, "MAX_VARIABLE_BYTES", 2 * cw.RECORD_BYTES * 3 * 15 + 30_000)  # room for about two levels
     files = compile_def(pipeline(levels))
     assert len(files) >= 3 and all(schema_errors(text) == [] for text in files.values())
+
+
+def test_a_split_pipeline_too_big_to_list_reports_its_parts(stub, compile_def, monkeypatch):
+    script(stub, job_C={"outcome": "fail"})
+    levels = [[[step("A")]], [[step("B")], [step("C")]], [[step("D")]]]
+    whole = next(iter(compile_def(pipeline(levels)).values()))
+    monkeypatch.setattr(cw, "MAX_SOURCE_BYTES", len(whole.encode()) - 1)
+    monkeypatch.setattr(cw, "MAX_VARIABLE_BYTES", 3 * cw.RECORD_BYTES * 4 - 1)  # parts of 1 or 2 steps fit, 4 records do not
+    files = compile_def(pipeline(levels))
+    outcome = run(files)
+    parts = [name.removesuffix(".yaml") for name in list(files)[1:]]
+    assert outcome.error["failed"] == ["C"] and "C (job_C)" in outcome.error["message"]
+    assert [p["workflow"] for p in outcome.error["parts"]] == parts and "steps" not in outcome.error
+    statuses = [p["status"] for p in outcome.error["parts"]]
+    assert statuses[0] == "succeeded" and "failed" in statuses and statuses[-1] == "not_started"
+    assert not calls(stub, job_name="job_D")

@@ -590,10 +590,12 @@ def _not_started() -> dict:
     ]}
 
 
-def _collect(records: str) -> dict:
-    """Loop appending `records` to `steps`, naming each failed one in `failed` and `message`."""
+def _collect(records: str, keep: bool = True) -> dict:
+    """Loop naming each failed record of `records` in `failed` and `message` (and appending
+    every record to `steps` when `keep`)."""
+    steps = [{"keep": {"assign": [{"steps": _expr("list.concat(steps, rec)")}]}}] if keep else []
     return {"for": {"value": "rec", "in": _expr(records), "steps": [
-        {"keep": {"assign": [{"steps": _expr("list.concat(steps, rec)")}]}},
+        *steps,
         {"name_failure": {"switch": [{"condition": _expr('rec.status == "failed"'), "assign": [
             {"failed": _expr("list.concat(failed, rec.job_id)")},
             {"message": _expr('message + " " + rec.job_id + " (" + rec.job_name + ")"')},
@@ -601,13 +603,13 @@ def _collect(records: str) -> dict:
     ]}}
 
 
-def _verdict(name: str) -> list[dict]:
+def _verdict(name: str, listing: str = "steps") -> list[dict]:
     return [
         {"verdict": {"switch": [{"condition": _expr("len(failed) > 0"), "return": {
             "workflow": _expr(name), "status": "failed",
             "message": _expr('"levelflow: " + string(len(failed)) + " step(s) failed:" + message'),
-            "failed": _expr("failed"), "steps": _expr("steps")}}]}},
-        {"succeeded": {"return": {"workflow": _expr(name), "status": "succeeded", "failed": [], "steps": _expr("steps")}}},
+            "failed": _expr("failed"), listing: _expr("steps")}}]}},
+        {"succeeded": {"return": {"workflow": _expr(name), "status": "succeeded", "failed": [], listing: _expr("steps")}}},
     ]
 
 
@@ -641,15 +643,23 @@ def _part_name(plan: Plan, number: int) -> str:
 
 def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
     """Run the parts in order with the same arguments; after a failed part, the later parts
-    only report their steps (not_started). The combined report has the usual shape."""
+    only report their steps (not_started). The report lists every step, as usual, when that
+    fits the variables limit; otherwise it lists each part's outcome (`parts`) and every part
+    execution's own result lists its steps."""
+    full = 3 * RECORD_BYTES * len(_all_steps(plan.levels)) <= MAX_VARIABLE_BYTES
     run = {"call": RUN_WORKFLOW, "args": {
         "workflow_id": _expr("part"), "location": _expr("settings.location"), "project_id": _expr("settings.project"),
         "argument": {"workflow_name": _expr("ctx.workflow_name"), "query_variables": _expr("ctx.query_variables"),
                      "workflow_properties": _expr("ctx.workflow_properties"), PART_ARG: _expr("mode")},
         "connector_params": {"timeout": MAX_CONNECTOR_TIMEOUT}}, "result": "outcome"}
-    crashed = {"status": "failed", "steps": [{
+    crashed = {"status": "failed", "failed": _expr("[part]"), "steps": [{
         "job_id": _expr("part"), "job_name": _expr("part"), "status": "failed",
         "error": {"message": _expr('default(map.get(e, "message"), "")')}}]}
+    summary = [] if full else [
+        {"summarize": {"assign": [{"summary": {"workflow": _expr("part"), "status": _expr("outcome.status"), "failed": _expr("outcome.failed")}}]}},
+        {"skipped": {"switch": [{"condition": _expr('mode == "skip"'), "assign": [{"summary.status": "not_started"}]}]}},
+        {"keep_summary": {"assign": [{"steps": _expr("list.concat(steps, summary)")}]}},
+    ]
     init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
             {"parts": parts}, *_context_assignments("pipeline.name")[:4],
             {"ctx": {"workflow_name": _expr('default(map.get(a, "workflow_name"), pipeline.name)'),
@@ -660,7 +670,8 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         {"init": {"assign": init}},
         {"run_parts": {"for": {"value": "part", "in": _expr("parts"), "steps": [
             {"run_part": {"try": run, "except": {"as": "e", "steps": [{"crashed": {"assign": [{"outcome": crashed}]}}]}}},
-            {"add": _collect("outcome.steps")},
+            *summary,
+            {"add": _collect("outcome.steps", keep=full)},
             {"after_failure": {"switch": [{"condition": _expr('outcome.status == "failed"'), "assign": [{"mode": "skip"}]}]}},
         ]}}},
         {"report": {"call": "verdict", "args": {"name": _expr("pipeline.name"), "steps": _expr("steps"), "failed": _expr("failed"),
@@ -669,7 +680,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         {"end": {"return": _expr("outcome")}},
     ]
     return {"main": {"params": ["args"], "steps": steps},
-            "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name")}}
+            "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name", "steps" if full else "parts")}}
 
 
 def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
