@@ -22,10 +22,10 @@ Shape of the output (every file is a complete workflow):
   `call_executor` (request body of DESIGN.md §3) and `post` (OIDC http.post with one branch
   per distinct call time-out, retried with back-off on transient faults by `transient`).
 
-A pipeline whose source would exceed 128 KB is split: `<name>-part-N.yaml` files each hold
-whole levels, and `<name>.yaml` runs them in order through the executions connector, passing
-the same arguments; a part that failed makes the later ones report their steps as
-not_started without running them. Every limit of DESIGN.md §5 is checked on the generated
+A pipeline whose source would exceed 128 KB (or whose variables are estimated above 512 KB)
+is split: `<name>-part-N.yaml` files each hold whole levels, and `<name>.yaml` runs them in
+order through the executions connector, passing the same arguments; a part that failed makes
+the later ones report their steps as not_started without running them. Every limit of DESIGN.md §5 is checked on the generated
 data before anything is returned; a definition that cannot fit raises LevelflowError.
 """
 from __future__ import annotations
