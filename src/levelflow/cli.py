@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -121,9 +122,12 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
     definitions = find_definitions(paths)
     options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode)
-    with _progress(len(definitions)) as advance:
+    with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
+        warnings.simplefilter("always")
         written = generate_files(definitions, params_path, out_dir, output_file=output_file,
                                  engine=engine, options=options, progress=advance)
+    for warning in caught:  # e.g. a pipeline that could exceed the engine's executed-steps limit
+        click.echo(f"warning: {warning.message}", err=True)
     for path in written:
         click.echo(f"wrote {path}")
 

@@ -1,0 +1,77 @@
+"""Size and speed of the Cloud Workflows backend.
+
+    .venv/bin/python benchmarks/workflows_size.py
+
+Prints the source bytes each further async step costs, the largest pipeline that fits one
+workflow file (128 KB), and generation time (median of a few runs) for 10 to 10,000 steps.
+Pipelines have levels of 5 threads of 4 async steps, like a typical ingestion pipeline.
+"""
+import json
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from levelflow import load_params, load_plan
+from levelflow.backends.cloud_workflows import LevelflowWarning, MAX_SOURCE_BYTES, generate_workflows
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = load_params(ROOT / "examples" / "platform-parameters-dev.json")
+THREADS_PER_LEVEL, STEPS_PER_THREAD = 5, 4
+
+
+def definition(steps: int) -> dict:
+    """`steps` async steps in threads of 4, levels of 5 threads."""
+    jobs = [{"JOB_ID": f"J{n:05d}", "JOB_NAME": f"load_table_{n:05d}", "TYPE": "async",
+             "FUNCTION_ID_NAME": "dataflow-flextemplate-job-executor", "WAIT_TIME_SECONDS": "30",
+             "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "30"} for n in range(steps)]
+    threads = [jobs[i:i + STEPS_PER_THREAD] for i in range(0, steps, STEPS_PER_THREAD)]
+    levels = [threads[i:i + THREADS_PER_LEVEL] for i in range(0, len(threads), THREADS_PER_LEVEL)]
+    return {"engine": "cloud_workflows", "definition": [
+        {"LEVEL_ID": str(li + 1), "THREADS": [{"THREAD_ID": str(ti + 1), "STEPS": t} for ti, t in enumerate(level)]}
+        for li, level in enumerate(levels)]}
+
+
+def generate(steps: int, folder: Path) -> dict[str, str]:
+    path = folder / f"bench_{steps}.json"
+    if not path.exists():
+        path.write_text(json.dumps(definition(steps)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LevelflowWarning)  # big pipelines polled to their time-outs
+        return generate_workflows(load_plan(path, PARAMS))
+
+
+def size(files: dict[str, str]) -> int:
+    return sum(len(text.encode()) for text in files.values())
+
+
+def largest_single_file(folder: Path) -> int:
+    low, high = 1, 4000
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if len(generate(middle, folder)) == 1 else (low, middle)
+    return low
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as temp:
+        folder = Path(temp)
+        base, more = size(generate(100, folder)), size(generate(200, folder))
+        print(f"bytes per further async step: {(more - base) / 100:.0f} (100 -> 200 steps: {base:,} -> {more:,} bytes)")
+        largest = largest_single_file(folder)
+        print(f"largest single-file pipeline: {largest:,} steps ({size(generate(largest, folder)):,} of {MAX_SOURCE_BYTES:,} bytes)")
+        for steps in (10, 100, 1_000, 10_000):
+            runs = 5 if steps < 10_000 else 3
+            times, files = [], {}
+            for _ in range(runs):
+                start = time.perf_counter()
+                files = generate(steps, folder)
+                times.append(time.perf_counter() - start)
+            print(f"{steps:>6,} steps: {statistics.median(times) * 1000:8.1f} ms median of {runs}, "
+                  f"{len(files)} file(s), {size(files):,} bytes")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,886 @@
+"""Cloud Workflows backend: compile a Plan into Google Cloud Workflows YAML.
+
+Shape of the output (every file is a complete workflow):
+
+- `main` first assigns the pipeline as *data* (`pipeline`: levels -> threads -> step
+  descriptors), the settings (URLs, project, region) and the run context (`ctx`, built from
+  the optional execution arguments). Nothing from the definition is ever placed inside a
+  `${...}` expression: expressions only name variables and positions.
+- Then one block per level, in order: a `parallel` step whose branches each run one thread
+  through the shared `run_thread` subworkflow (a single thread runs without `parallel`).
+  Levels of more than 10 threads are split into groups of at most 10: the level's branches
+  call a generated `level_<L>_group_<G>` subworkflow holding the group's own `parallel`
+  step (nesting depth 2). Each thread's result is kept in the shared map `done`, keyed
+  "<level position>.<thread position>". After each level but the last, `level_failed`
+  looks at that level's threads and jumps to the report when one of them failed.
+- `finish` lists every step with its status and the workflow returns that report, or
+  raises it (a map with `message`) when a step failed.
+- Shared subworkflows do the work, so a further step costs only its data: `run_thread`
+  (order, NEXT, stop on failure), `run_step` (type dispatch, STEP_PROPERTIES, RETRIES,
+  CONTINUE_IF_FAIL), `run_async_step` (start, poll every WAIT_TIME_SECONDS, time-out
+  measured with sys.now()), `run_sync_step`, `run_workflow_step` (executions connector),
+  `call_executor` (request body of DESIGN.md §3) and `post` (OIDC http.post with one branch
+  per distinct call time-out, retried with back-off on transient faults by `transient`).
+
+A pipeline whose source would exceed 128 KB (or whose variables are estimated above 512 KB)
+is split: `<name>-part-N.yaml` files each hold whole levels, and `<name>.yaml` runs them in
+order through the executions connector, passing the same arguments; a part that failed makes
+the later ones report their steps as not_started without running them. Every limit of DESIGN.md §5 is checked on the generated
+data before anything is returned; a definition that cannot fit raises LevelflowError.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import yaml
+
+from .. import protocol
+from ..errors import LevelflowError, Problem
+from ..plan import Plan, PlanLevel, PlanStep
+from . import GenerateOptions
+
+MAX_SOURCE_BYTES = 128_000  # the documented 128 KB, counted in decimal kilobytes to stay on the safe side
+MAX_BRANCHES = 10
+MAX_PARALLEL_DEPTH = 2
+MAX_SWITCH_CONDITIONS = 50
+MAX_ASSIGNMENTS = 50
+MAX_CALL_DEPTH = 20
+MAX_HTTP_TIMEOUT = 1800
+MAX_CONNECTOR_TIMEOUT = 31_536_000  # one year, the longest execution
+MAX_EXECUTED_STEPS = 100_000
+MAX_VARIABLE_BYTES = 512_000
+RECORD_BYTES = 250  # one step's entry in the report, as kept by `done`, `finish` and its result
+RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
+PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
+
+# Workflow steps executed per status poll (sleep, call_executor with its 5 steps, post with
+# its try and switch branch, the decision) and per step outside polling; used to estimate the
+# worst case against the 100,000 executed-steps limit.
+STEPS_PER_POLL = 14
+STEPS_PER_CALL = 30
+
+
+class LevelflowWarning(UserWarning):
+    """A pipeline that fits the limits only when its jobs finish before their time-outs."""
+
+
+def generate_workflows(plan: Plan) -> dict[str, str]:
+    return generate_files(plan, GenerateOptions())
+
+
+def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
+    """File name -> YAML text; the main workflow first, then its parts if it was split."""
+    if plan.params is None:
+        raise LevelflowError([Problem(_where(plan), "platform parameters are needed to generate Cloud Workflows (--params)")])
+    settings = _settings(plan)
+    try:
+        whole = _workflow_doc(plan, plan.levels, settings, part=False)
+    except _LimitError as exc:
+        raise _problem(plan, str(exc), exc.path) from None
+    _check_doc(plan, whole)
+    text = _with_header(render(whole), plan, plan.levels)
+    size = len(text.encode())
+    if size <= MAX_SOURCE_BYTES and _variable_bytes(plan, plan.levels, settings) <= MAX_VARIABLE_BYTES:
+        _check_steps_budget(plan, plan.levels)
+        return {f"{plan.name}.yaml": text}
+    return _split(plan, settings, size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serialization
+
+
+class _FlowMap(dict):
+    """A mapping written on one line (step descriptors), to keep the source compact."""
+
+
+# Plain scalars that YAML 1.2 parsers read as numbers although PyYAML (YAML 1.1) writes them
+# unquoted, such as "1e5" or "0x1F": quoted, so that such strings stay strings everywhere.
+_YAML12_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
+def _represent_str(dumper, text: str):
+    style = "'" if _YAML12_NUMBER.fullmatch(text) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def _represent_flow_map(dumper, data: dict):
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+
+def _dumper(base):
+    dumper = type("Dumper", (base,), {})
+    dumper.add_representer(str, _represent_str)
+    dumper.add_representer(_FlowMap, _represent_flow_map)
+    return dumper
+
+
+# libyaml's emitter writes the same bytes as PyYAML's (a test checks it), only faster
+DUMPERS = {"python": _dumper(yaml.SafeDumper)}
+if getattr(yaml, "CSafeDumper", None):
+    DUMPERS["libyaml"] = _dumper(yaml.CSafeDumper)
+
+
+def render(doc: dict, emitter: str = "libyaml" if "libyaml" in DUMPERS else "python") -> str:
+    return yaml.dump(doc, Dumper=DUMPERS[emitter], sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20)
+
+
+def _with_header(text: str, plan: Plan, levels: Iterable[PlanLevel], note: str = "") -> str:
+    steps = sum(len(t.steps) for level in levels for t in level.threads)
+    header = f"# Generated by levelflow from pipeline {plan.name}: {steps} steps. Do not edit; regenerate.\n"
+    return header + (f"# {note}\n" if note else "") + text
+
+
+def _expr(text: str) -> str:
+    return "${" + text + "}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the pipeline, step descriptors, settings
+
+
+@dataclass(frozen=True)
+class _Settings:
+    intermediate: str
+    functions: str  # base URL of the functions, ending with "/"
+    project: str
+    region: str
+    default_props: dict
+
+
+_URL = re.compile(r"^https?://[^\s${}\"'\\]+$")
+
+
+def _settings(plan: Plan) -> _Settings:
+    params = plan.params
+    intermediate = params.intermediate_url
+    functions = params.function_url("")
+    for url in (intermediate, functions):
+        if not _URL.match(url):
+            raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {url!r}")])
+    return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
+                     {"jobs_definitions_bucket": params.pJobsDefinitionsBucket})
+
+
+def _number(value: float):
+    return int(value) if float(value).is_integer() else value
+
+
+def _limit_seconds(step: PlanStep):
+    return _number(step.timeout_minutes * 60)
+
+
+def _connector_timeout(step: PlanStep) -> int:
+    return min(MAX_CONNECTOR_TIMEOUT, max(1, math.ceil(step.timeout_minutes * 60)))
+
+
+def _is_inert(value) -> bool:
+    """True when no string inside could be read as an expression by Workflows."""
+    if isinstance(value, str):
+        return "${" not in value
+    if isinstance(value, dict):
+        return all(_is_inert(k) and _is_inert(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_inert(v) for v in value)
+    return True
+
+
+def _inert_json(value) -> str:
+    """JSON text with every '$' written as the JSON escape \\u0024: no '${' can remain, and
+    json.decode gives back exactly the original data."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=False).replace("$", "\\u0024")
+
+
+def _step_data(step: PlanStep, settings: _Settings) -> _FlowMap:
+    data = _FlowMap(id=step.job_id, job=step.job_name, type=step.type)
+    if step.type == "workflows":
+        data["workflow"] = step.workflow_id
+        data["limit"] = _connector_timeout(step)
+    else:
+        data["fn"] = step.executor
+        if step.type == "async":
+            if step.status_executor and step.status_executor != step.executor:
+                data["status_fn"] = step.status_executor
+            data["wait"] = step.wait_seconds
+            data["limit"] = _limit_seconds(step)
+        data["timeout"] = step.call_timeout_seconds
+    if step.step_properties != settings.default_props:
+        if _is_inert(step.step_properties):
+            data["props"] = _FlowMap(step.step_properties)
+        else:
+            data["props_json"] = _inert_json(step.step_properties)
+    if step.next_job_id:
+        data["next"] = step.next_job_id
+    if step.continue_if_fail:
+        data["continue_if_fail"] = True
+    if step.retries:
+        data["retries"] = step.retries
+    return data
+
+
+def _pipeline_data(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
+    return {
+        "name": plan.name,
+        "levels": [
+            {"id": level.level_id, "threads": [
+                {"id": thread.thread_id, "jobs": [_step_data(s, settings) for s in thread.steps]}
+                for thread in level.threads
+            ]}
+            for level in levels
+        ],
+    }
+
+
+def _context_assignments(name_expr: str) -> list[dict]:
+    """Execution arguments, all optional: workflow_name, query_variables, workflow_properties."""
+    return [
+        {"empty": {}},
+        {"a": _expr("default(args, empty)")},
+        {"today": _expr("text.substring(time.format(sys.now()), 0, 10)")},
+        {"dates": {"start_date": _expr("today"), "end_date": _expr("today")}},
+        {"ctx": {
+            "workflow_name": _expr(f'default(map.get(a, "workflow_name"), {name_expr})'),
+            "execution_id": _expr('sys.get_env("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")'),
+            "query_variables": _expr('map.merge(dates, default(map.get(a, "query_variables"), empty))'),
+            "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)'),
+            "intermediate": _expr("settings.intermediate"),
+            "functions": _expr("settings.functions"),
+            "project": _expr("settings.project"),
+            "location": _expr("settings.location"),
+            "default_props": _expr("settings.default_props"),
+        }},
+    ]
+
+
+def _settings_data(settings: _Settings) -> dict:
+    return {"intermediate": settings.intermediate, "functions": settings.functions,
+            "project": settings.project, "location": settings.region,
+            "default_props": settings.default_props}
+
+
+# ---------------------------------------------------------------------------------------------
+# main: one block per level
+
+
+class _LimitError(Exception):
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
+
+
+def _where(plan: Plan) -> str:
+    return plan.source or plan.name
+
+
+def _key(li: int, ti: int) -> str:
+    """Key of a thread's result in `done`: positions (1-based) of its level and of the thread."""
+    return f"{li + 1}.{ti + 1}"
+
+
+def _thread_steps(li: int, ti: int, store: str, level: str = "") -> list[dict]:
+    """Run thread `ti` of level `li` (the variable `level`, by default pipeline.levels[li]) and
+    keep its result in the shared map `store`."""
+    name, result = f"l{li + 1}_t{ti + 1}", f"r{li + 1}_{ti + 1}"  # unique per branch, so no two branches share a variable
+    level = level or f"pipeline.levels[{li}]"
+    return [
+        {f"{name}_run": {"call": "run_thread", "args": {
+            "ctx": _expr("ctx"), "level": _expr(f"{level}.id"), "thread": _expr(f"{level}.threads[{ti}]")}, "result": result}},
+        {f"{name}_keep": {"assign": [{f'{store}["{_key(li, ti)}"]': _expr(result)}]}},
+    ]
+
+
+def _parallel(name: str, store: str, branches: list[dict]) -> dict:
+    return {name: {"parallel": {"shared": [store], "branches": branches}}}
+
+
+def _groups(level: PlanLevel) -> list[range]:
+    count = len(level.threads)
+    return [range(first, min(first + MAX_BRANCHES, count)) for first in range(0, count, MAX_BRANCHES)]
+
+
+def _level_steps(li: int, level: PlanLevel) -> list[dict]:
+    """Steps of `main` that run one level and leave each thread's result in `done`."""
+    count = len(level.threads)
+    if count == 1:
+        return _thread_steps(li, 0, "done")
+    if count <= MAX_BRANCHES:
+        return [_parallel(f"level_{li + 1}", "done", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "done")}} for ti in range(count)])]
+    if count > MAX_BRANCHES ** MAX_PARALLEL_DEPTH:
+        raise _LimitError(f"level {level.level_id!r} has {count} threads, {count - MAX_BRANCHES ** MAX_PARALLEL_DEPTH} more than the "
+                          f"{MAX_BRANCHES ** MAX_PARALLEL_DEPTH} that nested parallel steps can run ({MAX_BRANCHES} branches per step, "
+                          f"nested at most {MAX_PARALLEL_DEPTH} deep); split it into several levels", ("definition", li, "THREADS"))
+    branches = []
+    for gi, members in enumerate(_groups(level)):
+        name, result = f"l{li + 1}_g{gi + 1}", f"g{li + 1}_{gi + 1}"
+        # The group runs in its own subworkflow; its threads' results come back as one map.
+        branches.append({name: {"steps": [
+            {f"{name}_run": {"call": f"level_{li + 1}_group_{gi + 1}", "args": {"ctx": _expr("ctx"), "level": _expr(f"pipeline.levels[{li}]")}, "result": result}},
+            {f"{name}_keep": {"assign": [{f'done["{_key(li, ti)}"]': _expr(f'{result}["{_key(li, ti)}"]')} for ti in members]}},
+        ]}})
+    return [_parallel(f"level_{li + 1}", "done", branches)]
+
+
+def _group_subworkflows(li: int, level: PlanLevel) -> dict:
+    if len(level.threads) <= MAX_BRANCHES:
+        return {}
+    subworkflows = {}
+    for gi, members in enumerate(_groups(level)):
+        if len(members) == 1:
+            run = _thread_steps(li, members[0], "out", "level")
+        else:
+            run = [_parallel("threads", "out", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "out", "level")}} for ti in members])]
+        subworkflows[f"level_{li + 1}_group_{gi + 1}"] = {"params": ["ctx", "level"], "steps": [  # only its level: less memory
+            {"init": {"assign": [{"out": {}}]}}, *run, {"done": {"return": _expr("out")}}]}
+    return subworkflows
+
+
+def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings, *, part: bool) -> dict:
+    """One complete workflow running `levels`: the whole pipeline, or one part of it."""
+    body: list[dict] = []
+    groups: dict = {}
+    for li, level in enumerate(levels):
+        body += _level_steps(li, level)
+        groups.update(_group_subworkflows(li, level))
+        if li < len(levels) - 1:  # no later level starts once a thread of this one failed
+            body.append({f"level_{li + 1}_check": {"call": "level_failed", "args": {"done": _expr("done"), "level": li + 1, "threads": len(level.threads)}, "result": "stop"}})
+            body.append({f"level_{li + 1}_stop": {"switch": [{"condition": _expr("stop"), "next": "report"}]}})
+    init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
+            *_context_assignments("pipeline.name"), {"done": {}}]
+    steps = [{"init": {"assign": init}}]
+    if part:  # a part asked to "skip" by its parent (an earlier part failed) only reports its steps
+        steps.append({"skip": {"switch": [{"condition": _expr(f'default(map.get(a, "{PART_ARG}"), "") == "skip"'), "next": "report"}]}})
+    steps += body
+    steps.append({"report": {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": _expr("done")}, "result": "outcome"}})
+    if not part:  # parts always return their report; the parent decides
+        steps.append({"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}})
+    steps.append({"end": {"return": _expr("outcome")}})
+    return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared subworkflows
+
+
+def _all_steps(levels: Iterable[PlanLevel]) -> list[PlanStep]:
+    return [s for level in levels for t in level.threads for s in t.steps]
+
+
+def _library(levels: tuple[PlanLevel, ...]) -> dict:
+    steps = _all_steps(levels)
+    types = {s.type for s in steps}
+    library = {
+        "run_thread": _run_thread(),
+        "run_step": _run_step(sorted(types)),
+    }
+    if "async" in types:
+        library["run_async_step"] = _run_async_step()
+    if "sync" in types:
+        library["run_sync_step"] = _run_sync_step()
+    if types & {"async", "sync"}:
+        library["call_executor"] = _call_executor()
+        library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}))
+        library["transient"] = _transient()
+    if "workflows" in types:
+        library["run_workflow_step"] = _run_workflow_step(sorted({_connector_timeout(s) for s in steps if s.type == "workflows"}))
+    library["level_failed"] = _level_failed()
+    library["finish"] = _finish()
+    library["not_started"] = _not_started()
+    return library
+
+
+def _run_thread() -> dict:
+    """Steps in order; NEXT skips forward; a failure stops the thread (CONTINUE_IF_FAIL excepted)."""
+    return {"params": ["ctx", "level", "thread"], "steps": [
+        {"init": {"assign": [{"records": []}, {"stopped": False}, {"goto": ""}]}},
+        {"walk": {"for": {"value": "s", "in": _expr("thread.jobs"), "steps": [
+            {"pick": {"switch": [
+                {"condition": _expr("stopped"), "assign": [{"res": {"status": "not_started"}}]},
+                {"condition": _expr('not(stopped) and goto != "" and goto != s.id'), "assign": [{"res": {"status": "skipped"}}]},
+                {"condition": _expr('not(stopped) and (goto == "" or goto == s.id)'), "steps": [
+                    {"run": {"call": "run_step", "args": {"ctx": _expr("ctx"), "s": _expr("s")}, "result": "res"}},
+                    {"follow": {"assign": [{"goto": _expr('default(map.get(s, "next"), "")')},
+                                           {"stopped": _expr('res.status == "failed"')}]}},
+                ]},
+            ]}},
+            {"record": {"assign": [
+                {"rec": {"level": _expr("level"), "thread": _expr("thread.id"), "job_id": _expr("s.id"), "job_name": _expr("s.job")}},
+                {"records": _expr("list.concat(records, map.merge(rec, res))")},
+            ]}},
+        ]}}},
+        {"done": {"return": {"failed": _expr("stopped"), "records": _expr("records")}}},
+    ]}
+
+
+def _run_step(types: list[str]) -> dict:
+    """One step: its properties, its attempts (1 + RETRIES), and its outcome as data."""
+    runners = {"async": "run_async_step", "sync": "run_sync_step", "workflows": "run_workflow_step"}
+    dispatch = [{"condition": _expr(f's.type == "{kind}"'), "call": runners[kind],
+                 "args": {"ctx": _expr("ctx"), "s": _expr("s"), "props": _expr("props")}} for kind in types]
+    return {"params": ["ctx", "s"], "steps": [
+        {"init": {"assign": [{"own": _expr('default(map.get(s, "props"), ctx.default_props)')},
+                             {"tries": _expr('default(map.get(s, "retries"), 0) + 1')}, {"error": {}}]}},
+        # properties holding "${" travel as JSON text with "$" escaped, so they can never be evaluated
+        {"decode": {"switch": [{"condition": _expr('"props_json" in s'), "assign": [{"own": _expr("json.decode(s.props_json)")}]}]}},
+        {"merge": {"assign": [{"props": _expr("map.merge(ctx.workflow_properties, own)")}]}},
+        {"attempts": {"for": {"value": "attempt", "range": _expr("[1, tries]"), "steps": [
+            {"once": {
+                "try": {"steps": [
+                    {"by_type": {"switch": dispatch}},
+                    {"succeeded": {"return": {"status": "succeeded", "attempts": _expr("attempt")}}},
+                ]},
+                "except": {"as": "e", "steps": [{"remember": {"assign": [{"error": {
+                    "message": _expr('default(map.get(e, "message"), "")'),
+                    "code": _expr('map.get(e, "code")'),
+                    "body": _expr('map.get(e, "body")')}}]}}]},
+            }},
+        ]}}},
+        {"give_up": {"switch": [{"condition": _expr('"continue_if_fail" in s'),
+                                 "return": {"status": "continued", "attempts": _expr("tries"), "error": _expr("error")}}]}},
+        {"failed": {"return": {"status": "failed", "attempts": _expr("tries"), "error": _expr("error")}}},
+    ]}
+
+
+def _executor_args(call_type: str, target: str, job: str) -> dict:
+    return {"ctx": _expr("ctx"), "s": _expr("s"), "props": _expr("props"), "call_type": call_type,
+            "target": _expr(target), "job": job}
+
+
+def _run_async_step() -> dict:
+    """Start the job, then poll every `wait` seconds until success, failure or `limit` seconds."""
+    return {"params": ["ctx", "s", "props"], "steps": [
+        {"start": {"call": "call_executor", "args": _executor_args(protocol.GET_ID, "ctx.functions + s.fn", ""), "result": "answer"}},
+        {"check_id": {"switch": [
+            {"condition": _expr('get_type(answer.body) != "string"'),
+             "raise": {"message": _expr('"get_id answered no job id: " + json.encode_to_string(answer.body)')}},
+            {"condition": _expr('not(text.match_regex(answer.body, "^aef[_-]"))'),
+             "raise": {"message": _expr('"get_id answered no job id: " + json.encode_to_string(answer.body)')}},
+        ]}},
+        {"started": {"assign": [{"job": _expr("answer.body")}, {"since": _expr("sys.now()")}]}},
+        {"wait": {"call": "sys.sleep", "args": {"seconds": _expr("s.wait")}}},
+        {"poll": {"call": "call_executor",
+                  "args": _executor_args(protocol.GET_STATUS, 'ctx.functions + default(map.get(s, "status_fn"), s.fn)', _expr("job")),
+                  "result": "answer"}},
+        {"decide": {"switch": [
+            {"condition": _expr(f'answer.body == "{protocol.SUCCESS}"'), "return": _expr("job")},
+            {"condition": _expr(f'answer.body != "{protocol.RUNNING}"'),
+             "raise": {"message": _expr('"get_status answered " + json.encode_to_string(answer.body)'), "job": _expr("job")}},
+            {"condition": _expr("sys.now() - since >= s.limit"),
+             "raise": {"message": _expr('"timed out: still running after " + string(sys.now() - since) + " s, limit " + string(s.limit) + " s"'),
+                       "job": _expr("job")}},
+        ]}},
+        {"again": {"next": "wait"}},
+    ]}
+
+
+def _run_sync_step() -> dict:
+    """POST the request body (call_type "sync") straight to the step's function; success is HTTP 200."""
+    return {"params": ["ctx", "s", "props"], "steps": [
+        {"call": {"call": "call_executor", "args": _executor_args(protocol.SYNC, "ctx.functions + s.fn", ""), "result": "answer"}},
+        {"check": {"switch": [{"condition": _expr("answer.code != 200"),
+                               "raise": {"message": _expr('"sync call answered HTTP " + string(answer.code)')}}]}},
+        {"done": {"return": _expr("answer.body")}},
+    ]}
+
+
+def _call_executor() -> dict:
+    """The request body of DESIGN.md §3; async calls go through the intermediate function."""
+    body = {
+        "call_type": _expr("call_type"),
+        "workflow_name": _expr("ctx.workflow_name"),
+        "execution_id": _expr("ctx.execution_id"),
+        "job_name": _expr("s.job"),
+        "function_url_to_call": _expr("target"),
+        "query_variables": _expr("ctx.query_variables"),
+        "workflow_properties": _expr("ctx.workflow_properties"),
+        "step_properties": _expr("props"),
+    }
+    return {"params": ["ctx", "s", "props", "call_type", "target", "job"], "steps": [
+        {"body": {"assign": [{"body": body}, {"url": _expr("ctx.intermediate")}]}},
+        {"extras": {"switch": [
+            {"condition": _expr(f'call_type == "{protocol.GET_STATUS}"'), "assign": [{"body.async_job_id": _expr("job")}]},
+            {"condition": _expr(f'call_type == "{protocol.SYNC}"'), "assign": [{"url": _expr("target")}]},
+        ]}},
+        {"send": {"call": "post", "args": {"url": _expr("url"), "body": _expr("body"), "seconds": _expr("s.timeout")}, "result": "response"}},
+        {"done": {"return": _expr("response")}},
+    ]}
+
+
+def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
+    """A switch with one condition per value (values are literals: Workflows wants literal
+    time-outs), nested by ranges when there are more than 50 values."""
+    if len(values) <= MAX_SWITCH_CONDITIONS:
+        return [{"condition": _expr(f"{variable} == {v}"), **branch(v)} for v in values]
+    size = math.ceil(len(values) / MAX_SWITCH_CONDITIONS)
+    chunks = [values[i:i + size] for i in range(0, len(values), size)]
+    return [{"condition": _expr(f"{variable} >= {c[0]} and {variable} <= {c[-1]}"),
+             "steps": [{f"{variable}_{c[0]}_to_{c[-1]}": {"switch": _switch_by_value(variable, c, branch)}}]} for c in chunks]
+
+
+def _post(timeouts: list[int]) -> dict:
+    """OIDC POST, retried with exponential back-off while the fault is transient."""
+    def branch(seconds: int) -> dict:
+        return {"call": "http.post", "args": {"url": _expr("url"), "auth": {"type": "OIDC"}, "body": _expr("body"), "timeout": seconds},
+                "result": "response"}
+
+    return {"params": ["url", "body", "seconds"], "steps": [  # "timeout" would have to be a literal number
+        {"init": {"assign": [{"response": None}]}},
+        {"send": {
+            "try": {"steps": [{"by_timeout": {"switch": _switch_by_value("seconds", timeouts, branch)}}]},
+            "retry": {"predicate": _expr("transient"), "max_retries": protocol.MAX_TRANSIENT_RETRIES,
+                      "backoff": {"initial_delay": int(protocol.BACKOFF_INITIAL_SECONDS), "max_delay": int(protocol.BACKOFF_MAX_SECONDS),
+                                  "multiplier": int(protocol.BACKOFF_MULTIPLIER)}},
+        }},
+        {"done": {"return": _expr("response")}},
+    ]}
+
+
+def _transient() -> dict:
+    """Retry predicate: HTTP 429/502/503/504 and connection failures; everything else is final."""
+    codes = ", ".join(str(c) for c in sorted(protocol.TRANSIENT_HTTP_STATUS))
+    return {"params": ["e"], "steps": [
+        {"check": {"switch": [
+            {"condition": _expr(f'default(map.get(e, "code"), 0) in [{codes}]'), "return": True},
+            {"condition": _expr('"ConnectionError" in default(map.get(e, "tags"), []) or "ConnectionFailedError" in default(map.get(e, "tags"), [])'),
+             "return": True},
+        ]}},
+        {"final": {"return": False}},
+    ]}
+
+
+def _run_workflow_step(timeouts: list[int]) -> dict:
+    """Run another deployed workflow through the executions connector and wait for it."""
+    def branch(seconds: int) -> dict:
+        return {"call": RUN_WORKFLOW, "args": {
+            "workflow_id": _expr("s.workflow"), "location": _expr("ctx.location"), "project_id": _expr("ctx.project"),
+            "argument": {"query_variables": _expr("ctx.query_variables"), "workflow_properties": _expr("props")},
+            "connector_params": {"timeout": seconds}}, "result": "outcome"}
+
+    return {"params": ["ctx", "s", "props"], "steps": [
+        {"init": {"assign": [{"outcome": None}]}},
+        {"run": {"switch": _switch_by_value("s.limit", timeouts, branch)}},
+        {"done": {"return": _expr("outcome")}},
+    ]}
+
+
+def _level_failed() -> dict:
+    return {"params": ["done", "level", "threads"], "steps": [
+        {"scan": {"for": {"value": "ti", "range": _expr("[1, threads]"), "steps": [
+            {"check": {"switch": [{"condition": _expr('done[string(level) + "." + string(ti)].failed'), "return": True}]}},
+        ]}}},
+        {"none": {"return": False}},
+    ]}
+
+
+def _not_started() -> dict:
+    return {"params": ["level", "thread"], "steps": [
+        {"init": {"assign": [{"records": []}]}},
+        {"each": {"for": {"value": "s", "in": _expr("thread.jobs"), "steps": [
+            {"add": {"assign": [
+                {"rec": {"level": _expr("level"), "thread": _expr("thread.id"), "job_id": _expr("s.id"), "job_name": _expr("s.job"), "status": "not_started"}},
+                {"records": _expr("list.concat(records, rec)")},
+            ]}},
+        ]}}},
+        {"done": {"return": _expr("records")}},
+    ]}
+
+
+def _collect(records: str, keep: bool = True) -> dict:
+    """Loop naming each failed record of `records` in `failed` and `message` (and appending
+    every record to `steps` when `keep`)."""
+    steps = [{"keep": {"assign": [{"steps": _expr("list.concat(steps, rec)")}]}}] if keep else []
+    return {"for": {"value": "rec", "in": _expr(records), "steps": [
+        *steps,
+        {"name_failure": {"switch": [{"condition": _expr('rec.status == "failed"'), "assign": [
+            {"failed": _expr("list.concat(failed, rec.job_id)")},
+            {"message": _expr('message + " " + rec.job_id + " (" + rec.job_name + ")"')},
+        ]}]}},
+    ]}}
+
+
+def _verdict(name: str, listing: str = "steps") -> list[dict]:
+    return [
+        {"verdict": {"switch": [{"condition": _expr("len(failed) > 0"), "return": {
+            "workflow": _expr(name), "status": "failed",
+            "message": _expr('"levelflow: " + string(len(failed)) + " step(s) failed:" + message'),
+            "failed": _expr("failed"), listing: _expr("steps")}}]}},
+        {"succeeded": {"return": {"workflow": _expr(name), "status": "succeeded", "failed": [], listing: _expr("steps")}}},
+    ]
+
+
+def _finish() -> dict:
+    """The report: every step in definition order with its status; steps of threads that never
+    ran (their level was not reached) are not_started."""
+    return {"params": ["pipeline", "done"], "steps": [
+        {"init": {"assign": [{"steps": []}, {"failed": []}, {"message": ""}]}},
+        {"levels": {"for": {"value": "level", "index": "li", "in": _expr("pipeline.levels"), "steps": [
+            {"threads": {"for": {"value": "thread", "index": "ti", "in": _expr("level.threads"), "steps": [
+                {"key": {"assign": [{"k": _expr('string(li + 1) + "." + string(ti + 1)')}, {"records": []}]}},
+                {"ran": {"switch": [
+                    {"condition": _expr("k in done"), "assign": [{"records": _expr("done[k].records")}]},
+                    {"condition": _expr("not(k in done)"), "call": "not_started",
+                     "args": {"level": _expr("level.id"), "thread": _expr("thread")}, "result": "records"},
+                ]}},
+                {"add": _collect("records")},
+            ]}}},
+        ]}}},
+        *_verdict("pipeline.name"),
+    ]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting a pipeline too large for one source file
+
+
+def _part_name(plan: Plan, number: int) -> str:
+    return f"{plan.name}-part-{number}"
+
+
+def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
+    """Run the parts in order with the same arguments; after a failed part, the later parts
+    only report their steps (not_started). The report lists every step, as usual, when that
+    fits the variables limit; otherwise it lists each part's outcome (`parts`) and every part
+    execution's own result lists its steps."""
+    full = 3 * RECORD_BYTES * len(_all_steps(plan.levels)) <= MAX_VARIABLE_BYTES
+    run = {"call": RUN_WORKFLOW, "args": {
+        "workflow_id": _expr("part"), "location": _expr("settings.location"), "project_id": _expr("settings.project"),
+        "argument": {"workflow_name": _expr("ctx.workflow_name"), "query_variables": _expr("ctx.query_variables"),
+                     "workflow_properties": _expr("ctx.workflow_properties"), PART_ARG: _expr("mode")},
+        "connector_params": {"timeout": MAX_CONNECTOR_TIMEOUT}}, "result": "outcome"}
+    crashed = {"status": "failed", "failed": _expr("[part]"), "steps": [{
+        "job_id": _expr("part"), "job_name": _expr("part"), "status": "failed",
+        "error": {"message": _expr('default(map.get(e, "message"), "")')}}]}
+    summary = [] if full else [
+        {"summarize": {"assign": [{"summary": {"workflow": _expr("part"), "status": _expr("outcome.status"), "failed": _expr("outcome.failed")}}]}},
+        {"skipped": {"switch": [{"condition": _expr('mode == "skip"'), "assign": [{"summary.status": "not_started"}]}]}},
+        {"keep_summary": {"assign": [{"steps": _expr("list.concat(steps, summary)")}]}},
+    ]
+    init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
+            {"parts": parts}, *_context_assignments("pipeline.name")[:4],
+            {"ctx": {"workflow_name": _expr('default(map.get(a, "workflow_name"), pipeline.name)'),
+                     "query_variables": _expr('map.merge(dates, default(map.get(a, "query_variables"), empty))'),
+                     "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)')}},
+            {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""}]
+    steps = [
+        {"init": {"assign": init}},
+        {"run_parts": {"for": {"value": "part", "in": _expr("parts"), "steps": [
+            {"run_part": {"try": run, "except": {"as": "e", "steps": [{"crashed": {"assign": [{"outcome": crashed}]}}]}}},
+            *summary,
+            {"add": _collect("outcome.steps", keep=full)},
+            {"after_failure": {"switch": [{"condition": _expr('outcome.status == "failed"'), "assign": [{"mode": "skip"}]}]}},
+        ]}}},
+        {"report": {"call": "verdict", "args": {"name": _expr("pipeline.name"), "steps": _expr("steps"), "failed": _expr("failed"),
+                                                "message": _expr("message")}, "result": "outcome"}},
+        {"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}},
+        {"end": {"return": _expr("outcome")}},
+    ]
+    return {"main": {"params": ["args"], "steps": steps},
+            "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name", "steps" if full else "parts")}}
+
+
+def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
+    """Pack whole levels into part workflows of at most MAX_SOURCE_BYTES each."""
+    texts: list[tuple[tuple[PlanLevel, ...], str]] = []
+    remaining = list(plan.levels)
+    guess = int(MAX_SOURCE_BYTES * 0.9 / (whole_size / len(plan.levels)))
+    while remaining:
+        levels, text = _largest_part(plan, remaining, settings, guess)
+        guess = len(levels)  # the next part most likely holds as many levels
+        texts.append((levels, text))
+        remaining = remaining[len(levels):]
+    parts = [_part_name(plan, n + 1) for n in range(len(texts))]
+    for name in parts:
+        if len(name) > 64:
+            raise LevelflowError([Problem(_where(plan), f"the pipeline needs {len(parts)} part workflows but the part name {name!r} is "
+                                                        f"{len(name)} characters, {len(name) - 64} more than a workflow id allows (64); use a shorter \"name\"")])
+    parent = _parent_doc(plan, parts, settings)
+    _check_doc(plan, parent)
+    files = {f"{plan.name}.yaml": _with_header(render(parent), plan, plan.levels, f"Runs {len(parts)} part workflows in order: {', '.join(parts)}.")}
+    for name, (levels, text) in zip(parts, texts):
+        _check_steps_budget(plan, levels)
+        files[f"{name}.yaml"] = _with_header(text, plan, levels, f"Part of {plan.name}; deploy it as workflow {name}.")
+    return files
+
+
+def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, guess: int) -> tuple[tuple[PlanLevel, ...], str]:
+    """The longest prefix of `levels` whose part workflow fits: galloping from a size-based guess."""
+    texts: dict[int, Optional[str]] = {}
+
+    def fits(count: int) -> Optional[str]:
+        if count not in texts:
+            text = render(_workflow_doc(plan, tuple(levels[:count]), settings, part=True))
+            small = _source_size(text, plan, levels[:count]) <= MAX_SOURCE_BYTES
+            texts[count] = text if small and _variable_bytes(plan, levels[:count], settings) <= MAX_VARIABLE_BYTES else None
+        return texts[count]
+
+    if fits(1) is None:
+        level = levels[0]
+        size = _source_size(render(_workflow_doc(plan, (level,), settings, part=True)), plan, [level])
+        need, limit, what = (size, MAX_SOURCE_BYTES, "workflow source") if size > MAX_SOURCE_BYTES else \
+            (_variable_bytes(plan, [level], settings), MAX_VARIABLE_BYTES, "variables (estimated)")
+        raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {need:,} bytes of {what}, "
+                                                    f"{need - limit:,} more than the {limit:,}-byte limit; split it into several levels",
+                                      ("definition", plan.levels.index(level)))])
+    good = bad = min(max(1, guess), len(levels))
+    step = 1
+    if fits(good) is not None:  # grow until it no longer fits (or every level is in)
+        bad = None
+        while bad is None and good < len(levels):
+            trial = min(good + step, len(levels))
+            if fits(trial) is None:
+                bad = trial
+            else:
+                good, step = trial, step * 2
+    else:  # shrink until it fits
+        while fits(good) is None:
+            bad, good = good, max(1, good - step)
+            step *= 2
+    while bad is not None and bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if fits(middle) is not None else (good, middle)
+    _check_doc(plan, _workflow_doc(plan, tuple(levels[:good]), settings, part=True))
+    return tuple(levels[:good]), texts[good]
+
+
+def _variable_bytes(plan: Plan, levels, settings: _Settings) -> int:
+    """Estimated peak of variables (512 KB per execution): the pipeline data in `main` and as
+    `finish`'s argument, and the step records in `done`, in `finish`'s argument and its report."""
+    data = len(json.dumps(_pipeline_data(plan, tuple(levels), settings)))
+    return 2 * data + 3 * RECORD_BYTES * len(_all_steps(levels))
+
+
+def _source_size(text: str, plan: Plan, levels) -> int:
+    return len(_with_header(text, plan, levels, "Part of " + plan.name + "; deploy it as workflow " + _part_name(plan, 99) + ".").encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits (DESIGN.md §5), checked on the generated data
+
+
+def _problem(plan: Plan, message: str, path: tuple = ()) -> LevelflowError:
+    return LevelflowError([Problem(_where(plan), message, path)])
+
+
+def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
+    """Estimate executed steps: polling an async step to its time-out must fit 100,000 steps,
+    or the time-out could never fire; a whole run that could exceed it is warned about."""
+    total = 0
+    for step in _all_steps(levels):
+        polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type == "async" else 0
+        cost = (STEPS_PER_CALL + polls * STEPS_PER_POLL) * (1 + step.retries)
+        if cost > MAX_EXECUTED_STEPS:
+            wait = math.ceil(step.timeout_minutes * 60 * STEPS_PER_POLL * (1 + step.retries) / (MAX_EXECUTED_STEPS - STEPS_PER_CALL * (1 + step.retries)))
+            raise _problem(plan, f"step {step.job_id!r}: polling every {step.wait_seconds} s for up to {_number(step.timeout_minutes)} min "
+                                 f"({1 + step.retries} attempt(s)) needs up to {cost:,} workflow steps, {cost - MAX_EXECUTED_STEPS:,} more "
+                                 f"than the {MAX_EXECUTED_STEPS:,} steps an execution may run; set WAIT_TIME_SECONDS to at least {wait} "
+                                 f"or lower ASYNC_TIMEOUT_LOOP_IN_MINUTES")
+        total += cost
+    if total > MAX_EXECUTED_STEPS:
+        warnings.warn(LevelflowWarning(
+            f"{_where(plan)}: if every async job ran until its time-out, one execution could need about {total:,} workflow steps, "
+            f"more than the {MAX_EXECUTED_STEPS:,} allowed; raise WAIT_TIME_SECONDS or lower ASYNC_TIMEOUT_LOOP_IN_MINUTES"), stacklevel=2)
+
+
+def _check_doc(plan: Plan, doc: dict) -> None:
+    """Fail loudly rather than emit a workflow that breaks a platform limit."""
+    problems = []
+    for name, sub in doc.items():
+        names: list[str] = []
+        _walk(sub["steps"], names, problems, name)
+        duplicates = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+        if duplicates:
+            problems.append(f"{name}: step names must be unique, repeated: {', '.join(duplicates)}")
+    depth = _call_depth(doc, "main", ())
+    if depth > MAX_CALL_DEPTH:
+        problems.append(f"call-stack depth {depth} exceeds {MAX_CALL_DEPTH} by {depth - MAX_CALL_DEPTH}")
+    nesting = _parallel_depth(doc, "main")
+    if nesting > MAX_PARALLEL_DEPTH:
+        problems.append(f"parallel steps nested {nesting} deep, {nesting - MAX_PARALLEL_DEPTH} more than {MAX_PARALLEL_DEPTH}")
+    if problems:
+        raise LevelflowError([Problem(_where(plan), "generated workflow breaks a Cloud Workflows limit: " + p) for p in problems])
+
+
+def _walk(steps: list, names: list, problems: list, where: str) -> None:
+    for item in steps:
+        (name, step), = item.items()
+        names.append(name)
+        _check_step(step, names, problems, f"{where}.{name}")
+
+
+def _check_step(step: dict, names: list, problems: list, where: str) -> None:
+    if "assign" in step and len(step["assign"]) > MAX_ASSIGNMENTS:
+        problems.append(f"{where}: {len(step['assign'])} assignments, {len(step['assign']) - MAX_ASSIGNMENTS} more than {MAX_ASSIGNMENTS}")
+    if "switch" in step:
+        if len(step["switch"]) > MAX_SWITCH_CONDITIONS:
+            problems.append(f"{where}: {len(step['switch'])} conditions, {len(step['switch']) - MAX_SWITCH_CONDITIONS} more than {MAX_SWITCH_CONDITIONS}")
+        for condition in step["switch"]:
+            _check_step(condition, names, problems, where)
+    if step.get("call", "").startswith("http.") and step["args"].get("timeout", 0) > MAX_HTTP_TIMEOUT:
+        problems.append(f"{where}: HTTP time-out {step['args']['timeout']} s, {step['args']['timeout'] - MAX_HTTP_TIMEOUT} s more than {MAX_HTTP_TIMEOUT}")
+    if "parallel" in step:
+        branches = step["parallel"].get("branches", [])
+        if not 2 <= len(branches) <= MAX_BRANCHES:
+            problems.append(f"{where}: {len(branches)} parallel branches; a parallel step holds 2 to {MAX_BRANCHES}")
+        _walk(branches, names, problems, where)
+    if "steps" in step:
+        _walk(step["steps"], names, problems, where)
+    if "for" in step:
+        _walk(step["for"]["steps"], names, problems, where)
+    if "try" in step:
+        _check_step(step["try"], names, problems, where)
+    if "except" in step:
+        _walk(step["except"]["steps"], names, problems, where)
+
+
+def _callees(value) -> set[str]:
+    """Subworkflows a piece of workflow calls (retry predicates included)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("call"), str):
+            found.add(value["call"])
+        predicate = value.get("predicate")
+        if isinstance(predicate, str) and predicate.startswith("${"):
+            found.add(predicate[2:-1])
+        for item in value.values():
+            found |= _callees(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _callees(item)
+    return found
+
+
+def _call_depth(doc: dict, name: str, seen: tuple, memo: Optional[dict] = None) -> int:
+    """Longest chain of subworkflow calls starting at `name` (frames on the call stack)."""
+    memo = {} if memo is None else memo
+    if name in seen:
+        raise LevelflowError([Problem("levelflow", f"recursive subworkflow call {' -> '.join(seen + (name,))}")])
+    if name not in memo:
+        memo[name] = 1 + max((_call_depth(doc, c, seen + (name,), memo) for c in _callees(doc[name]) if c in doc), default=0)
+    return memo[name]
+
+
+def _parallel_depth(doc: dict, name: str, memo: Optional[dict] = None) -> int:
+    """Deepest nesting of parallel steps reached from subworkflow `name`, following calls."""
+    memo = {} if memo is None else memo
+    if name not in memo:
+        memo[name] = 0  # guards recursion; _call_depth reports recursive calls
+        memo[name] = _nested_parallel(doc, doc[name]["steps"], memo)
+    return memo[name]
+
+
+def _nested_parallel(doc: dict, value, memo: dict) -> int:
+    if isinstance(value, list):
+        return max((_nested_parallel(doc, v, memo) for v in value), default=0)
+    if not isinstance(value, dict):
+        return 0
+    deepest = max((_nested_parallel(doc, v, memo) for k, v in value.items() if k != "parallel"), default=0)
+    if isinstance(value.get("call"), str) and value["call"] in doc:
+        deepest = max(deepest, _parallel_depth(doc, value["call"], memo))
+    if "parallel" in value:
+        deepest = max(deepest, 1 + _nested_parallel(doc, value["parallel"], memo))
+    return deepest

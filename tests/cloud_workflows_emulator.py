@@ -1,0 +1,226 @@
+"""Run generated Cloud Workflows in the `workflows-emulator` package, in-process, against the
+stub executor server over real HTTP.
+
+The emulator interprets the YAML itself (steps, expressions, parallel branches, try/retry,
+subworkflows, http.post through `requests`). `patched_emulator()` adds only what it lacks:
+
+1. OIDC: the emulator raises NotImplementedError for `auth: {type: OIDC}`. The request is sent
+   without a token instead (the stub ignores authentication); the OIDC request is counted.
+2. Connection failures: `requests` raises its own ConnectionError/Timeout, which the emulator
+   lets escape every `try`. They become the built-in ConnectionError/TimeoutError, which the
+   emulator turns into Workflows errors tagged "ConnectionError"/"TimeoutError", as the
+   service does.
+3. The executions connector (`...workflows.executions.run`) is not emulated: it runs the named
+   workflow from the generated files in this same emulator and returns its result; a failed
+   child raises an error tagged "ExecutionError", as the real helper does.
+4. Time: `sys.now`, `sys.sleep` and the retry back-off wait use a virtual clock, so a poll
+   every 30 s costs nothing. The clock lives in a context variable: each parallel branch (the
+   emulator runs branches in threads with a copy of the parent's context) keeps its own time.
+5. Expressions (`_run_code`): the emulator renders a map returned by an expression through
+   Python's repr and parses that as YAML, which mangles strings holding quotes or backslashes;
+   results come back as plain data instead, which it then renders through JSON. And, for speed
+   only: the emulator deep-copies and converts the whole context (including the source of every
+   subworkflow) for each expression; `_LazyContext` copies just the variables the code reads.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import copy
+import importlib.resources
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import requests
+import yaml
+from jsonschema import Draft7Validator
+
+import workflows_emulator.lib.http_utils as http_utils
+import workflows_emulator.lib.sys_utils as sys_utils
+import workflows_emulator.main as emulator
+import workflows_emulator.render as render
+from workflows_emulator.utils import ContextDict, WorkflowError
+
+RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start
+_NOW = contextvars.ContextVar("_levelflow_virtual_now", default=EPOCH)
+
+
+def virtual_now() -> float:
+    return _NOW.get()
+
+
+def _virtual_sleep(seconds) -> None:
+    _NOW.set(_NOW.get() + float(seconds))
+
+
+def workflow_schema() -> dict:
+    """The Cloud Workflows JSON Schema (from SchemaStore) shipped inside the emulator."""
+    text = (importlib.resources.files("workflows_emulator") / "workflow-schema.json").read_text()
+    return json.loads(text)
+
+
+def schema_errors(text: str) -> list[str]:
+    validator = Draft7Validator(workflow_schema())
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
+
+
+class _LazyContext(ContextDict):
+    """The emulator's evaluation context, copying a variable only when the code reads it."""
+
+    def __init__(self, source: dict):
+        super().__init__()
+        object.__setattr__(self, "_source", source)
+        for name, value in render.STANDARD_LIBRARY.items():  # the library wins over variables, as in the emulator
+            dict.__setitem__(self, name, value)
+
+    def __getitem__(self, name):
+        for var, value in contextvars.copy_context().items():  # parallel-for variables, as ContextDict does
+            if var.name == name:
+                return value
+        if not dict.__contains__(self, name) and name in self._source:
+            self[name] = ContextDict._hook(copy.deepcopy(self._source[name]))  # maps read by attribute, as in the emulator
+        return super().__getitem__(name)
+
+
+def _data(value):
+    """Emulator maps (addict) as plain dicts and lists, as the service's values are."""
+    if isinstance(value, dict):
+        return {key: _data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_data(item) for item in value]
+    return value
+
+
+def _run_code(code: str, context: dict):
+    if code in render.FORBIDDEN_KEYWORDS:
+        raise ValueError(f"Forbidden keyword: {code}")
+    scope = _LazyContext(context)
+    try:
+        return _data(eval(code, scope))
+    except AttributeError as err:
+        raise SyntaxError(f"Error evaluating code: `{code}`. The variable {err.args[0]} is probably not defined") from err
+
+
+def _assign_var(key: str, value, context: dict):
+    if key in render.FORBIDDEN_KEYWORDS:
+        raise ValueError(f"Forbidden keyword: {key}")
+    scope = _LazyContext(context)
+    scope["__value"] = value
+    exec(f"{key} = __value", scope)
+    root = re.search(r"^[^\[\.]+", key).group(0)
+    return root, scope[root]
+
+
+@dataclass
+class Emulator:
+    workflows: dict[str, dict] = field(default_factory=dict)  # workflow id -> parsed source
+    oidc_requests: int = 0
+
+    def load(self, files: dict[str, str]) -> None:
+        for name, text in files.items():
+            self.workflows[name.removesuffix(".yaml")] = yaml.safe_load(text)
+
+    def execute(self, workflow_id: str, args) -> object:
+        """Run one workflow; returns its result or raises WorkflowError."""
+        if workflow_id not in self.workflows:
+            raise WorkflowError(message=f"workflow {workflow_id!r} not found", code=404, tags=["HttpError"])
+        return emulator.execute_workflow(copy.deepcopy(self.workflows[workflow_id]), {"args": args})
+
+    # -- patches --------------------------------------------------------------------------
+
+    def _request(self, original):
+        def request(method, url, auth=None, **kwargs):
+            if auth and auth.get("type") == "OIDC":
+                self.oidc_requests += 1
+                auth = None
+            try:
+                return original(method, url, auth=auth, **kwargs)
+            except requests.Timeout as exc:
+                raise TimeoutError(f"request to {url} timed out: {exc}") from None
+            except requests.ConnectionError as exc:
+                raise ConnectionError(f"connection to {url} failed: {exc}") from None
+        return request
+
+    def _connector(self, original):
+        def execute_connector(rendered_step):
+            if rendered_step["call"] != RUN_WORKFLOW:
+                return original(rendered_step)
+            args = rendered_step["args"]
+            if args["workflow_id"] not in self.workflows:  # the API answers 404 before any execution starts
+                raise WorkflowError(message=f"workflow {args['workflow_id']!r} not found", code=404, tags=["HttpError"])
+            try:
+                return self.execute(args["workflow_id"], args.get("argument"))
+            except WorkflowError as exc:
+                payload = exc.payload.to_dict() if hasattr(exc.payload, "to_dict") else exc.payload
+                raise WorkflowError(message=f"Execution of {args['workflow_id']} failed", tags=["ExecutionError"], error=payload) from None
+        return staticmethod(execute_connector)
+
+
+@contextlib.contextmanager
+def patched_emulator(execution_id: str = "test-execution-1"):
+    """An Emulator with the four patches applied (undone on exit)."""
+    state = Emulator()
+    saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
+             (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
+             (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
+             (emulator, "assign_var", emulator.assign_var)]
+    previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
+    levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
+    http_utils.request = state._request(http_utils.request)
+    sys_utils.now = virtual_now
+    sys_utils.sleep = _virtual_sleep
+    emulator.sleep = _virtual_sleep
+    emulator.StepCall.execute_connector = state._connector(emulator.StepCall.execute_connector)
+    render.run_code = emulator.run_code = _run_code
+    render.assign_var = emulator.assign_var = _assign_var
+    os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
+    for name in levels:  # the emulator logs every step and dumps its whole context on errors
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    token = _NOW.set(EPOCH)
+    try:
+        yield state
+    finally:
+        _NOW.reset(token)
+        for owner, attribute, value in saved:
+            setattr(owner, attribute, value)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        if previous_env is None:
+            os.environ.pop("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID", None)
+        else:
+            os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = previous_env
+
+
+@dataclass
+class Outcome:
+    """How an execution ended: its returned report, or the error it raised."""
+    result: Optional[dict]
+    error: Optional[dict]
+
+    @property
+    def report(self) -> dict:
+        return self.result if self.result is not None else self.error
+
+    def statuses(self) -> dict[str, str]:
+        return {step["job_id"]: step["status"] for step in self.report["steps"]}
+
+
+def run(files: dict[str, str], args=None) -> Outcome:
+    """Execute the main (first) generated file, with the others deployable beside it."""
+    with patched_emulator() as state:
+        state.load(files)
+        main = next(iter(files)).removesuffix(".yaml")
+        try:
+            return Outcome(_plain(state.execute(main, args)), None)
+        except WorkflowError as exc:
+            return Outcome(None, _plain(exc.payload))
+
+
+def _plain(value):
+    """Emulator values (addict maps) as plain JSON data."""
+    return json.loads(json.dumps(value))
