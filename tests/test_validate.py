@@ -199,3 +199,16 @@ def test_file_stem_must_make_a_name(write_json):
     file = write_json(pipeline([[[step("A")]]]), name="my pipeline.json")
     with pytest.raises(levelflow.LevelflowError, match="add a \"name\" key"):
         levelflow.load_pipeline(file)
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from levelflow.writer import write_atomic
+
+    target = tmp_path / "out" / "file.txt"
+    write_atomic(target, "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in target.parent.iterdir()] == ["file.txt"]

@@ -6,17 +6,29 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
+def _file_mode() -> int:
+    """The mode a plain open() would give (mkstemp's 0600 would hide output from others)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _stage(path: Path, text: str) -> str:
+    """Write `text` to a temporary sibling of `path` and return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-        os.replace(temp, path)
+        os.chmod(temp, _file_mode())
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    return temp
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    write_all_atomic({Path(path): text})
 
 
 def write_all_atomic(files: dict[Path, str]) -> None:
@@ -28,12 +40,7 @@ def write_all_atomic(files: dict[Path, str]) -> None:
     staged: list[tuple[str, Path]] = []
     try:
         for path, text in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((temp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
+            staged.append((_stage(Path(path), text), Path(path)))
         for temp, path in staged:
             os.replace(temp, path)
     finally:

@@ -1,0 +1,44 @@
+"""`levelflow generate` across engines: all-or-nothing writes, located errors, determinism."""
+import json
+import shutil
+
+from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
+
+
+def test_examples_generate_for_both_engines(tmp_path):
+    result = run_cli("generate", EXAMPLES, "--params", PARAMS, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["demo_pipeline_cloud_workflows.yaml", "demo_pipeline_composer.py", "retail-daily.yaml"]
+
+
+def test_a_bad_definition_leaves_earlier_outputs_untouched(tmp_path):
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    shutil.copy(EXAMPLES / "demo_pipeline_cloud_workflows.json", defs)
+    out = tmp_path / "out"
+    assert run_cli("generate", defs, "--params", PARAMS, "--out", out).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # A second, valid definition plus a broken one: nothing at all may be written.
+    shutil.copy(EXAMPLES / "retail_daily.json", defs)
+    (defs / "zz_broken.json").write_text(json.dumps(pipeline([[[step("A", WAIT_TIME_SECONDS="soon")]]])))
+    result = run_cli("generate", defs, "--params", PARAMS, "--out", out)
+    assert result.returncode == 1
+    assert "zz_broken.json:" in result.stderr and "WAIT_TIME_SECONDS" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_generation_is_byte_identical(tmp_path):
+    for run in ("a", "b"):
+        assert run_cli("generate", EXAMPLES, "--params", PARAMS, "--out", tmp_path / run).returncode == 0
+    for file in (tmp_path / "a").iterdir():
+        assert file.read_bytes() == (tmp_path / "b" / file.name).read_bytes()
+
+
+def test_out_and_output_are_exclusive(tmp_path):
+    result = run_cli("generate", EXAMPLES / "retail_daily.json", "--params", PARAMS)
+    assert result.returncode == 2 and "exactly one of --out DIR or -o FILE" in result.stderr
+    result = run_cli("generate", EXAMPLES, "--params", PARAMS, "-o", tmp_path / "x.yaml")
+    assert result.returncode == 1 and "exactly one definition" in result.stderr
+    assert not (tmp_path / "x.yaml").exists()
