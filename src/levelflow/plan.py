@@ -5,7 +5,7 @@ this structure only; none of them looks at the raw definition again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -35,10 +35,6 @@ class PlanStep:
     estimated_minutes: Optional[float]
     composer_step: Optional[str] = None  # COMPOSER_STEP: the executor the Composer engine runs
 
-    @property
-    def start_url_name(self) -> Optional[str]:
-        return self.executor
-
 
 @dataclass(frozen=True)
 class PlanThread:
@@ -61,7 +57,6 @@ class Plan:
     levels: tuple[PlanLevel, ...]
     params: Optional[PlatformParams] = None
     source: Optional[str] = None
-    definition_source: dict = field(default_factory=dict, compare=False)
 
     def steps(self):
         for level in self.levels:
