@@ -17,8 +17,7 @@ import pytest
 import yaml
 from pre_commit.clientlib import load_manifest
 
-from levelflow_commands import (EXAMPLES, GENERATE_MISSING, PARAMS, ROOT, example_definitions, generate_available,
-                                output_name, search_path, unknown_flags)
+from levelflow_commands import EXAMPLES, PARAMS, ROOT, example_definitions, output_name, search_path, unknown_flags
 
 GITHUB = ROOT / "ci-examples" / "github-actions.yaml"
 CLOUDBUILD = ROOT / "ci-examples" / "cloudbuild.yaml"
@@ -105,8 +104,6 @@ def test_ci_levelflow_commands_are_real_and_cover_validate_and_generate(scripts)
     lines = [line for script in scripts().values() for line in levelflow_lines(script)]
     assert {shlex.split(line)[1] for line in lines} == {"validate", "generate"}
     for line in lines:
-        if shlex.split(line)[1] == "generate" and not generate_available():
-            continue  # checked by test_ci_pipeline_generates_and_deploys_the_examples once it exists
         assert unknown_flags(line) == [], line
 
 
@@ -211,8 +208,6 @@ def test_deploy_steps_do_nothing_without_generated_files_and_refuse_dags_without
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_ci_pipeline_generates_and_deploys_the_examples(tmp_path, platform):
-    if not generate_available():
-        pytest.skip(GENERATE_MISSING)
     settings_of, scripts_of, _, region_key = PLATFORMS[platform]
     out_dir = tmp_path / "generated"
     settings = settings_of(out_dir, "my-composer-bucket")

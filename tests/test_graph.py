@@ -1,5 +1,4 @@
 """`levelflow graph`: every format parses, shows every step, and the SVG layout never overlaps."""
-import importlib.util
 import json
 import re
 import shutil
@@ -411,8 +410,6 @@ def test_run_colours_each_step_by_its_status(tmp_path):
 
 def test_run_recorded_by_the_local_engine_is_drawn_with_its_statuses(tmp_path):
     """The contract end to end: `levelflow run` records, `levelflow graph --run` reads."""
-    if run_cli("run", "--help").returncode != 0:
-        pytest.skip("the local engine (`levelflow run`) is not installed")
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text("jobs:\n  quality_check_campaigns: {outcome: fail}\n  build_sales_marts: {outcome: fail}\n")
     db = tmp_path / "runs.db"
@@ -486,10 +483,7 @@ def test_invalid_definition_leaves_an_earlier_picture_unchanged(tmp_path):
 def test_run_without_state_reads_the_local_engines_default_database(tmp_path):
     result = run_cli("graph", RETAIL, "-o", tmp_path / "x.svg", "--run", "r1", env={"XDG_DATA_HOME": str(tmp_path / "data")})
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    if importlib.util.find_spec("levelflow.backends.local") is None:
-        assert "give --state DB" in result.stderr
-    else:
-        assert str(tmp_path / "data") in result.stderr and "state database not found" in result.stderr
+    assert str(tmp_path / "data") in result.stderr and "state database not found" in result.stderr
     assert not (tmp_path / "x.svg").exists()
 
 

@@ -1,5 +1,4 @@
 """`levelflow plan`: counts, critical path and platform-limit figures."""
-import importlib.util
 import json
 import math
 
@@ -8,10 +7,10 @@ import yaml
 
 import levelflow
 from levelflow import report
+from levelflow.backends import cloud_workflows
 from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
 
 RETAIL = EXAMPLES / "retail_daily.json"
-BACKEND_MISSING = importlib.util.find_spec("levelflow.backends.cloud_workflows") is None
 
 
 def plan_of(data, tmp_path, params=None, name="pipe.json"):
@@ -63,10 +62,9 @@ def test_worst_case_executed_steps_count_every_poll_and_retry(tmp_path):
                        step("B", ASYNC_TIMEOUT_LOOP_IN_MINUTES=500),
                        {"JOB_ID": "C", "JOB_NAME": "c", "TYPE": "sync", "FUNCTION_NAME": "f"}]]])
     plan, _ = plan_of(data, tmp_path)
-    backend = report.load_backend()
-    call, poll = (getattr(backend, n, report.BACKEND_FIGURES[n]) for n in ("STEPS_PER_CALL", "STEPS_PER_POLL"))
+    call, poll = cloud_workflows.STEPS_PER_CALL, cloud_workflows.STEPS_PER_POLL
     polls = 5 * 60 // 10
-    assert report.executed_steps(plan, backend) == 3 * (call + polls * poll) + call  # B is skipped by NEXT
+    assert report.executed_steps(plan) == 3 * (call + polls * poll) + call  # B is skipped by NEXT
 
 
 def test_a_pipeline_that_polls_too_much_is_shown_over_the_limit(tmp_path):
@@ -144,16 +142,6 @@ def test_a_plain_step_list_is_a_source_too():
     assert report.source_shape([{"only": {"return": 1}}]) == report.SourceShape()
 
 
-def test_without_the_backend_the_source_size_is_not_guessed(tmp_path):
-    if not BACKEND_MISSING:
-        pytest.skip("the Cloud Workflows backend is installed: the size is measured (see the next test)")
-    built = report.build_report(levelflow.load_plan(RETAIL, levelflow.load_params(PARAMS)))
-    size = figure(built, "source size (largest file)")
-    assert size["value"] is None and size["note"] == "n/a (backend not available)"
-    assert figure(built, "branches in one parallel step")["value"] == built["counts"]["widest_level_threads"]
-
-
-@pytest.mark.skipif(BACKEND_MISSING, reason="the Cloud Workflows backend (levelflow.backends.cloud_workflows) is not installed")
 @pytest.mark.parametrize("threads", [1, 12, 100])
 def test_source_size_equals_the_generated_file(tmp_path, threads):
     data = pipeline([[[step(f"J{t}_{s}") for s in range(2)] for t in range(threads)], [[step("END")]]])
@@ -189,12 +177,6 @@ def test_composer_figures_follow_the_task_group_naming(tmp_path):
     assert figure(built, "threads in one level (largest)")["value"] == 2
 
 
-def test_without_the_composer_backend_ids_are_not_shortened():
-    if importlib.util.find_spec("levelflow.backends.airflow") is not None:
-        pytest.skip("the Composer backend shortens long ids its own way")
-    assert report.composer_task_id("1", "t" * 128, "n" * 128) == f"level_1.thread_{'t' * 128}.{'n' * 128}"
-
-
 def test_percent_and_status_thresholds():
     assert report.Figure("x", 79, 100).status == "ok"
     assert report.Figure("x", 80, 100).status == "near"
@@ -225,5 +207,5 @@ def test_plan_of_an_invalid_definition_exits_1(tmp_path):
 
 def test_polls_are_rounded_up(tmp_path):
     plan, _ = plan_of(pipeline([[[step("A", WAIT_TIME_SECONDS=7, ASYNC_TIMEOUT_LOOP_IN_MINUTES=1)]]]), tmp_path)
-    call, poll = report.BACKEND_FIGURES["STEPS_PER_CALL"], report.BACKEND_FIGURES["STEPS_PER_POLL"]
+    call, poll = cloud_workflows.STEPS_PER_CALL, cloud_workflows.STEPS_PER_POLL
     assert report.executed_steps(plan) == call + 9 * poll  # 60 s / 7 s: the 9th poll sees the time-out

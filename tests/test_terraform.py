@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import hcl2
-import pytest
 
 import levelflow
-from levelflow_commands import (EXAMPLES, GENERATE_MISSING, PARAMS, ROOT, example_definitions, generate_available,
-                                output_name, run_levelflow, search_path, unknown_flags)
+from levelflow_commands import (EXAMPLES, PARAMS, ROOT, example_definitions, output_name, run_levelflow,
+                                search_path, unknown_flags)
 
 MODULE = ROOT / "terraform"
 EXTERNAL_PROGRAM = MODULE / "levelflow_external.py"
@@ -240,9 +239,6 @@ def test_module_runs_version_and_generate_with_real_flags():
     assert any(command.startswith("levelflow generate ") for command in commands)
     for command in commands:
         concrete = re.sub(r"\$\{[^{}]+\}", "x", command)
-        subcommand = shlex.split(concrete)[1]
-        if subcommand == "generate" and not generate_available():
-            continue  # checked by test_generate_data_source_* once the command exists
         assert unknown_flags(concrete) == [], command
 
 
@@ -262,8 +258,6 @@ def test_version_data_source_answers_levelflow_version(tmp_path):
 
 
 def test_generate_data_source_writes_every_output_once(tmp_path):
-    if not generate_available():
-        pytest.skip(GENERATE_MISSING)
     generated_dir = tmp_path / ".levelflow" / "dev" / "0123456789abcdef"
     for engine, definitions in example_definitions().items():
         query = generate_query(engine, definitions, generated_dir)

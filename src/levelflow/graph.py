@@ -48,10 +48,8 @@ TITLE_H = 64
 
 def default_state_db() -> Path:
     """The database `levelflow run` records runs in when it is given no --state."""
-    try:
-        from .backends.local.store import default_state_path
-    except ImportError:
-        raise LevelflowError([Problem("--state", "give --state DB: the local engine (`levelflow run`), which knows the default run database, is not installed")]) from None
+    from .backends.local.store import default_state_path  # imported here: only `graph --run` needs it
+
     return default_state_path()
 
 

@@ -1,13 +1,14 @@
 """The figures of `levelflow plan`: counts, the critical path, and each platform limit
 (DESIGN.md §5) beside the pipeline's own figure, so a user sees how close to a limit it is.
 
-Cloud Workflows figures are measured on the generated source when the backend is installed;
+Cloud Workflows figures are measured on the source the Cloud Workflows backend generates
+(when platform parameters are given); the limits and per-step costs are the backend's own.
 Composer figures follow the DAG's naming (a task group per level and per thread holding the
-steps' tasks, named after their JOB_NAME).
+steps' tasks, named after their JOB_NAME, shortened as the Composer backend does). The backends
+are imported inside the functions that use them, so importing this module stays cheap.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -18,12 +19,6 @@ import yaml
 from .errors import LevelflowError
 from .graph import executed_path
 from .plan import Plan, PlanStep
-
-# Defaults for what the Cloud Workflows backend states itself when installed (same names):
-# the source limit (128 KB counted in decimal, to stay on the safe side) and the workflow steps
-# one poll executes (sleep, the status call with its retries and switch, the decision) and one
-# step executes outside polling (assignments, the start or sync call, recording the result).
-BACKEND_FIGURES = {"MAX_SOURCE_BYTES": 128_000, "STEPS_PER_POLL": 12, "STEPS_PER_CALL": 30}
 
 COMPOSER_TASK_ID_LIMIT = 250
 
@@ -95,30 +90,16 @@ def critical_path(plan: Plan) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- Cloud Workflows
 
-def load_backend():
-    """The Cloud Workflows backend module, or None while it is not part of this install."""
-    try:
-        return importlib.import_module("levelflow.backends.cloud_workflows")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("levelflow.backends.cloud_workflows", "levelflow.backends"):
-            return None
-        raise
-
-
-def generated_sources(plan: Plan, backend) -> tuple[Optional[dict[str, str]], str]:
+def generated_sources(plan: Plan) -> tuple[Optional[dict[str, str]], str]:
     """The generated files (name -> source text), or None and why not."""
-    if backend is None:
-        return None, "n/a (backend not available)"
     if plan.params is None:
         return None, "n/a (give --params to generate the source)"
+    from .backends.cloud_workflows import generate_workflows
+
     try:
         with warnings.catch_warnings():  # its warnings repeat figures this report shows anyway
             warnings.simplefilter("ignore")
-            if hasattr(backend, "generate_workflows"):
-                return backend.generate_workflows(plan), ""
-            from .backends import GenerateOptions
-
-            return backend.generate_files(plan, GenerateOptions()), ""
+            return generate_workflows(plan), ""
     except (LevelflowError, ValueError) as exc:
         first = exc.problems[0] if isinstance(exc, LevelflowError) and exc.problems else exc
         return None, f"n/a (not generated: {first})"
@@ -181,9 +162,11 @@ def source_shape(document: Any) -> SourceShape:
     return shape
 
 
-def executed_steps(plan: Plan, backend=None) -> int:
-    """Worst case: every async step polls until its time-out, every retry is used."""
-    per_call, per_poll = (getattr(backend, name, BACKEND_FIGURES[name]) for name in ("STEPS_PER_CALL", "STEPS_PER_POLL"))
+def executed_steps(plan: Plan) -> int:
+    """Worst case: every async step polls until its time-out, every retry is used (the workflow
+    steps one call and one poll execute are the Cloud Workflows backend's figures)."""
+    from .backends.cloud_workflows import STEPS_PER_CALL as per_call, STEPS_PER_POLL as per_poll
+
     total = 0
     for level in plan.levels:
         for thread in level.threads:
@@ -194,9 +177,9 @@ def executed_steps(plan: Plan, backend=None) -> int:
 
 
 def cloud_workflows_figures(plan: Plan) -> list[Figure]:
-    backend = load_backend()
-    sources, why = generated_sources(plan, backend)
-    source_limit = getattr(backend, "MAX_SOURCE_BYTES", BACKEND_FIGURES["MAX_SOURCE_BYTES"])
+    from .backends.cloud_workflows import MAX_SOURCE_BYTES as source_limit
+
+    sources, why = generated_sources(plan)
     widest = max(len(level.threads) for level in plan.levels)
     figures = []
     if sources is None:
@@ -215,7 +198,7 @@ def cloud_workflows_figures(plan: Plan) -> list[Figure]:
         Figure("branches in one parallel step", shape.branches, 10, "", origin),
         Figure("parallel nesting depth", shape.parallel_depth, 2, "", origin),
         Figure("branches running at once", widest, 20, "", "the widest level's threads; more wait for a free slot"),
-        Figure("steps executed per execution (worst case)", executed_steps(plan, backend), 100_000, "",
+        Figure("steps executed per execution (worst case)", executed_steps(plan), 100_000, "",
                "every async step polls until its time-out (time-out / wait), every retry used"),
         Figure("HTTP call time-out (longest)", max(s.call_timeout_seconds for s in plan.steps()), 1800, "s", ""),
     ]
@@ -230,18 +213,11 @@ def cloud_workflows_figures(plan: Plan) -> list[Figure]:
 
 # ---------------------------------------------------------------- Composer
 
-def _id_component():
-    """The Composer backend's id shortening when it is installed (ids are used as they are otherwise)."""
-    try:
-        from .backends.airflow import component
-    except ImportError:
-        return lambda text: text
-    return component
-
-
 def composer_task_id(level_id: str, thread_id: str, job_name: str) -> str:
-    """A step's full id: Airflow prefixes the ids of its task groups (level, then thread)."""
-    component = _id_component()
+    """A step's full id: Airflow prefixes the ids of its task groups (level, then thread), and
+    the Composer backend shortens long id components."""
+    from .backends.airflow import component
+
     return f"level_{component(level_id)}.thread_{component(thread_id)}.{component(job_name)}"
 
 
