@@ -1,6 +1,5 @@
 """`levelflow plan`: counts, critical path and platform-limit figures."""
 import json
-import math
 
 import pytest
 import yaml
