@@ -3,7 +3,7 @@ import json
 import pytest
 
 import levelflow
-from conftest import PARAMS, run_cli
+from conftest import PARAMS
 
 GOOD = {"pRegion": "us-central1", "pProjectID": "my-project-1", "pFunctionIntermediateName": "intermediate",
         "pJobsDefinitionsBucket": "my-jobs"}

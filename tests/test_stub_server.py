@@ -6,8 +6,6 @@ import sys
 import urllib.error
 import urllib.request
 
-import pytest
-
 from levelflow import protocol
 from levelflow.scenario import Scenario
 from levelflow.stub_server import RunningStub

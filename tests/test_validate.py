@@ -4,7 +4,7 @@ import json
 import pytest
 
 import levelflow
-from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
+from conftest import EXAMPLES, pipeline, run_cli, step
 
 GOOD_STEP = step("J1")
 

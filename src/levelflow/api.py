@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from .errors import LevelflowError, Problem
 from .loader import load_document
 from .model import WORKFLOW_ID_PATTERN, Pipeline, PlatformParams
 from .plan import Plan, build_plan
 from .validate import validate_params, validate_pipeline
+
+if TYPE_CHECKING:
+    from .backends import GenerateOptions
 
 DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
 

@@ -11,7 +11,7 @@ import click
 
 from . import __version__
 from .api import find_definitions, load_pipeline
-from .errors import LevelflowError, Problem
+from .errors import LevelflowError
 from .schema import schema_text
 
 

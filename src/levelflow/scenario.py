@@ -13,7 +13,7 @@ A scenario file (JSON or YAML) says how each job behaves, by JOB_NAME:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 

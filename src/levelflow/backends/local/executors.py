@@ -104,21 +104,27 @@ class HttpTransport:
             return token
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
-        import requests
-
         headers = {"Content-Type": "application/json"}
         if needs_id_token(url):
             headers["Authorization"] = f"Bearer {self._id_token(url)}"
-        try:
-            response = self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout)
-        except requests.ConnectionError as exc:  # includes connect time-outs
-            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
-        except requests.Timeout:
-            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
-        except requests.RequestException as exc:
-            raise StepError(f"call to {url} failed: {exc}") from None
-        return response.status_code, response.text
+        return http_answer(lambda: self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout),
+                           url, timeout)
 
+
+
+def http_answer(send, url: str, timeout: float) -> tuple[int, str]:
+    """Make one HTTP call (`send()`), translating its failures into the engine's errors."""
+    import requests
+
+    try:
+        response = send()
+    except requests.ConnectionError as exc:  # includes connect time-outs: transient
+        raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
+    except requests.Timeout:
+        raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
+    except requests.RequestException as exc:
+        raise StepError(f"call to {url} failed: {exc}") from None
+    return response.status_code, response.text
 
 def scaled_scenario(scenario: Scenario, time_scale: float) -> Scenario:
     """Job durations and latencies on the engine's shrunk clock."""
@@ -238,17 +244,7 @@ class WorkflowExecutionsApi:
             return self._credentials
 
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
-        import requests
-
-        try:
-            response = self._session().request(method, url, json=payload, timeout=timeout)
-        except requests.ConnectionError as exc:
-            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
-        except requests.Timeout:
-            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
-        except requests.RequestException as exc:
-            raise StepError(f"call to {url} failed: {exc}") from None
-        return response.status_code, response.text
+        return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout), url, timeout)
 
 
 @dataclass
