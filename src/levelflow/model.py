@@ -26,7 +26,8 @@ def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("levelflow", message)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value as the user wrote it (JSON), cut short for messages."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -34,18 +35,18 @@ def _shown(value: Any) -> str:
 def _number(value: Any, *, whole: bool, what: str) -> float | int:
     """Accept 30, 30.0 or "30" (the established files quote their numbers)."""
     if isinstance(value, bool):
-        raise _fail(f"{what}, got {_shown(value)}")
+        raise _fail(f"{what}, got {shown(value)}")
     if isinstance(value, str):
         text = value.strip()
         try:
             value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
         except ValueError:
-            raise _fail(f"{what}, got {_shown(value)}") from None
+            raise _fail(f"{what}, got {shown(value)}") from None
     if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(f"{what}, got {_shown(value)}")
+        raise _fail(f"{what}, got {shown(value)}")
     if whole:
         if value != int(value):
-            raise _fail(f"{what}, got {_shown(value)}")
+            raise _fail(f"{what}, got {shown(value)}")
         return int(value)
     return value
 
@@ -55,7 +56,7 @@ def _ranged(*, whole: bool, what: str, low: float, high: float | None = None, lo
         number = _number(value, whole=whole, what=what)
         too_low = number <= low if low_open else number < low
         if too_low or (high is not None and number > high):
-            raise _fail(f"{what}, got {_shown(value)}")
+            raise _fail(f"{what}, got {shown(value)}")
         return number
 
     return check
@@ -64,25 +65,25 @@ def _ranged(*, whole: bool, what: str, low: float, high: float | None = None, lo
 def _identifier(value: Any) -> str:
     """LEVEL_ID, THREAD_ID, JOB_ID: text or a whole number, kept as text."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _fail(f"must be a string or a whole number, got {_shown(value)}")
+        raise _fail(f"must be a string or a whole number, got {shown(value)}")
     text = str(value).strip()
     if not text:
         raise _fail("must not be empty")
     if not re.fullmatch(NAME_PATTERN, text) or len(text) > MAX_NAME_LENGTH:
         raise _fail(
             f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '_' or '-' "
-            f"(it becomes part of generated step and task names), got {_shown(value)}"
+            f"(it becomes part of generated step and task names), got {shown(value)}"
         )
     return text
 
 
 def _job_name(value: Any) -> str:
     if not isinstance(value, str):
-        raise _fail(f"must be a string, got {_shown(value)}")
+        raise _fail(f"must be a string, got {shown(value)}")
     if not re.fullmatch(NAME_PATTERN, value) or len(value) > MAX_NAME_LENGTH:
         raise _fail(
             f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '_' or '-': it becomes a workflow "
-            f"step name, an Airflow task id and a GCS object name, got {_shown(value)}"
+            f"step name, an Airflow task id and a GCS object name, got {shown(value)}"
         )
     return value
 
@@ -90,7 +91,7 @@ def _job_name(value: Any) -> str:
 def _pattern(pattern: str, what: str):
     def check(value: Any) -> str:
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
-            raise _fail(f"must be {what}, got {_shown(value)}")
+            raise _fail(f"must be {what}, got {shown(value)}")
         return value
 
     return check
@@ -106,7 +107,7 @@ def _flag(value: Any) -> bool:
         return False
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise _fail(f'must be true or false (or "True"/"False"), got {_shown(value)}')
+    raise _fail(f'must be true or false (or "True"/"False"), got {shown(value)}')
 
 
 def _json_object(value: Any) -> dict:
@@ -116,19 +117,19 @@ def _json_object(value: Any) -> dict:
         except json.JSONDecodeError as exc:
             raise _fail(f"must be a JSON object or a string holding one; the string is not JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(value, dict):
-        raise _fail(f"must be a JSON object (or a string holding one), got {_shown(value)}")
+        raise _fail(f"must be a JSON object (or a string holding one), got {shown(value)}")
     return value
 
 
 def _engine(value: Any) -> str:
     if value not in ENGINES:
-        raise _fail(f"must be one of {', '.join(map(repr, ENGINES))}, got {_shown(value)}")
+        raise _fail(f"must be one of {', '.join(map(repr, ENGINES))}, got {shown(value)}")
     return value
 
 
 def _step_type(value: Any) -> str:
     if value not in STEP_TYPES:
-        raise _fail(f"must be one of {', '.join(map(repr, STEP_TYPES))}, got {_shown(value)}")
+        raise _fail(f"must be one of {', '.join(map(repr, STEP_TYPES))}, got {shown(value)}")
     return value
 
 
@@ -136,7 +137,7 @@ def _schedule(value: Any) -> str:
     presets = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
     if isinstance(value, str) and (value in presets or len(value.split()) == 5 and re.fullmatch(r"[0-9A-Za-z*/,\- ]+", value)):
         return value
-    raise _fail(f"must be a 5-field cron expression or one of {', '.join(presets)}, got {_shown(value)}")
+    raise _fail(f"must be a 5-field cron expression or one of {', '.join(presets)}, got {shown(value)}")
 
 
 _NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*$"}]}

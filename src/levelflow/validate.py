@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import difflib
-import json
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import LevelflowError, Problem
+from .errors import LevelflowError, Problem, format_path
 from .loader import Document
-from .model import REQUIRED_BY_TYPE, REQUIRED_PARAMS, Pipeline, PlatformParams
+from .model import REQUIRED_BY_TYPE, REQUIRED_PARAMS, Level, Pipeline, PlatformParams, Step, Thread, shown
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:
@@ -18,15 +17,8 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
 
 def _model_at(loc: tuple) -> type[BaseModel]:
     """Which model an error location (pydantic loc, by alias) sits in, for key suggestions."""
-    from .model import Level, Step, Thread
-
     keys = [part for part in loc if isinstance(part, str)]
     return {0: Pipeline, 1: Level, 2: Thread}.get(len(keys) - 1, Step) if keys else Pipeline
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 _TYPE_WORDS = {
@@ -57,10 +49,10 @@ def _message(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
     if kind == "too_short":
         return loc, "must not be empty: give at least one item"
     if kind in _TYPE_WORDS:
-        return loc, f"must be {_TYPE_WORDS[kind]}, got {_shown(error.get('input'))}"
+        return loc, f"must be {_TYPE_WORDS[kind]}, got {shown(error.get('input'))}"
     if kind == "string_pattern_mismatch":
-        return loc, f"must match {error['ctx']['pattern']}, got {_shown(error.get('input'))}"
-    return loc, f"{error['msg']}, got {_shown(error.get('input'))}"
+        return loc, f"must match {error['ctx']['pattern']}, got {shown(error.get('input'))}"
+    return loc, f"{error['msg']}, got {shown(error.get('input'))}"
 
 
 def model_problems(document: Document, model: type[BaseModel], data: Any, prefix: tuple = ()) -> tuple[Any, list[Problem]]:
@@ -107,8 +99,6 @@ def cross_problems(document: Document) -> list[Problem]:
             seen[key][text] = path
 
     def _where(path: tuple) -> str:
-        from .errors import format_path
-
         line, _ = document.locate(path)
         return f"{format_path(path)} (line {line})" if line else format_path(path)
 
@@ -133,7 +123,7 @@ def cross_problems(document: Document) -> list[Problem]:
                 if "NEXT" in step:
                     target = _text(step["NEXT"])
                     if target not in ids:
-                        problems.append(document.problem(path + ("NEXT",), f"must name the JOB_ID of a step of the same thread, got {_shown(step['NEXT'])}"))
+                        problems.append(document.problem(path + ("NEXT",), f"must name the JOB_ID of a step of the same thread, got {shown(step['NEXT'])}"))
                     elif ids.index(target) <= si:
                         problems.append(document.problem(path + ("NEXT",), f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"))
     return problems
@@ -141,7 +131,7 @@ def cross_problems(document: Document) -> list[Problem]:
 
 def validate_pipeline(document: Document) -> Pipeline:
     if not isinstance(document.data, dict):
-        raise LevelflowError([document.problem((), f"must be an object with keys 'engine' and 'definition', got {_shown(document.data)}")])
+        raise LevelflowError([document.problem((), f"must be an object with keys 'engine' and 'definition', got {shown(document.data)}")])
     pipeline, problems = model_problems(document, Pipeline, document.data)
     problems += cross_problems(document)
     if problems:
@@ -168,7 +158,7 @@ def params_mapping(document: Document) -> tuple[dict, dict[str, tuple], list[Pro
             continue
         key = item["ParameterKey"]
         if not isinstance(key, str):
-            problems.append(document.problem((index, "ParameterKey"), f"must be a string, got {_shown(key)}"))
+            problems.append(document.problem((index, "ParameterKey"), f"must be a string, got {shown(key)}"))
             continue
         if key in mapping:
             problems.append(document.problem((index, "ParameterKey"), f"duplicate parameter {key!r}"))
