@@ -64,8 +64,10 @@ def steps_by_id(report):
     return {s["job_id"]: s for s in report["steps"]}
 
 
-def calls_of(stub, job_name, call_type=None):
-    return [c for c in stub.state.calls if c["job_name"] == job_name and call_type in (None, c["call_type"])]
+def calls_of(stub, job_name, call_type=None, entry=True):
+    """The calls levelflow made for a job (entry=False: also the intermediate's forwards)."""
+    return [c for c in stub.state.calls if c["job_name"] == job_name and call_type in (None, c["call_type"])
+            and (c["entry"] or not entry)]
 
 
 def first_seq(stub, job_name):
@@ -78,7 +80,7 @@ def last_seq(stub, job_name):
 
 def test_levels_in_order_threads_concurrent_steps_in_order(make_plan, state):
     with RunningStub(scenario({"polls": 1}, job_A1={"polls": 5}, job_B1={"polls": 5})) as stub:
-        plan = make_plan([[[astep("A1"), sstep("A2", "bq-saved-query-executor")],
+        plan = make_plan([[[astep("A1"), sstep("A2", "reference-refresher")],
                            [astep("B1")]],
                           [[astep("C1")]]], {"pFunctionsBaseUrl": stub.url})
         report = run_local(plan, state, LocalRunOptions(time_scale=FAST))
@@ -90,7 +92,7 @@ def test_levels_in_order_threads_concurrent_steps_in_order(make_plan, state):
     assert max(last_seq(stub, j) for j in ("job_A1", "job_A2", "job_B1")) < first_seq(stub, "job_C1")
     # the protocol: get_id / get_status through the intermediate function, sync straight to FUNCTION_NAME
     get_id, *polls = calls_of(stub, "job_A1")
-    assert get_id["function"] == "intermediate" and get_id["call_type"] == "get_id"
+    assert get_id["function"] == "orch-framework-intermediate" and get_id["call_type"] == "get_id"
     assert get_id["body"]["function_url_to_call"] == f"{stub.url}/dataform-tag-executor"
     assert get_id["body"]["execution_id"] == report["run_id"] and get_id["body"]["workflow_name"] == "demo"
     assert get_id["body"]["step_properties"] == {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}
@@ -99,7 +101,7 @@ def test_levels_in_order_threads_concurrent_steps_in_order(make_plan, state):
     assert [p["answer"] for p in polls] == ["running"] * 5 + ["success"]
     assert {p["async_job_id"] for p in polls} == {get_id["answer"]} == set(steps_by_id(report)["A1"]["async_job_ids"])
     [sync] = calls_of(stub, "job_A2")
-    assert (sync["function"], sync["call_type"]) == ("bq-saved-query-executor", "sync")
+    assert (sync["function"], sync["hop"], sync["answer"]) == ("reference-refresher", "executor", "SUCCEEDED")
 
 
 def test_failed_step_stops_its_thread_siblings_finish_no_later_level(make_plan, state):
@@ -109,7 +111,8 @@ def test_failed_step_stops_its_thread_siblings_finish_no_later_level(make_plan, 
     statuses = {s["job_id"]: s["status"] for s in report["steps"]}
     assert report["status"] == "failed" and report["failed_steps"] == ["F1"]
     assert statuses == {"F1": "failed", "F2": "pending", "S1": "succeeded", "S2": "succeeded", "Z1": "pending"}
-    assert "failed (scripted)" in steps_by_id(report)["F1"]["error"]
+    # the executor answered its failure state word; the intermediate turned it into HTTP 500
+    assert "dataform-tag-executor:FAILED" in steps_by_id(report)["F1"]["error"]
     assert not calls_of(stub, "job_F2") and not calls_of(stub, "job_Z1")
 
 
@@ -155,15 +158,46 @@ def test_continue_if_fail_goes_on_and_next_skips(make_plan, state):
     assert not calls_of(stub, "job_B") and calls_of(stub, "job_D")
 
 
-def test_sync_and_workflows_steps_post_sync_calls(make_plan, state):
-    with RunningStub(scenario(job_Y={"outcome": "fail"})) as stub:
-        plan = make_plan([[[wstep("W"), sstep("S"), sstep("Y")]]])
-        report = over_http(stub, plan, state)
-    assert [s["status"] for s in report["steps"]] == ["succeeded", "succeeded", "failed"]
-    [w] = calls_of(stub, "job_W")
-    assert (w["function"], w["call_type"]) == ("child_flow", "sync")
-    assert w["body"]["function_url_to_call"] == f"{stub.url}/workflows/child_flow"
-    assert calls_of(stub, "job_S")[0]["body"]["function_url_to_call"] == f"{stub.url}/my-function"
+def test_sync_steps_call_the_function_with_the_executor_body(make_plan, state):
+    """A sync step: one call of FUNCTION_NAME (no intermediate) with the executor's body; only a
+    success state word succeeds: a failure word, a 200 error dict, an HTTP error or a job id
+    (the function started something) fail the step, naming the answer."""
+    jobs = {"job_F": {"outcome": "fail"}, "job_E": {"outcome": "error"}, "job_H": {"http_status": 404}}
+    with RunningStub(scenario(**jobs)) as stub, pytest.warns(levelflow.errors.LevelflowWarning, match="starts a job"):
+        plan = make_plan([[[sstep("S", CONTINUE_IF_FAIL="True"), sstep("F", CONTINUE_IF_FAIL="True"),
+                            sstep("E", CONTINUE_IF_FAIL="True"), sstep("H", CONTINUE_IF_FAIL="True"),
+                            sstep("J", "dataproc-serverless-job-executor", CONTINUE_IF_FAIL="True")]]])
+        report = over_http(stub, plan, state, arguments={"workflow_properties": '{"dataset": "sales"}',
+                                                         "query_variables": {"start_date": "2026-11-30", "end_date": "2026-12-01"}})
+    by_id = steps_by_id(report)
+    assert {k: v["status"] for k, v in by_id.items()} == {"S": "succeeded", "F": "continued", "E": "continued",
+                                                          "H": "continued", "J": "continued"}
+    assert "my-function answered 'FAILED', not a success state" in by_id["F"]["error"]
+    assert "my-function answered an error: BadRequest" in by_id["E"]["error"]
+    assert "my-function answered HTTP 404" in by_id["H"]["error"]
+    assert "started job aef-" in by_id["J"]["error"] and "declare this step TYPE async" in by_id["J"]["error"]
+    [s] = calls_of(stub, "job_S")
+    assert (s["hop"], s["function"], s["answer"]) == ("executor", "my-function", "SUCCEEDED")
+    assert s["body"] == {"workflow_properties": {"dataset": "sales", "jobs_definitions_bucket": "my-orchestration-dev-jobs"},
+                         "workflow_name": "demo", "job_name": "job_S",
+                         "query_variables": {"start_date": "'2026-11-30'", "end_date": "'2026-12-01'"}}
+    assert not [c for c in stub.state.calls if c["hop"] == "intermediate"]
+
+
+def test_workflows_steps_run_the_child_through_the_doubles_executions_api(make_plan, state):
+    """Under a base URL the double plays the Workflow Executions API: the child gets its own
+    name as workflow_name, the run's dates and the step's properties over the run's."""
+    with RunningStub(scenario(broken_flow={"outcome": "fail"}, child_flow={"polls": 2})) as stub:
+        plan = make_plan([[[wstep("W")], [wstep("B", "broken_flow")]]])
+        report = over_http(stub, plan, state, arguments={"workflow_properties": {"dataset": "sales"}})
+    by_id = steps_by_id(report)
+    assert by_id["W"]["status"] == "succeeded" and by_id["B"]["status"] == "failed" and "ended FAILED" in by_id["B"]["error"]
+    [create] = [c for c in stub.state.calls if c["hop"] == "executions" and c["function"] == "child_flow"
+                and c["body"] and "argument" in c["body"]]
+    argument = json.loads(create["body"]["argument"])
+    assert argument["workflow_name"] == "child_flow"
+    assert argument["workflow_properties"] == {"dataset": "sales", "jobs_definitions_bucket": "my-orchestration-dev-jobs"}
+    assert set(argument["query_variables"]) == {"start_date", "end_date"}
 
 
 def test_max_parallel_bounds_the_threads_running_at_once(make_plan, state):
@@ -185,7 +219,7 @@ def test_steps_table_contract_and_attempt_history(make_plan, state):
         mode = db.execute("PRAGMA journal_mode").fetchone()[0]
     assert rows == [(report["run_id"], "A", "succeeded"), (report["run_id"], "B", "succeeded")]
     assert [(a[0], a[1], a[2], a[4]) for a in attempts] == [("A", 1, "succeeded", 2), ("B", 1, "succeeded", 2)]
-    assert all(a[3].startswith("aef_") for a in attempts) and mode == "wal"
+    assert all(levelflow.protocol.is_job_id(a[3]) for a in attempts) and mode == "wal"
 
 
 def test_simulator_follows_the_scenario_without_network(make_plan, state):
@@ -200,7 +234,7 @@ def test_simulator_follows_the_scenario_without_network(make_plan, state):
     assert report["status"] == "failed" and report["failed_steps"] == ["F", "N"]
     assert by_id["F"]["attempts"] == 2 and "could not start" in by_id["F"]["error"]
     assert "timed out" in by_id["N"]["error"] and "after 5 retries" in by_id["L"]["error"]
-    assert all(j.startswith("aef_") for j in by_id["A"]["async_job_ids"] + by_id["B"]["async_job_ids"])
+    assert all(levelflow.protocol.is_job_id(j) for j in by_id["A"]["async_job_ids"] + by_id["B"]["async_job_ids"])
     with sqlite3.connect(state) as db:
         [(polls,)] = db.execute("SELECT polls FROM attempts WHERE job_id = 'B'").fetchall()
     assert polls == 4  # "running" three times, then "success"
@@ -285,7 +319,7 @@ def test_simulated_run_stopped_then_resumed_polls_the_same_job(make_plan, state)
     by_id = steps_by_id(report)
     assert report["resumes"] == 1
     assert by_id["B"]["async_job_ids"] == [job] and by_id["B"]["attempts"] == 1 and by_id["A"]["attempts"] == 1
-    calls = resumed.client.transport.state.calls
+    calls = [c for c in resumed.client.transport.double.calls if c["entry"]]
     assert {c["async_job_id"] for c in calls} == {job}  # only B's job, polled again
     assert all(c["body"]["query_variables"] == first_day["query_variables"] for c in calls)
 

@@ -5,7 +5,7 @@ import pytest
 import levelflow
 from conftest import PARAMS
 
-GOOD = {"pRegion": "us-central1", "pProjectID": "my-project-1", "pFunctionIntermediateName": "intermediate",
+GOOD = {"pRegion": "us-central1", "pProjectID": "my-project-1", "pFunctionIntermediateName": "orch-framework-intermediate",
         "pJobsDefinitionsBucket": "my-jobs"}
 
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
-from .errors import LevelflowError, Problem
+from .errors import LevelflowError, LevelflowWarning, Problem
 from .loader import load_document
 from .model import WORKFLOW_ID_PATTERN, Pipeline, PlatformParams
 from .plan import Plan, build_plan
@@ -19,11 +19,27 @@ DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
 
 def load_pipeline(path: str | Path) -> Pipeline:
     """Load and validate a definition file; raises LevelflowError listing every problem."""
+    return check_pipeline(path)[0]
+
+
+def check_pipeline(path: str | Path) -> tuple[Pipeline, list[Problem]]:
+    """Load and validate a definition file; also return its warnings (located problems of a
+    definition that validates but would fail against the deployed functions)."""
+    from .advice import pipeline_warnings
+
     document = load_document(path)
     pipeline = validate_pipeline(document)
     if pipeline.name is None and not re.fullmatch(WORKFLOW_ID_PATTERN, Path(path).stem):
         raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, then letters, digits, '_' or '-'); rename the file or add a \"name\" key")])
-    return pipeline
+    return pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
+
+
+def warn_about(problems: Iterable[Problem]) -> None:
+    """Emit located warnings through the `warnings` module (the CLI prints them)."""
+    import warnings
+
+    for problem in problems:
+        warnings.warn(LevelflowWarning(str(problem)), stacklevel=2)
 
 
 def load_params(path: str | Path) -> PlatformParams:
@@ -32,7 +48,10 @@ def load_params(path: str | Path) -> PlatformParams:
 
 
 def load_plan(path: str | Path, params: Optional[PlatformParams] = None, engine: Optional[str] = None) -> Plan:
-    return build_plan(load_pipeline(path), params, source=str(path), engine=engine)
+    """A definition's plan; its warnings are emitted as LevelflowWarning."""
+    pipeline, advice = check_pipeline(path)
+    warn_about(advice)
+    return build_plan(pipeline, params, source=str(path), engine=engine)
 
 
 def is_params_file(path: Path) -> bool:
@@ -72,13 +91,16 @@ def generate(
     engine: Optional[str] = None,
     options: Optional["GenerateOptions"] = None,
     progress: Optional[Callable[[Path], None]] = None,
+    strict: bool = False,
 ) -> list[Path]:
     """Validate and compile definitions; write every output atomically, or nothing at all.
 
     `out_dir` receives `<name>.yaml` (Cloud Workflows, plus child workflow files when a
     pipeline is split) or `<name>.py` (Composer). `output_file` names the single output of a
     single definition instead. Every definition is compiled before anything is written.
+    Warnings are emitted as LevelflowWarning; with `strict`, they are errors and nothing is written.
     """
+    import warnings
     from .backends import GenerateOptions, backend_for
     from .writer import write_all_atomic
 
@@ -91,11 +113,18 @@ def generate(
     problems: list[Problem] = []
     for definition in definitions:
         try:
-            plan = load_plan(definition, params, engine)
-            generated = backend_for(plan.engine)(plan, options)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", LevelflowWarning)
+                plan = load_plan(definition, params, engine)
+                generated = backend_for(plan.engine)(plan, options)
         except LevelflowError as exc:
             problems.extend(exc.problems)
             continue
+        for warning in caught:
+            if strict and issubclass(warning.category, LevelflowWarning):
+                problems.append(Problem(str(definition), f"{warning.message} (a warning; --strict makes it an error)"))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if progress:
             progress(definition)
         for name, text in generated.items():

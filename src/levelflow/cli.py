@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .api import find_definitions, load_pipeline
+from .api import check_pipeline, find_definitions
 from .errors import LevelflowError
 from .schema import schema_text
 
@@ -33,6 +33,19 @@ def reports_problems(command):
     return wrapper
 
 
+strict_option = click.option("--strict", is_flag=True,
+                             help="Treat warnings as errors: exit 1 (and write nothing) when there is any.")
+
+
+def print_warnings(caught, strict: bool) -> None:
+    """Show warnings recorded by `warnings.catch_warnings(record=True)`; --strict: exit 1."""
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    if strict and caught:
+        click.echo(f"error: {len(caught)} warning(s), and --strict treats warnings as errors", err=True)
+        sys.exit(1)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="levelflow")
 def main():
@@ -47,19 +60,23 @@ def main():
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per file or problem; json: a machine-readable report on stdout.")
+@strict_option
 @reports_problems
-def validate(paths, output_format):
+def validate(paths, output_format, strict):
     """Check definition files (or directories of them) against the definition format.
 
     Directories are scanned for *.json, *.yaml and *.yml files, skipping
     platform-parameters-*.json. Every problem of every file is reported, each with its
-    file:line:column and JSON path. Exit status: 0 all valid, 1 a problem, 2 usage error.
+    file:line:column and JSON path. Warnings name definitions that validate but would fail
+    against the deployed AEF functions. Exit status: 0 all valid, 1 a problem (or, with
+    --strict, a warning), 2 usage error.
     """
     results: list[dict] = []
     failed = False
+    warned = 0
     for path in find_definitions(paths):
         try:
-            pipeline = load_pipeline(path)
+            pipeline, advice = check_pipeline(path)
         except LevelflowError as exc:
             failed = True
             results.append({"file": str(path), "valid": False, "problems": [p.as_dict() for p in exc.problems]})
@@ -69,13 +86,19 @@ def validate(paths, output_format):
             continue
         threads = sum(len(level.threads) for level in pipeline.definition)
         steps = sum(len(t.steps) for level in pipeline.definition for t in level.threads)
+        warned += len(advice)
         results.append({"file": str(path), "valid": True, "engine": pipeline.engine,
-                        "levels": len(pipeline.definition), "threads": threads, "steps": steps})
+                        "levels": len(pipeline.definition), "threads": threads, "steps": steps,
+                        "warnings": [p.as_dict() for p in advice]})
         if output_format == "text":
+            for problem in advice:
+                click.echo(f"warning: {problem}", err=True)
             click.echo(f"ok: {path} ({pipeline.engine}: {len(pipeline.definition)} levels, {threads} threads, {steps} steps)")
     if output_format == "json":
-        click.echo(json.dumps({"valid": not failed, "files": results}, indent=2))
-    sys.exit(1 if failed else 0)
+        click.echo(json.dumps({"valid": not failed and not (strict and warned), "files": results}, indent=2))
+    elif strict and warned:
+        click.echo(f"error: {warned} warning(s), and --strict treats warnings as errors", err=True)
+    sys.exit(1 if failed or (strict and warned) else 0)
 
 
 @main.command()
@@ -108,8 +131,12 @@ def schema(output):
               help="Composer: local copy of the jobs bucket; job parameters are embedded at generation time.")
 @click.option("--step-mode", type=click.Choice(["operators", "functions"]), default="operators", show_default=True,
               help="Composer: native Google operators, or the executor functions over HTTP.")
+@click.option("--dataform-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Composer operators mode: local checkout of the Dataform repository; each BigQuery step's "
+                   "definitions/<pipeline>/<JOB_NAME>.sqlx is embedded at generation time.")
+@strict_option
 @reports_problems
-def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode):
+def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir):
     """Compile definitions (files or directories) into deployable orchestration.
 
     Every definition is validated and compiled before anything is written; outputs are
@@ -121,15 +148,38 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
     if (out_dir is None) == (output_file is None):
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
     definitions = find_definitions(paths)
-    options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode)
+    if dataform_dir is not None:
+        _check_dataform_dir(definitions, engine, step_mode)
+    options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir)
     with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
         warnings.simplefilter("always")
         written = generate_files(definitions, params_path, out_dir, output_file=output_file,
-                                 engine=engine, options=options, progress=advance)
-    for warning in caught:  # e.g. a pipeline that could exceed the engine's executed-steps limit
-        click.echo(f"warning: {warning.message}", err=True)
+                                 engine=engine, options=options, progress=advance, strict=strict)
+    print_warnings(caught, False)  # e.g. a pipeline that could exceed the engine's executed-steps limit
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _check_dataform_dir(definitions, engine, step_mode):
+    """--dataform-dir serves Composer operators mode only: never silently ignored elsewhere."""
+    from .api import load_pipeline
+    from .errors import Problem
+
+    if step_mode != "operators":
+        raise click.UsageError("--dataform-dir is for Composer operators mode only, not --step-mode functions")
+    if engine not in (None, "composer"):
+        raise click.UsageError(f"--dataform-dir is for the composer engine only, not --engine {engine}")
+    problems = []
+    for definition in definitions if engine is None else ():
+        try:
+            pipeline = load_pipeline(definition)
+        except LevelflowError:
+            continue  # reported by the generation itself
+        if pipeline.engine != "composer":
+            problems.append(Problem(str(definition), f"--dataform-dir is for the composer engine only; this definition's "
+                                                     f"engine is {pipeline.engine} (give --engine composer, or drop --dataform-dir)"))
+    if problems:
+        raise LevelflowError(problems)
 
 
 def _progress(total: int):
@@ -158,16 +208,26 @@ def executors():
 @executors.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--role", type=click.Choice(["both", "intermediate", "executors"]), default="both", show_default=True,
+              help="Play the whole chain, only the intermediate function (it forwards to function_url_to_call), "
+                   "or only the executors (behind any intermediate).")
+@click.option("--intermediate-name", default="orch-framework-intermediate", show_default=True,
+              help="The intermediate's function name: POST /<name> is the intermediate (pFunctionIntermediateName).")
+@click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Plays the jobs bucket: executors read DIR/<executor>/<JOB_NAME>.json (default: every file present).")
 @click.option("--scenario", type=click.Path(path_type=Path), help="JSON/YAML file scripting each job's behaviour.")
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Also append every call to this file as JSON lines.")
 @reports_problems
-def serve(host, port, scenario, log_file):
-    """Serve the executor protocol over HTTP with scripted behaviour per job name.
+def serve(host, port, role, intermediate_name, jobs_dir, scenario, log_file):
+    """Serve a faithful double of the AEF functions over HTTP, scripted per job name.
 
-    Every POST is an executor call (the intermediate function's get_id / get_status, or a
-    sync call); answers follow the scenario: polls before success, failure, never finishing,
-    transient 503s on chosen calls, latency. Point a pipeline at it with the platform
-    parameter pFunctionsBaseUrl = http://HOST:PORT. GET /_calls shows the call log.
+    It plays the intermediate function (call_type get_id / get_status, state words mapped to
+    running / success, any answer holding "error" or "exception" an HTTP 500), the executors
+    (no job_id starts a job, a job_id answers its state word, errors as HTTP 200 JSON
+    {"error", "message"}) and the Workflow Executions API under /v1/. The intermediate
+    forwards to function_url_to_call over HTTP (loopback only). Point a pipeline at it with
+    the platform parameter pFunctionsBaseUrl = http://HOST:PORT. GET /_calls shows the call
+    log, one record per hop.
 
     \b
     Scenario example (YAML):
@@ -175,15 +235,21 @@ def serve(host, port, scenario, log_file):
       jobs:
         load_orders: {polls: 3}
         load_refunds: {outcome: fail}
+        load_broken: {outcome: error, fail_on: start}
+        load_gone: {http_status: 404}
         load_forever: {outcome: never}
         flaky: {transient: [1, 2], latency_ms: 100}
+      functions:
+        pipeline-notifier: sync
     """
     from .scenario import load_scenario
     from .stub_server import make_server
 
-    server = make_server(host, port, load_scenario(scenario), str(log_file) if log_file else None)
+    server = make_server(host, port, load_scenario(scenario), str(log_file) if log_file else None,
+                         role=role, intermediate_name=intermediate_name, jobs_dir=jobs_dir)
     bound_host, bound_port = server.server_address[:2]
-    click.echo(f"levelflow stub executors listening on http://{bound_host}:{bound_port} (Ctrl-C to stop)", err=True)
+    click.echo(f"levelflow AEF double ({role}) listening on http://{bound_host}:{bound_port}; "
+               f"intermediate: /{intermediate_name} (Ctrl-C to stop)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -194,11 +260,16 @@ def serve(host, port, scenario, log_file):
 
 # ---------------------------------------------------------------- graph, plan, init (issue 6)
 
-def _plan_for(definition: Path, params_file, engine):
+def _plan_for(definition: Path, params_file, engine, strict: bool = False):
+    """The definition's plan; its warnings are printed (--strict: exit 1)."""
     from .api import load_params, load_plan
 
     params = load_params(params_file) if params_file else None
-    return load_plan(definition, params, engine=engine)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = load_plan(definition, params, engine=engine)
+    print_warnings(caught, strict)
+    return plan
 
 
 @main.command()
@@ -209,8 +280,9 @@ def _plan_for(definition: Path, params_file, engine):
 @click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
 @click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
 @click.option("--state", "state_db", type=click.Path(path_type=Path), help="Database of recorded runs (default: the one `levelflow run` uses).")
+@strict_option
 @reports_problems
-def graph(definition, output, params_file, engine, run_id, state_db):
+def graph(definition, output, params_file, engine, run_id, state_db, strict):
     """Draw a pipeline: levels as columns, threads as lanes, steps as boxes.
 
     Each box shows the job name, type, executor and time-out; continue-if-fail steps have a
@@ -227,7 +299,7 @@ def graph(definition, output, params_file, engine, run_id, state_db):
         raise click.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
     if state_db and not run_id:
         raise click.UsageError("--state names the database of recorded runs; give --run RUN_ID too")
-    plan = _plan_for(definition, params_file, engine)
+    plan = _plan_for(definition, params_file, engine, strict)
     statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id) if run_id else None
     write_atomic(output, graphs.render(plan, output_format, statuses))
     click.echo(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
@@ -240,8 +312,9 @@ def graph(definition, output, params_file, engine, run_id, state_db):
 @click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a readable report; json: the same figures for scripts.")
+@strict_option
 @reports_problems
-def plan_command(definition, params_file, engine, output_format):
+def plan_command(definition, params_file, engine, output_format, strict):
     """Show a pipeline's size, critical path and how close it is to each platform limit.
 
     Counts levels, threads, steps and executors; finds the longest chain of steps from each
@@ -250,7 +323,7 @@ def plan_command(definition, params_file, engine, output_format):
     """
     from .report import build_report, format_text
 
-    report = build_report(_plan_for(definition, params_file, engine))
+    report = build_report(_plan_for(definition, params_file, engine, strict))
     click.echo(json.dumps(report, indent=2) if output_format == "json" else format_text(report), nl=output_format == "json")
 
 

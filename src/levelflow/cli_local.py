@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from .cli import reports_problems
+from .cli import print_warnings, reports_problems, strict_option
 from .errors import LevelflowError
 
 ARGUMENT_KEYS = ("workflow_name", "query_variables", "workflow_properties")
@@ -50,8 +51,15 @@ def _load_arguments(path: Path | None) -> dict:
         raise LevelflowError([document.problem((), f"must be a mapping with any of {', '.join(ARGUMENT_KEYS)}")])
     problems = [document.problem((key,), f"unknown key; expected one of {', '.join(ARGUMENT_KEYS)}")
                 for key in data if key not in ARGUMENT_KEYS]
-    problems += [document.problem((key,), "must be a mapping")
-                 for key in ARGUMENT_KEYS[1:] if key in data and not isinstance(data[key], dict)]
+    if "query_variables" in data and not isinstance(data["query_variables"], dict):
+        problems.append(document.problem(("query_variables",), "must be a mapping"))
+    if "workflow_properties" in data:  # a mapping, or a string holding a JSON object (as the intermediate accepts)
+        from .protocol import properties_object
+
+        try:
+            properties_object(data["workflow_properties"])
+        except ValueError as exc:
+            problems.append(document.problem(("workflow_properties",), str(exc).removeprefix("workflow_properties ")))
     if "workflow_name" in data and not isinstance(data["workflow_name"], str):
         problems.append(document.problem(("workflow_name",), "must be a string"))
     if problems:
@@ -96,9 +104,10 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
               help="JSON/YAML execution arguments, as a deployed run gets them: workflow_name, query_variables "
                    "(default start_date = end_date = today, UTC), workflow_properties.")
 @_format_option
+@strict_option
 @reports_problems
 def run(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, resume,
-        arguments_path, output_format):
+        arguments_path, output_format, strict):
     """Run a pipeline on this machine, with live progress, recorded for `levelflow runs`.
 
     Levels run in order, the threads of a level in parallel, the steps of a thread in order;
@@ -116,7 +125,10 @@ def run(definition, params_path, executor_url, simulate, max_parallel, time_scal
 
     if resume and arguments_path:
         raise click.UsageError("--arguments cannot change a resumed run: it keeps the arguments it started with")
-    plan = load_plan(definition, load_params(params_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = load_plan(definition, load_params(params_path))
+    print_warnings(caught, strict)
     options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
     store = _store(state_path)
     try:

@@ -52,3 +52,7 @@ class LevelflowError(Exception):
     def __init__(self, problems: Iterable[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class LevelflowWarning(UserWarning):
+    """A definition that validates but may fail or misbehave once deployed (`--strict`: an error)."""

@@ -1,47 +1,312 @@
 """The executor catalogue of the Composer engine: which Google operators run each executor.
 
 One entry per executor. An entry holds fixed Python text written by levelflow (never text from
-a definition): the import lines of its operators and a builder function that the generated
-DAG calls once per step. Adding an executor is one entry here plus its test.
+a definition): the import lines of its operators, the function that turns the step's job
+parameter file into the operators' arguments (the API request the AEF executor itself would
+build), and a builder function that the generated DAG calls once per step. Adding an executor
+is one entry here plus its test. The request functions are real functions of this module: the
+DAG gets their source (`inspect.getsource`), and `levelflow generate --jobs-dir` calls them to
+check a job file before anything is written.
+
+**Job file formats.** A job parameter file (`<jobs bucket>/<executor>/<JOB_NAME>.json`) is in
+one of two formats, recognised by its keys:
+
+- *AEF format*: the keys the AEF executor functions read (the public AEF orchestration
+  framework's `functions/data-processing-engines/<executor>/main.py`), e.g. Dataproc's
+  `dataproc_serverless_project_id`. The DAG builds from them the request that
+  executor builds.
+- *operator-native format*: the operators' own arguments, e.g. Dataproc's `batch`.
+
+Each format has one marker key (`JobFormat.marker`): a file holding the marker of exactly one
+format is in that format, and must then hold every key of that format. A file holding both
+markers, or neither, is an error that names both formats and their keys. The BigQuery executor
+has no job file in AEF format (it reads its query from a Dataform repository named by the
+workflow properties): for it a missing job file *is* the AEF format, and a file that exists
+must be operator-native.
 
 A builder has the signature `build(step, make)` and returns the step's tasks in run order;
 `make(operator_class, task_id, **kwargs)` creates one task with the step's retries and
-time-out. Builders read job parameters at run time through Jinja macros of the DAG:
+time-out. The step's `job_params` task (the DAG's `load_job_params`) loads the job file (from
+GCS at run time, or embedded with `--jobs-dir`), recognises its format and returns what the
+entry's request function returns: the operators' arguments. Builders read them through the
+DAG's Jinja macros:
 
-- `job_param(ti, KEY)`: KEY of the step's job parameter file, loaded by the step's
-  `job_params` task (from GCS at run time, or embedded with `--jobs-dir`);
+- `job_param(ti, KEY)`: KEY of the operators' arguments returned by the step's `job_params` task;
 - `sibling(ti, TASK)`: the XCom return value of another task of the same step;
 - `unique_id(ti)`: a per-run id made of the job name and the run id (Dataproc batch ids);
 - `query_variables(params, dag_run)`: the run's `start_date` / `end_date`.
 
+A request function has the signature `request(job_format, params, step, run)`: `job_format` is
+"aef" or "native", `params` the job file (`{}` when there is none), `step` the step's data and
+`run` holds the run's `dates` (`start_date` / `end_date`), `workflow_properties` (the run's,
+with the step's STEP_PROPERTIES merged over them), `workflow_name` (the run's `workflow_name`
+parameter, else the DAG id) and `project_id` (pProjectID). It raises ValueError on a bad value.
+
 The DAG renders templates as native objects, so `{{ job_param(ti, 'batch') }}` yields a dict.
 (A template whose result is a string is parsed as a Python literal by native rendering, so a
-structure that mixes values is better returned whole by one macro, as Dataform's is.) An entry's
-source may define extra macros by adding them to `MACROS`.
-Operator fields that the provider does not template are made templated with
+structure that mixes values is better returned whole by one macro or one key.) An entry's
+source may define extra macros by adding them to `MACROS`, and registers its request function
+in `JOB_REQUESTS`. Operator fields that the provider does not template are made templated with
 `templated(OperatorClass, 'field', ...)`.
 """
 from __future__ import annotations
 
+import inspect
+import json
+import re
 from dataclasses import dataclass
+from typing import Callable, Optional
+
+AEF, NATIVE = "aef", "native"
+FORMAT_TITLES = {AEF: "AEF-format", NATIVE: "operator-native"}  # as adjectives: "an AEF-format file"
+
+
+@dataclass(frozen=True)
+class JobFormat:
+    name: str  # AEF or NATIVE
+    marker: Optional[str]  # the key that recognises a file of this format; None: this format has no job file
+    keys: tuple[str, ...]  # keys a file of this format must hold
+    note: str = ""  # for a format without a job file: where its steps' parameters come from
+
+    @property
+    def title(self) -> str:
+        return FORMAT_TITLES[self.name]
+
+    @property
+    def label(self) -> str:
+        return {AEF: "AEF format", NATIVE: "operator-native format"}[self.name]
+
+    def as_data(self) -> dict:
+        return {"marker": self.marker, "keys": list(self.keys)}
 
 
 @dataclass(frozen=True)
 class ComposerExecutor:
     name: str
-    job_keys: tuple[str, ...]  # keys its job parameter file must hold ({} for no file)
+    formats: tuple[JobFormat, ...]  # formats of its job parameter file (() for no job parameters)
     imports: tuple[str, ...]  # import lines for its operators
     builder: str  # name of the builder function defined by `source`
-    source: str  # Python source of the builder
+    source: str  # Python source of the builder (and of its request function and macros)
+    request: Optional[Callable] = None  # request(job_format, params, step, run) -> the operators' arguments
 
     @property
     def needs_job_params(self) -> bool:
-        return bool(self.job_keys)
+        return bool(self.formats)
+
+    @property
+    def job_keys(self) -> tuple[str, ...]:
+        """Every key a job file of this executor may have to hold, in any format."""
+        return tuple(dict.fromkeys(key for fmt in self.formats for key in fmt.keys))
+
+    @property
+    def fileless_format(self) -> Optional[str]:
+        """The format whose steps have no job file (a missing file means that format), if any."""
+        return next((fmt.name for fmt in self.formats if fmt.marker is None), None)
+
+    def formats_data(self) -> dict:
+        return {fmt.name: fmt.as_data() for fmt in self.formats}
+
+    def describe_formats(self) -> str:
+        parts = []
+        for fmt in self.formats:
+            if fmt.marker is None:
+                parts.append(f"the {fmt.label} has no job file ({fmt.note})")
+            else:
+                parts.append(f"an {fmt.title} file holds {', '.join(fmt.keys)} (recognised by {fmt.marker!r})")
+        return "; ".join(parts)
+
+
+SAMPLE_RUN = {"dates": {"start_date": "2000-01-01", "end_date": "2000-01-01"}, "workflow_properties": {},
+              "workflow_name": "sample", "project_id": "sample-project"}
+
+
+def check_job_file(entry: ComposerExecutor, params, step: dict) -> tuple[Optional[str], list[str]]:
+    """Generation-time check of a job file: (its format or None, the problems found).
+
+    The rule is the one the DAG's `load_job_params` applies at run time (module docstring).
+    """
+    if not isinstance(params, dict):
+        return None, ["job parameters must be a JSON object"]
+    found = [fmt for fmt in entry.formats if fmt.marker is not None and fmt.marker in params]
+    if len(found) != 1:
+        why = (f"it holds {' and '.join(repr(fmt.marker) for fmt in found)}, the keys of both formats" if found
+               else "it holds the key of neither format")
+        return None, [f"not a recognised {entry.name} job file ({why}): {entry.describe_formats()}"]
+    fmt = found[0]
+    missing = [key for key in fmt.keys if key not in params]
+    if missing:
+        return fmt.name, [f"missing job parameters {', '.join(missing)} "
+                          f"(an {fmt.title} {entry.name} job file needs {', '.join(fmt.keys)})"]
+    try:
+        entry.request(fmt.name, params, step, SAMPLE_RUN)
+    except (ValueError, TypeError) as error:
+        return fmt.name, [f"{fmt.title} job file: {error}"]
+    return fmt.name, []
+
+
+def dataflow_job_name(job_name: str) -> str:
+    """The Dataflow job name of a step, as the AEF contract states it: JOB_NAME lower-cased, only
+    [a-z0-9+] kept, leading digits dropped (may be empty: an error for the caller)."""
+    # The deployed executor applies [^a-z0-9+] to JOB_NAME *before* (instead of) lower-casing it,
+    # so it drops capitals ("LoadOrders" -> "oadrders"); levelflow follows the contract and
+    # lower-cases them ("loadorders").
+    return re.sub(r"^\d+", "", re.sub(r"[^a-z0-9+]", "", job_name.lower()))
+
+
+def strip_config_block(text):
+    """The SQL of a .sqlx file: a leading `config { ... }` block dropped, braces matched (braces
+    inside strings and comments of the block do not count). Text without one is returned as is."""
+    body = text.lstrip("\ufeff \t\r\n")
+    if not body.startswith("config"):
+        return text
+    rest = body[len("config"):].lstrip(" \t\r\n")
+    if not rest.startswith("{"):
+        return text
+    depth, quote, i = 0, None, 0
+    while i < len(rest):
+        char = rest[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif rest.startswith("//", i):
+            end = rest.find("\n", i)
+            i = len(rest) if end < 0 else end
+            continue
+        elif rest.startswith("/*", i):
+            end = rest.find("*/", i + 2)
+            if end < 0:
+                break
+            i = end + 2
+            continue
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return rest[i + 1:].lstrip(" \t\r\n")
+        i += 1
+    raise ValueError("the leading config { ... } block is not closed (unbalanced braces)")
+
+
+# ---- request functions: the API request each AEF executor builds (sent to the DAG as source) ----
+
+def dataform_request(job_format, params, step, run):
+    """Dataform operators' arguments: where, the compilation request and the invocation config."""
+    if job_format == "native":
+        return {**params,
+                "compilation_result": {"git_commitish": params["git_commitish"],
+                                       "code_compilation_config": {"vars": dict(run["dates"])}},
+                "invocation_config": {"included_tags": params["tags"], "transitive_dependencies_included": True}}
+    # As the AEF intermediate passes them: each date a single-quoted SQL string; Dataform merges
+    # these compilation vars over the vars of the repository's dataform.json.
+    quoted = {name: "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+              for name, value in run["dates"].items()}
+    return {"project_id": params["dataform_project_id"], "region": params["dataform_location"],
+            "repository_id": params["repository_name"],
+            "compilation_result": {"git_commitish": params["branch"], "code_compilation_config": {"vars": quoted}},
+            "invocation_config": {"included_tags": params["tags"]}}  # the executor sets no transitive flag
+
+
+def dataflow_request(job_format, params, step, run):
+    """DataflowStartFlexTemplateOperator arguments: project_id, location, body (the launch request)."""
+    if job_format == "native":
+        return params
+    location = params["dataflow_location"]
+    template = f"gs://dataflow-templates-{location}/{params['dataflow_template_version']}/flex/{params['dataflow_template_name']}"
+    return {"project_id": params["project_id"], "location": location, "body": {"launchParameter": {
+        "jobName": step["dataflow_job_name"],
+        "parameters": params["dataflow_job_params"],
+        "containerSpecGcsPath": template,
+        "environment": {"tempLocation": f"gs://{params['dataflow_temp_bucket']}/dataflow/temp",
+                        "maxWorkers": str(params["dataflow_max_workers"]),
+                        "network": str(params["network"]), "subnetwork": str(params["subnetwork"])}}}}
+
+
+def dataproc_request(job_format, params, step, run):
+    """DataprocCreateBatchOperator arguments: project_id, region, batch (the batch id is per run)."""
+    if job_format == "native":
+        return params
+    project, region = params["dataproc_serverless_project_id"], params["dataproc_serverless_region"]
+    properties = params["spark_app_properties"]
+    if isinstance(properties, str):  # an object, or a string holding one
+        try:
+            properties = json.loads(properties)
+        except ValueError as error:
+            raise ValueError(f"spark_app_properties is a string that does not hold JSON: {error}") from None
+    if properties is not None and not isinstance(properties, dict):
+        raise ValueError(f"spark_app_properties must be an object (or a string holding one), got {type(properties).__name__}")
+    batch = {
+        "spark_batch": {"jar_file_uris": [params["jar_file_location"]], "main_class": params["spark_app_main_class"],
+                        "args": params["spark_args"]},
+        "runtime_config": {"version": params["dataproc_serverless_runtime_version"], "properties": properties},
+        "environment_config": {"execution_config": {"service_account": params["dataproc_service_account"],
+                                                    "subnetwork_uri": f"projects/{project}/{params['subnetwork']}"}},
+    }
+    cluster = params.get("spark_history_server_cluster")
+    if cluster:
+        batch["environment_config"]["peripherals_config"] = {"spark_history_server_config": {
+            "dataproc_cluster": f"projects/{project}/regions/{region}/clusters/{cluster}"}}
+    return {"project_id": project, "region": region, "batch": batch}
+
+
+BQ_REPOSITORY_KEYS = ("dataform_project_id", "dataform_location", "repository_name")
+
+
+def read_sqlx(step, run):
+    """definitions/<workflow_name>/<JOB_NAME>.sqlx of the Dataform repository that the workflow
+    properties name, read now through the Dataform API."""
+    properties = run["workflow_properties"]
+    missing = [key for key in BQ_REPOSITORY_KEYS if not properties.get(key)]
+    if missing:
+        raise ValueError(f"step {step['job_name']}: a bq-saved-query-executor step without an operator-native job file "
+                         f"reads its query from the Dataform repository named by workflow_properties "
+                         f"{', '.join(BQ_REPOSITORY_KEYS)}; missing: {', '.join(missing)} (give them in the run's "
+                         f"workflow_properties or the step's STEP_PROPERTIES)")
+    from airflow.providers.google.cloud.hooks.dataform import DataformHook
+
+    repository = (f"projects/{properties['dataform_project_id']}/locations/{properties['dataform_location']}"
+                  f"/repositories/{properties['repository_name']}")
+    path = f"definitions/{run['workflow_name']}/{step['job_name']}.sqlx"
+    try:
+        response = DataformHook().get_dataform_client().read_repository_file(request={"name": repository, "path": path})
+    except Exception as error:
+        raise RuntimeError(f"step {step['job_name']}: cannot read {path} of Dataform repository {repository}: {error}") from error
+    return response.contents.decode("utf-8")
+
+
+def bq_query_configuration(sql, dates):
+    """The BigQuery job configuration of a saved query: ${start_date} / ${end_date} replaced by
+    the run's dates as SQL string literals, run at BATCH priority."""
+    literals = {name: "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'" for name, value in dates.items()}
+    query = re.sub(r"\$\{(start_date|end_date)\}", lambda match: literals[match.group(1)], sql)
+    return {"query": {"query": query, "useLegacySql": False, "priority": "BATCH"}}
+
+
+def bq_request(job_format, params, step, run):
+    """BigQueryInsertJobOperator arguments: project_id, location, configuration."""
+    if job_format == "native":
+        return params
+    sql = step.get("sql")
+    if sql is None:  # not embedded with --dataform-dir: read from the Dataform repository now
+        sql = strip_config_block(read_sqlx(step, run))
+    # The AEF executor's BigQuery client uses its own default project (the functions' project)
+    # and lets BigQuery choose the location.
+    return {"project_id": run["project_id"], "location": None,
+            "configuration": bq_query_configuration(sql, run["dates"])}
+
+
+def _source(functions, text: str) -> str:
+    return "".join(f"\n\n{inspect.getsource(function)}" for function in functions) + text
 
 
 DATAFORM_TAG = ComposerExecutor(
     name="dataform-tag-executor",
-    job_keys=("project_id", "region", "repository_id", "git_commitish", "tags"),
+    formats=(JobFormat(AEF, "repository_name", ("dataform_project_id", "dataform_location", "repository_name", "branch", "tags")),
+             JobFormat(NATIVE, "repository_id", ("project_id", "region", "repository_id", "git_commitish", "tags"))),
     imports=(
         "from google.cloud.dataform_v1beta1 import WorkflowInvocation",
         "from airflow.providers.google.cloud.operators.dataform import (\n"
@@ -51,16 +316,18 @@ DATAFORM_TAG = ComposerExecutor(
         "from airflow.providers.google.cloud.sensors.dataform import DataformWorkflowInvocationStateSensor",
     ),
     builder="build_dataform_tag",
-    source='''
-def dataform_compilation(ti, params, dag_run):
-    # One macro for the whole dict: native rendering would turn a string result such as an
-    # all-digit commit into a number.
-    dates = query_variables(params, dag_run)
-    return {"git_commitish": job_param(ti, "git_commitish"),
-            "code_compilation_config": {"vars": {"start_date": dates["start_date"], "end_date": dates["end_date"]}}}
+    request=dataform_request,
+    source=_source([dataform_request], '''
+
+JOB_REQUESTS["dataform-tag-executor"] = dataform_request
 
 
-MACROS["dataform_compilation"] = dataform_compilation
+def dataform_invocation(ti):
+    # One macro for the whole dict: native rendering would turn a string result into a literal.
+    return {"compilation_result": sibling(ti, "compile")["name"], "invocation_config": job_param(ti, "invocation_config")}
+
+
+MACROS["dataform_invocation"] = dataform_invocation
 
 
 def build_dataform_tag(step, make):
@@ -70,66 +337,89 @@ def build_dataform_tag(step, make):
     state = WorkflowInvocation.State
     return [
         make(DataformCreateCompilationResultOperator, "compile", **where,
-             compilation_result="{{ dataform_compilation(ti, params, dag_run) }}"),
-        make(DataformCreateWorkflowInvocationOperator, "invoke", **where, asynchronous=True, workflow_invocation={
-            "compilation_result": "{{ sibling(ti, 'compile')['name'] }}",
-            "invocation_config": {"included_tags": "{{ job_param(ti, 'tags') }}",
-                                  "transitive_dependencies_included": True}}),
+             compilation_result="{{ job_param(ti, 'compilation_result') }}"),
+        make(DataformCreateWorkflowInvocationOperator, "invoke", **where, asynchronous=True,
+             workflow_invocation="{{ dataform_invocation(ti) }}"),
         make(templated(DataformWorkflowInvocationStateSensor, "project_id", "region", "repository_id"), "wait",
              **where, workflow_invocation_id="{{ sibling(ti, 'invoke')['name'].split('/')[-1] }}",
              expected_statuses={state.SUCCEEDED}, failure_statuses={state.FAILED, state.CANCELLED},
              mode="reschedule", poke_interval=step["wait_seconds"], timeout=step["timeout_seconds"]),
     ]
-''',
+'''),
 )
 
 DATAFLOW_FLEX_TEMPLATE = ComposerExecutor(
     name="dataflow-flextemplate-job-executor",
-    job_keys=("project_id", "location", "body"),
+    formats=(JobFormat(AEF, "dataflow_template_name", (
+                 "project_id", "dataflow_location", "dataflow_template_name", "dataflow_template_version",
+                 "dataflow_temp_bucket", "dataflow_job_params", "dataflow_max_workers", "network", "subnetwork")),
+             JobFormat(NATIVE, "body", ("project_id", "location", "body"))),
     imports=("from airflow.providers.google.cloud.operators.dataflow import DataflowStartFlexTemplateOperator",),
     builder="build_dataflow_flex_template",
-    source='''
+    request=dataflow_request,
+    source=_source([dataflow_request], '''
+
+JOB_REQUESTS["dataflow-flextemplate-job-executor"] = dataflow_request
+
+
 def build_dataflow_flex_template(step, make):
     """Launch a flex template (body = the launch request) and wait for the job, deferred."""
     return [make(DataflowStartFlexTemplateOperator, "run", project_id="{{ job_param(ti, 'project_id') }}",
                  location="{{ job_param(ti, 'location') }}", body="{{ job_param(ti, 'body') }}",
                  deferrable=True, poll_sleep=step["wait_seconds"])]
-''',
+'''),
 )
 
 DATAPROC_SERVERLESS = ComposerExecutor(
     name="dataproc-serverless-job-executor",
-    job_keys=("project_id", "region", "batch"),
+    formats=(JobFormat(AEF, "dataproc_serverless_project_id", (
+                 "dataproc_serverless_project_id", "dataproc_serverless_region", "jar_file_location",
+                 "spark_app_main_class", "spark_args", "dataproc_serverless_runtime_version", "dataproc_service_account",
+                 "spark_app_properties", "subnetwork")),
+             JobFormat(NATIVE, "batch", ("project_id", "region", "batch"))),
     imports=("from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator",),
     builder="build_dataproc_serverless",
-    source='''
+    request=dataproc_request,
+    source=_source([dataproc_request], '''
+
+JOB_REQUESTS["dataproc-serverless-job-executor"] = dataproc_request
+
+
 def build_dataproc_serverless(step, make):
     """Create a Dataproc Serverless batch with a per-run id and wait for it, deferred."""
     return [make(DataprocCreateBatchOperator, "run", project_id="{{ job_param(ti, 'project_id') }}",
                  region="{{ job_param(ti, 'region') }}", batch="{{ job_param(ti, 'batch') }}",
                  batch_id="{{ unique_id(ti) }}", deferrable=True,
                  polling_interval_seconds=step["wait_seconds"])]
-''',
+'''),
 )
 
 BQ_SAVED_QUERY = ComposerExecutor(
     name="bq-saved-query-executor",
-    job_keys=("project_id", "location", "configuration"),
+    formats=(JobFormat(AEF, None, (), note="the query is definitions/<workflow_name>/<JOB_NAME>.sqlx of the Dataform "
+                                          "repository named by workflow_properties " + ", ".join(BQ_REPOSITORY_KEYS)),
+             JobFormat(NATIVE, "configuration", ("project_id", "location", "configuration"))),
     imports=("from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator",),
     builder="build_bq_query",
-    source='''
+    request=bq_request,
+    source="\n\nBQ_REPOSITORY_KEYS = " + repr(BQ_REPOSITORY_KEYS) + _source(
+        [strip_config_block, read_sqlx, bq_query_configuration, bq_request], '''
+
+JOB_REQUESTS["bq-saved-query-executor"] = bq_request
+
+
 def build_bq_query(step, make):
-    """Run a BigQuery job (configuration = the saved query's job configuration), deferred."""
+    """Run a BigQuery job (configuration = the job configuration built by the job_params task), deferred."""
     return [make(templated(BigQueryInsertJobOperator, "location"), "run",
                  project_id="{{ job_param(ti, 'project_id') }}", location="{{ job_param(ti, 'location') }}",
                  configuration="{{ job_param(ti, 'configuration') }}", deferrable=True,
                  poll_interval=step["wait_seconds"])]
-''',
+'''),
 )
 
 WORKFLOWS = ComposerExecutor(
     name="workflows",
-    job_keys=(),
+    formats=(),
     imports=(
         "from airflow.providers.google.cloud.operators.workflows import WorkflowsCreateExecutionOperator",
         "from airflow.providers.google.cloud.sensors.workflows import WorkflowExecutionSensor",
@@ -141,7 +431,7 @@ def build_workflows(step, make):
     where = dict(project_id=PIPELINE["project_id"], location=PIPELINE["region"], workflow_id=step["workflow_id"])
     return [
         make(WorkflowsCreateExecutionOperator, "start", **where,
-             execution="{{ workflow_execution(params, dag_run) }}"),
+             execution="{{ workflow_execution(params, dag_run, ti) }}"),
         make(WorkflowExecutionSensor, "wait", **where, execution_id="{{ sibling(ti, 'start')['name'].split('/')[-1] }}",
              mode="reschedule", poke_interval=step["wait_seconds"], timeout=step["timeout_seconds"]),
     ]

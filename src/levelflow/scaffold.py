@@ -49,7 +49,7 @@ def example_definition(engine: str) -> dict:
 PARAMETERS = [
     {"ParameterKey": "pProjectID", "ParameterValue": "my-orchestration-dev"},
     {"ParameterKey": "pRegion", "ParameterValue": "us-central1"},
-    {"ParameterKey": "pFunctionIntermediateName", "ParameterValue": "intermediate"},
+    {"ParameterKey": "pFunctionIntermediateName", "ParameterValue": "orch-framework-intermediate"},
     {"ParameterKey": "pJobsDefinitionsBucket", "ParameterValue": "my-orchestration-dev-jobs"},
 ]
 

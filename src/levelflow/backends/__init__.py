@@ -24,6 +24,9 @@ STEP_MODES = ("operators", "functions")
 class GenerateOptions:
     jobs_dir: Optional[Path] = None  # composer: embed job parameters read from this local copy
     step_mode: str = "operators"  # composer: native operators, or executor functions over HTTP
+    # composer operators mode: a local checkout of the Dataform repository; each BigQuery step's
+    # definitions/<pipeline>/<JOB_NAME>.sqlx is read from it and embedded at generation time
+    dataform_dir: Optional[Path] = None
 
 
 Backend = Callable[[Plan, GenerateOptions], "dict[str, str]"]

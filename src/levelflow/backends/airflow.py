@@ -16,7 +16,10 @@ from typing import Optional
 
 from .. import protocol
 from ..errors import LevelflowError, Problem
-from ..executors import CATALOGUE, WORKFLOWS_EXECUTOR, ComposerExecutor
+from ..executors import (
+    BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, ComposerExecutor,
+    check_job_file, dataflow_job_name, strip_config_block,
+)
 from ..loader import load_document
 from ..plan import Plan, PlanStep, PlanThread
 from . import GenerateOptions
@@ -72,6 +75,9 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.used_names: set[str] = set()
         self._document = None
+        if options.dataform_dir is not None and options.step_mode != "operators":
+            self.problems.append(Problem(plan.source or plan.name, "--dataform-dir is for operators mode only "
+                                         "(functions mode reads nothing from the Dataform repository)"))
 
     @property
     def used(self) -> list[ComposerExecutor]:
@@ -95,6 +101,7 @@ class _Compiler:
                 "job_id_prefixes": list(protocol.JOB_ID_PREFIXES),
                 "running": protocol.RUNNING,
                 "success": protocol.SUCCESS,
+                "sync_success_words": list(protocol.SYNC_SUCCESS_WORDS),
             },
             "levels": [
                 {"group_id": f"level_{component(level.level_id)}", "threads": [
@@ -112,8 +119,7 @@ class _Compiler:
             if entry is not None:
                 self.used_names.add(executor)
         needs_params = entry is not None and entry.needs_job_params and self.options.step_mode == "operators"
-        params_object = f"{executor}/{step.job_name}.json"
-        return {
+        data = {
             "task_id": component(step.job_name),
             "job_name": step.job_name,
             "type": step.type,
@@ -127,10 +133,32 @@ class _Compiler:
             "retries": step.retries,
             "continue_if_fail": step.continue_if_fail,
             "step_properties": step.step_properties,
-            "job_keys": list(entry.job_keys) if needs_params else [],
-            "job_params_object": params_object if needs_params else None,
-            "job_params": self.embedded_params(entry, params_object) if needs_params else None,
+            "job_keys": [], "job_formats": {}, "job_format": None, "job_params_object": None, "job_params": None,
         }
+        if needs_params:
+            data.update(self.job_data(entry, step, where))
+        return data
+
+    def job_data(self, entry: ComposerExecutor, step: PlanStep, where: tuple[int, int, int]) -> dict:
+        """How an operators-mode step gets its job parameters, and what its request needs besides.
+
+        `job_format` is the file's format when known at generation time (--jobs-dir), else None:
+        the step's job_params task recognises it at run time by the same rule.
+        """
+        params_object = f"{entry.name}/{step.job_name}.json"
+        params, job_format = self.embedded_params(entry, params_object, step) if self.options.jobs_dir else (None, None)
+        data = {"job_keys": list(entry.job_keys), "job_formats": entry.formats_data(), "job_format": job_format,
+                "job_params_object": params_object, "job_params": params}
+        location = ("definition", where[0], "THREADS", where[1], "STEPS", where[2], "JOB_NAME")
+        if entry.name == DATAFLOW_FLEX_TEMPLATE.name:
+            data["dataflow_job_name"] = dataflow_job_name(step.job_name)
+            if not data["dataflow_job_name"] and job_format != NATIVE:
+                self.problem(location, f"JOB_NAME {step.job_name!r} gives an empty Dataflow job name (the AEF rule: "
+                                       "lower-cased, only a-z, 0-9 and '+' kept, leading digits dropped); "
+                                       "give the step a JOB_NAME with a letter")
+        if entry.name == BQ_SAVED_QUERY.name:
+            data["sql"] = self.embedded_sql(step, location) if self.options.dataform_dir and job_format != NATIVE else None
+        return data
 
     def executor(self, step: PlanStep, where: tuple[int, int, int]) -> Optional[str]:
         """The executor the Composer engine runs: COMPOSER_STEP first, a known one in operators mode."""
@@ -146,26 +174,45 @@ class _Compiler:
                      f"(or generate with --step-mode functions to call any executor function over HTTP)")
         return name
 
-    def embedded_params(self, entry: ComposerExecutor, params_object: str) -> Optional[dict]:
-        """Job parameters read from --jobs-dir at generation time (None: read from GCS at run time)."""
-        if self.options.jobs_dir is None:
-            return None
+    def embedded_params(self, entry: ComposerExecutor, params_object: str, step: PlanStep) -> tuple[Optional[dict], Optional[str]]:
+        """The job file read from --jobs-dir at generation time and checked: (its content, its format).
+
+        A missing file is an error, except for an executor with a format that has no job file
+        (BigQuery: then the step is in that format).
+        """
         path = Path(self.options.jobs_dir) / params_object
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
+            if entry.fileless_format is not None:
+                return None, entry.fileless_format
             self.problems.append(Problem(str(path), "job parameter file not found in --jobs-dir"))
-            return None
+            return None, None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.problems.append(Problem(str(path), f"cannot read job parameters: {exc}"))
+            return None, None
+        sample = {"job_name": step.job_name, "dataflow_job_name": dataflow_job_name(step.job_name) or "sample", "sql": ""}
+        job_format, problems = check_job_file(entry, value, sample)
+        self.problems.extend(Problem(str(path), message) for message in problems)
+        return (value, job_format) if isinstance(value, dict) else (None, None)
+
+    def embedded_sql(self, step: PlanStep, location: tuple) -> Optional[str]:
+        """A BigQuery step's query read from --dataform-dir, its config block dropped."""
+        path = Path(self.options.dataform_dir) / "definitions" / self.plan.name / f"{step.job_name}.sqlx"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.problem(location, f"{path}: Dataform file not found in --dataform-dir (a bq-saved-query-executor step "
+                                   f"runs definitions/<pipeline name>/<JOB_NAME>.sqlx of the repository)")
             return None
-        if not isinstance(value, dict):
-            self.problems.append(Problem(str(path), "job parameters must be a JSON object"))
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(Problem(str(path), f"cannot read the Dataform file: {exc}"))
             return None
-        missing = [key for key in entry.job_keys if key not in value]
-        if missing:
-            self.problems.append(Problem(str(path), f"missing job parameters {', '.join(missing)} (a {entry.name} job needs {', '.join(entry.job_keys)})"))
-        return value
+        try:
+            return strip_config_block(text)
+        except ValueError as exc:
+            self.problems.append(Problem(str(path), str(exc)))
+            return None
 
     def problem(self, path: tuple, message: str) -> None:
         if self.plan.source is None:

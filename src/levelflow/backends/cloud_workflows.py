@@ -19,7 +19,7 @@ Shape of the output (every file is a complete workflow):
   (order, NEXT, stop on failure), `run_step` (type dispatch, STEP_PROPERTIES, RETRIES,
   CONTINUE_IF_FAIL), `run_async_step` (start, poll every WAIT_TIME_SECONDS, time-out
   measured with sys.now()), `run_sync_step`, `run_workflow_step` (executions connector),
-  `call_executor` (request body of DESIGN.md §3) and `post` (OIDC http.post with one branch
+  `call_executor` (the intermediate's request body, docs/executor-protocol.md) and `post` (OIDC http.post with one branch
   per distinct call time-out, retried with back-off on transient faults by `transient`).
 
 A pipeline whose source would exceed 128 KB (or whose variables are estimated above 512 KB)
@@ -41,7 +41,7 @@ from typing import Iterable, Optional
 import yaml
 
 from .. import protocol
-from ..errors import LevelflowError, Problem
+from ..errors import LevelflowError, LevelflowWarning, Problem
 from ..plan import Plan, PlanLevel, PlanStep
 from . import GenerateOptions
 
@@ -64,10 +64,6 @@ PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows:
 # worst case against the 100,000 executed-steps limit.
 STEPS_PER_POLL = 14
 STEPS_PER_CALL = 30
-
-
-class LevelflowWarning(UserWarning):
-    """A pipeline that fits the limits only when its jobs finish before their time-outs."""
 
 
 def generate_workflows(plan: Plan) -> dict[str, str]:
@@ -237,25 +233,62 @@ def _pipeline_data(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Setting
     }
 
 
-def _context_assignments(name_expr: str) -> list[dict]:
-    """Execution arguments, all optional: workflow_name, query_variables, workflow_properties."""
+def _context_assignments(name_expr: str, *, full: bool = True) -> list[dict]:
+    """Execution arguments, all optional: workflow_name, query_variables, workflow_properties
+    (a map, or a string holding a JSON object, as the intermediate accepts it). `_argument_steps`
+    then checks and completes them."""
+    ctx = {
+        "workflow_name": _expr(f'default(map.get(a, "workflow_name"), {name_expr})'),
+        "query_variables": _expr('default(map.get(a, "query_variables"), empty)'),
+        "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)'),
+    }
+    if full:
+        ctx = {"workflow_name": ctx["workflow_name"],
+               "execution_id": _expr('sys.get_env("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")'),
+               "query_variables": ctx["query_variables"], "workflow_properties": ctx["workflow_properties"],
+               "intermediate": _expr("settings.intermediate"), "functions": _expr("settings.functions"),
+               "project": _expr("settings.project"), "location": _expr("settings.location"),
+               "default_props": _expr("settings.default_props")}
     return [
         {"empty": {}},
         {"a": _expr("default(args, empty)")},
         {"today": _expr("text.substring(time.format(sys.now()), 0, 10)")},
         {"dates": {"start_date": _expr("today"), "end_date": _expr("today")}},
-        {"ctx": {
-            "workflow_name": _expr(f'default(map.get(a, "workflow_name"), {name_expr})'),
-            "execution_id": _expr('sys.get_env("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")'),
-            "query_variables": _expr('map.merge(dates, default(map.get(a, "query_variables"), empty))'),
-            "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)'),
-            "intermediate": _expr("settings.intermediate"),
-            "functions": _expr("settings.functions"),
-            "project": _expr("settings.project"),
-            "location": _expr("settings.location"),
-            "default_props": _expr("settings.default_props"),
-        }},
+        {"ctx": ctx},
+        {"problem": ""},  # set when an argument is unusable; assigned here, outside the try below
     ]
+
+
+def _argument_steps(bad: str) -> list[dict]:
+    """Decode string workflow_properties, default the dates; an unusable argument jumps to `bad`."""
+    not_map = 'get_type(ctx.workflow_properties) != "map"'
+    return [
+        {"read_properties": {"switch": [{"condition": _expr('get_type(ctx.workflow_properties) == "string"'), "steps": [
+            {"decode_properties": {
+                "try": {"steps": [{"decoded": {"assign": [{"ctx.workflow_properties": _expr("json.decode(ctx.workflow_properties)")}]}}]},
+                "except": {"as": "e", "steps": [{"not_json": {"assign": [
+                    {"problem": "workflow_properties is a string that does not hold JSON"}]}}]}}},
+        ]}]}},
+        {"check_arguments": {"switch": [
+            {"condition": _expr(f'problem == "" and {not_map}'),
+             "assign": [{"problem": "workflow_properties must be a map (or a string holding a JSON object)"}]},
+            {"condition": _expr('problem == "" and get_type(ctx.query_variables) != "map"'),
+             "assign": [{"problem": "query_variables must be a map with start_date and end_date"}]},
+        ]}},
+        {"arguments_ok": {"switch": [{"condition": _expr('problem != ""'), "next": bad}]}},
+        {"default_dates": {"assign": [{"ctx.query_variables": _expr("map.merge(dates, ctx.query_variables)")}]}},
+    ]
+
+
+def _bad_arguments(report: dict | str, *, raises: bool) -> dict:
+    """The step `_argument_steps` jumps to: the run fails with a report saying why."""
+    return {"bad_arguments": {"steps": [
+        {"bad_report": report if isinstance(report, dict) else {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": {}},
+                                                                 "result": "outcome"}},
+        {"bad_verdict": {"assign": [{"outcome.status": "failed"},
+                                    {"outcome.message": _expr('"levelflow: unusable execution argument: " + problem')}]}},
+        {"bad_end": {"raise" if raises else "return": _expr("outcome")}},
+    ]}}
 
 
 def _settings_data(settings: _Settings) -> dict:
@@ -352,7 +385,7 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
             body.append({f"level_{li + 1}_stop": {"switch": [{"condition": _expr("stop"), "next": "report"}]}})
     init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
             *_context_assignments("pipeline.name"), {"done": {}}]
-    steps = [{"init": {"assign": init}}]
+    steps = [{"init": {"assign": init}}, *_argument_steps("bad_arguments")]
     if part:  # a part asked to "skip" by its parent (an earlier part failed) only reports its steps
         steps.append({"skip": {"switch": [{"condition": _expr(f'default(map.get(a, "{PART_ARG}"), "") == "skip"'), "next": "report"}]}})
     steps += body
@@ -360,6 +393,7 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
     if not part:  # parts always return their report; the parent decides
         steps.append({"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}})
     steps.append({"end": {"return": _expr("outcome")}})
+    steps.append(_bad_arguments("finish", raises=not part))
     return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels)}
 
 
@@ -382,8 +416,9 @@ def _library(levels: tuple[PlanLevel, ...]) -> dict:
         library["run_async_step"] = _run_async_step()
     if "sync" in types:
         library["run_sync_step"] = _run_sync_step()
-    if types & {"async", "sync"}:
+    if "async" in types:
         library["call_executor"] = _call_executor()
+    if types & {"async", "sync"}:
         library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}))
         library["transient"] = _transient()
     if "workflows" in types:
@@ -479,17 +514,32 @@ def _run_async_step() -> dict:
 
 
 def _run_sync_step() -> dict:
-    """POST the request body (call_type "sync") straight to the step's function; success is HTTP 200."""
+    """One POST of the executor's request body straight to FUNCTION_NAME (no intermediate); the
+    step succeeded only when the answer is a success state word (docs/executor-protocol.md)."""
+    body = {"workflow_properties": _expr("props"), "workflow_name": _expr("ctx.workflow_name"), "job_name": _expr("s.job"),
+            "query_variables": {"start_date": _expr('"\'" + ctx.query_variables.start_date + "\'"'),
+                                "end_date": _expr('"\'" + ctx.query_variables.end_date + "\'"')}}
+    words = json.dumps(list(protocol.SYNC_SUCCESS_WORDS))
+    said = 's.fn + " answered "'
     return {"params": ["ctx", "s", "props"], "steps": [
-        {"call": {"call": "call_executor", "args": _executor_args(protocol.SYNC, "ctx.functions + s.fn", ""), "result": "answer"}},
-        {"check": {"switch": [{"condition": _expr("answer.code != 200"),
-                               "raise": {"message": _expr('"sync call answered HTTP " + string(answer.code)')}}]}},
-        {"done": {"return": _expr("answer.body")}},
+        {"send": {"call": "post", "args": {"url": _expr("ctx.functions + s.fn"), "body": body, "seconds": _expr("s.timeout")},
+                  "result": "answer"}},
+        {"check": {"switch": [
+            {"condition": _expr('get_type(answer.body) == "map" and "error" in answer.body'),
+             "raise": {"message": _expr(f'{said} + "an error: " + json.encode_to_string(answer.body)'), "body": _expr("answer.body")}},
+            {"condition": _expr('get_type(answer.body) != "string"'),
+             "raise": {"message": _expr(f'{said} + "a " + get_type(answer.body) + ", not a state word"')}},
+            {"condition": _expr(f"answer.body in {words}"), "return": _expr("answer.body")},
+            {"condition": _expr('text.match_regex(answer.body, "^aef[_-]")'),
+             "raise": {"message": _expr(f'{said} + "job id " + answer.body + ": it started a job instead of finishing one; '
+                                        f'declare this step TYPE async (FUNCTION_ID_NAME) so that it is polled"')}},
+        ]}},
+        {"not_done": {"raise": {"message": _expr(f'{said} + json.encode_to_string(answer.body) + ", not a success state word"')}}},
     ]}
 
 
 def _call_executor() -> dict:
-    """The request body of DESIGN.md §3; async calls go through the intermediate function."""
+    """The intermediate's request body (docs/executor-protocol.md): async steps' get_id and get_status."""
     body = {
         "call_type": _expr("call_type"),
         "workflow_name": _expr("ctx.workflow_name"),
@@ -504,7 +554,6 @@ def _call_executor() -> dict:
         {"body": {"assign": [{"body": body}, {"url": _expr("ctx.intermediate")}]}},
         {"extras": {"switch": [
             {"condition": _expr(f'call_type == "{protocol.GET_STATUS}"'), "assign": [{"body.async_job_id": _expr("job")}]},
-            {"condition": _expr(f'call_type == "{protocol.SYNC}"'), "assign": [{"url": _expr("target")}]},
         ]}},
         {"send": {"call": "post", "args": {"url": _expr("url"), "body": _expr("body"), "seconds": _expr("s.timeout")}, "result": "response"}},
         {"done": {"return": _expr("response")}},
@@ -558,7 +607,8 @@ def _run_workflow_step(timeouts: list[int]) -> dict:
     def branch(seconds: int) -> dict:
         return {"call": RUN_WORKFLOW, "args": {
             "workflow_id": _expr("s.workflow"), "location": _expr("ctx.location"), "project_id": _expr("ctx.project"),
-            "argument": {"query_variables": _expr("ctx.query_variables"), "workflow_properties": _expr("props")},
+            "argument": {"workflow_name": _expr("s.workflow"), "query_variables": _expr("ctx.query_variables"),
+                         "workflow_properties": _expr("props")},
             "connector_params": {"timeout": seconds}}, "result": "outcome"}
 
     return {"params": ["ctx", "s", "props"], "steps": [
@@ -661,13 +711,11 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         {"keep_summary": {"assign": [{"steps": _expr("list.concat(steps, summary)")}]}},
     ]
     init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
-            {"parts": parts}, *_context_assignments("pipeline.name")[:4],
-            {"ctx": {"workflow_name": _expr('default(map.get(a, "workflow_name"), pipeline.name)'),
-                     "query_variables": _expr('map.merge(dates, default(map.get(a, "query_variables"), empty))'),
-                     "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)')}},
+            {"parts": parts}, *_context_assignments("pipeline.name", full=False),
             {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""}]
     steps = [
         {"init": {"assign": init}},
+        *_argument_steps("bad_arguments"),
         {"run_parts": {"for": {"value": "part", "in": _expr("parts"), "steps": [
             {"run_part": {"try": run, "except": {"as": "e", "steps": [{"crashed": {"assign": [{"outcome": crashed}]}}]}}},
             *summary,
@@ -678,6 +726,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
                                                 "message": _expr("message")}, "result": "outcome"}},
         {"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}},
         {"end": {"return": _expr("outcome")}},
+        _bad_arguments({"assign": [{"outcome": {"workflow": _expr("pipeline.name"), "failed": [], "parts": []}}]}, raises=True),
     ]
     return {"main": {"params": ["args"], "steps": steps},
             "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name", "steps" if full else "parts")}}

@@ -1,17 +1,17 @@
-"""Calling the step executors: the protocol of DESIGN.md §3 over one of two transports.
+"""Calling the step executors: the protocol of docs/executor-protocol.md over one of two transports.
 
 `ExecutorClient` speaks the protocol (request bodies, answers, transient retries with
 back-off) and is the same for both transports:
 
 - `HttpTransport`: real HTTP POSTs, with a Google ID token for https endpoints that are not
-  loopback (Cloud Functions / Cloud Run check it), none for a local stub.
-- `SimulatedTransport`: no network; the stub server's own answering logic (`StubState`) on a
-  scenario whose durations and latencies are shrunk by the time scale, so a simulated job
-  behaves exactly as it would behind `levelflow executors serve`.
+  loopback (Cloud Functions / Cloud Run check it), none for a local double.
+- `SimulatedTransport`: no network; the AEF double (`levelflow.aef_double`) in process, both
+  hops, on a scenario whose durations and latencies are shrunk by the time scale, so a
+  simulated job behaves exactly as it would behind `levelflow executors serve`.
 
-`workflows` steps are sync calls to `<base>/workflows/<name>` under a base URL (a stub) and in
-the simulator; against Google Cloud they start the workflow through the Workflow Executions
-API and poll the execution like an async job (`WorkflowExecutionsApi`).
+`workflows` steps start the child workflow through the Workflow Executions API and poll the
+execution like an async job (`WorkflowExecutionsApi`): Google's, or the double's under a base
+URL (`<base>/v1`), or the simulator's.
 """
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Callable, Optional, Protocol
 from urllib.parse import urlsplit
 
 from ... import protocol
 from ...plan import Plan, PlanStep
 from ...scenario import Scenario
-from ...stub_server import StubState, _Job
+from ...aef_double import DEFAULT_INTERMEDIATE, AefDouble
 
 EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -137,21 +138,24 @@ def scaled_scenario(scenario: Scenario, time_scale: float) -> Scenario:
 
 
 class SimulatedTransport:
-    def __init__(self, scenario: Scenario, time_scale: float = 1.0):
-        self.state = StubState(scaled_scenario(scenario, time_scale))
+    """The AEF double in process: both hops and the Executions API, no sockets."""
+
+    def __init__(self, scenario: Scenario, time_scale: float = 1.0, intermediate_name: str = DEFAULT_INTERMEDIATE):
+        self.double = AefDouble(scaled_scenario(scenario, time_scale), intermediate_name=intermediate_name,
+                                adopt_unknown_jobs=True)
+
+    def _forward(self, url: str, body: dict) -> tuple[int, str, str]:
+        status, text, _kind = self.double.handle("POST", urlsplit(url).path, body, self._forward, forwarded=True)
+        return status, HTTPStatus(status).phrase, text
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
-        function = url.rstrip("/").rsplit("/", 1)[-1]
-        job_name = str(body.get("job_name", ""))
-        latency = self.state.scenario.behaviour(job_name).latency_ms
-        if latency:
-            time.sleep(latency / 1000)
-        job_id = body.get("async_job_id")
-        if body.get("call_type") == protocol.GET_STATUS and protocol.is_job_id(job_id):
-            with self.state.lock:
-                # A job started by an earlier process of a resumed run: it goes on from now.
-                self.state.jobs.setdefault(job_id, _Job(job_name, time.monotonic()))
-        return self.state.answer(function, body)
+        status, text, _kind = self.double.handle("POST", urlsplit(url).path, body, self._forward)
+        return status, text
+
+    def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
+        """The Workflow Executions API, for workflows steps."""
+        status, text, _kind = self.double.handle(method, urlsplit(url).path, payload, self._forward)
+        return status, text
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,6 @@ class Endpoints:
 
     plan: Plan
     base_url: Optional[str] = None  # --executor-url: replaces https://<region>-<project>.cloudfunctions.net
-    simulated: bool = False  # the simulator answers every URL, so workflows steps need no base
 
     def function(self, name: str) -> str:
         if self.base_url:
@@ -172,16 +175,10 @@ class Endpoints:
         return self.function(self.plan.params.pFunctionIntermediateName)
 
     @property
-    def workflows_base(self) -> Optional[str]:
-        """Under a base URL (a stub), workflows steps are sync calls to <base>/workflows/<name>;
-        None: they run on Google Cloud through the Workflow Executions API."""
+    def base(self) -> Optional[str]:
+        """The base URL every function is under, when not Google Cloud (a double, a staging host)."""
         base = self.base_url or self.plan.params.extra.get("pFunctionsBaseUrl")
-        if not base and self.simulated:
-            base = "simulated:"
         return base.rstrip("/") if base else None
-
-    def workflow(self, name: str) -> str:
-        return f"{self.workflows_base}/workflows/{name}"
 
 
 @dataclass(frozen=True)
@@ -197,12 +194,15 @@ class RunArguments:
         """query_variables default to start_date = end_date = today (UTC), merged with those given."""
         given = given or {}
         today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-        return cls(given.get("workflow_name") or plan.name,
-                   {"start_date": today, "end_date": today, **given.get("query_variables", {})},
-                   dict(given.get("workflow_properties", {})))
+        dates = given.get("query_variables") or {}
+        if not isinstance(dates, dict):
+            raise ValueError(f"query_variables must be a mapping, got {type(dates).__name__}")
+        # A string holding JSON is accepted, as the intermediate accepts it (ValueError otherwise).
+        properties = protocol.properties_object(given.get("workflow_properties"))
+        return cls(given.get("workflow_name") or plan.name, {"start_date": today, "end_date": today, **dates}, dict(properties))
 
     def step_properties(self, step: PlanStep) -> dict:
-        """STEP_PROPERTIES merged over the workflow properties (DESIGN.md §2)."""
+        """STEP_PROPERTIES merged over the workflow properties (docs/definition.md)."""
         return {**self.workflow_properties, **step.step_properties}
 
 
@@ -210,8 +210,9 @@ class WorkflowExecutionsApi:
     """Workflows steps against Google Cloud: start the workflow through the Workflow Executions
     REST API (as the generated workflows' connector does) and poll the execution."""
 
-    def __init__(self, root: str = EXECUTIONS_API):
+    def __init__(self, root: str = EXECUTIONS_API, sender: Optional[SimulatedTransport] = None):
         self.root = root.rstrip("/")
+        self.sender = sender  # the simulator answers in process
         self._local = threading.local()
         self._credentials = None
         self._lock = threading.Lock()
@@ -244,6 +245,8 @@ class WorkflowExecutionsApi:
             return self._credentials
 
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
+        if self.sender is not None:
+            return self.sender.send(method, url, payload, timeout)
         return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout), url, timeout)
 
 
@@ -258,8 +261,8 @@ class ExecutorClient:
     executions: WorkflowExecutionsApi = field(default_factory=WorkflowExecutionsApi)
 
     def polls(self, step: PlanStep) -> bool:
-        """Async steps start a job and poll it; so do workflows steps run on Google Cloud."""
-        return step.type == "async" or (step.type == "workflows" and self.endpoints.workflows_base is None)
+        """Async steps start a job and poll it; so do workflows steps (an execution)."""
+        return step.type in ("async", "workflows")
 
     def _body(self, call_type: str, step: PlanStep, function_url: str, async_job_id: str | None = None) -> dict:
         return protocol.request_body(
@@ -333,20 +336,22 @@ class ExecutorClient:
         raise self._failure(protocol.GET_STATUS, status, text)
 
     def run_sync(self, step: PlanStep) -> None:
-        """A sync step, or a workflows step under a base URL (a sync call to <base>/workflows/<name>)."""
-        if step.type == "workflows":
-            url = self.endpoints.workflow(step.workflow_id)
-        else:
-            url = self.endpoints.function(step.executor)
-        status, text = self._call(url, self._body(protocol.SYNC, step, url), step.call_timeout_seconds)
-        if status != 200:
-            raise self._failure(protocol.SYNC, status, text)
+        """A sync step: one call of FUNCTION_NAME with the executor's request body; success only
+        on a 2xx answer that is a success state word."""
+        url = self.endpoints.function(step.executor)
+        body = protocol.executor_body(workflow_name=self.arguments.workflow_name, job_name=step.job_name,
+                                      query_variables=self.arguments.query_variables,
+                                      properties=self.arguments.step_properties(step))
+        status, text = self._retrying("sync call", lambda: self.transport.post(url, body, step.call_timeout_seconds))
+        problem = protocol.sync_failure(step.executor or "", status, text, ANSWER_SHOWN)
+        if problem:
+            raise StepError(problem)
 
     def _start_execution(self, step: PlanStep) -> str:
         params = self.endpoints.plan.params
         url = (f"{self.executions.root}/projects/{params.pProjectID}/locations/{params.pRegion}"
                f"/workflows/{step.workflow_id}/executions")
-        argument = {"query_variables": self.arguments.query_variables,
+        argument = {"workflow_name": step.workflow_id, "query_variables": self.arguments.query_variables,
                     "workflow_properties": self.arguments.step_properties(step)}
         payload = {"argument": json.dumps(argument)}
         status, text = self._retrying("starting workflow " + step.workflow_id,

@@ -130,17 +130,32 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
         # The dates and properties the run started with, even when resumed another day.
         arguments = RunArguments(**json.loads(store.run(resume)["arguments"]))
     else:
-        arguments = RunArguments.resolve(plan, options.arguments)
+        try:
+            arguments = RunArguments.resolve(plan, options.arguments)
+        except ValueError as exc:
+            raise _problem(plan, f"execution arguments: {exc}") from None
         run_id, records = _new_run(plan, store, label, arguments)
 
+    endpoints = Endpoints(plan, options.executor_url)
+
     def client_factory(sleep):
-        transport = SimulatedTransport(options.scenario, options.time_scale) if options.simulated else HttpTransport()
-        return ExecutorClient(transport, Endpoints(plan, options.executor_url, options.simulated), run_id, sleep,
-                              arguments, options.time_scale,
-                              WorkflowExecutionsApi(options.executions_api))
+        if options.simulated:
+            transport = SimulatedTransport(options.scenario, options.time_scale, plan.params.pFunctionIntermediateName)
+            executions = WorkflowExecutionsApi(EXECUTIONS_API, sender=transport)
+        else:
+            transport = HttpTransport()
+            executions = WorkflowExecutionsApi(_executions_root(endpoints, options))
+        return ExecutorClient(transport, endpoints, run_id, sleep, arguments, options.time_scale, executions)
 
     return Engine(plan, store, run_id, records, client_factory, max_parallel=options.max_parallel,
                   time_scale=options.time_scale, on_change=on_change)
+
+
+def _executions_root(endpoints: Endpoints, options: LocalRunOptions) -> str:
+    """Google's Workflow Executions API, or the double's under a base URL (`<base>/v1`)."""
+    if options.executions_api != EXECUTIONS_API or endpoints.base is None:
+        return options.executions_api
+    return endpoints.base + "/v1"
 
 
 @contextlib.contextmanager
