@@ -21,6 +21,9 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    results come back as plain data instead, which it then renders through JSON. And, for speed
    only: the emulator deep-copies and converts the whole context (including the source of every
    subworkflow) for each expression; `_LazyContext` copies just the variables the code reads.
+6. `get_type`: the emulator looks the type up by exact class and so fails on its own map class
+   (ContextDict, a dict subclass); maps and lists of any class answer "map" and "list", as the
+   service's `get_type` does for every map and list (Workflows standard library reference).
 """
 from __future__ import annotations
 
@@ -96,6 +99,14 @@ def _data(value):
     return value
 
 
+def _get_type(value) -> str:
+    for kind, word in ((bool, "bool"), (dict, "map"), (list, "list"), (str, "string"), (bytes, "bytes"),
+                       (int, "int"), (float, "double"), (type(None), "null")):
+        if isinstance(value, kind):
+            return word
+    raise ValueError(f"Unknown type {type(value)}")
+
+
 def _run_code(code: str, context: dict):
     if code in render.FORBIDDEN_KEYWORDS:
         raise ValueError(f"Forbidden keyword: {code}")
@@ -168,7 +179,7 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
              (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
-             (emulator, "assign_var", emulator.assign_var)]
+             (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"])]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
     http_utils.request = state._request(http_utils.request)
@@ -178,6 +189,7 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     emulator.StepCall.execute_connector = state._connector(emulator.StepCall.execute_connector)
     render.run_code = emulator.run_code = _run_code
     render.assign_var = emulator.assign_var = _assign_var
+    render.STANDARD_LIBRARY["get_type"] = _get_type
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -187,7 +199,10 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     finally:
         _NOW.reset(token)
         for owner, attribute, value in saved:
-            setattr(owner, attribute, value)
+            if isinstance(owner, dict):
+                owner[attribute] = value
+            else:
+                setattr(owner, attribute, value)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         if previous_env is None:

@@ -13,6 +13,7 @@ from cloud_workflows_emulator import EPOCH, run, schema_errors
 from conftest import EXAMPLES, PARAMS, pipeline, step
 from levelflow import LevelflowError, load_params, load_plan
 from levelflow.backends import cloud_workflows as cw
+from levelflow.errors import LevelflowWarning
 from levelflow.model import PlatformParams
 from levelflow.scenario import Scenario
 from levelflow.stub_server import RunningStub
@@ -51,8 +52,9 @@ def workflows_step(job_id, workflow, **extra):
     return {"JOB_ID": job_id, "JOB_NAME": f"job_{job_id}", "TYPE": "workflows", "workflows_name": workflow, **extra}
 
 
-def calls(stub, **match):
-    return [c for c in stub.state.calls if all(c[k] == v for k, v in match.items())]
+def calls(stub, entry=True, **match):
+    """Calls the workflow made (entry=False: also the double's intermediate -> executor hop)."""
+    return [c for c in stub.state.calls if all(c[k] == v for k, v in match.items()) and (c["entry"] or not entry)]
 
 
 def first_seq(stub, job):
@@ -76,7 +78,7 @@ def test_demo_pipeline_runs_level_by_level(stub):
     assert max(last_seq(stub, job) for job in level_one) < first_seq(stub, "run_dataform_tag")
     for job in level_one | {"run_dataform_tag"}:
         assert [c["call_type"] for c in calls(stub, job_name=job)] == ["get_id", "get_status", "get_status"]
-        assert {c["function"] for c in calls(stub, job_name=job)} == {"intermediate"}
+        assert {c["function"] for c in calls(stub, job_name=job)} == {"orch-framework-intermediate"}
 
 
 def test_retail_example_with_a_child_workflow(stub, compile_def):
@@ -90,9 +92,8 @@ def test_retail_example_with_a_child_workflow(stub, compile_def):
     assert not calls(stub, job_name="backfill_sales_history")
     assert set(statuses.values()) == {"succeeded", "skipped"}
     assert calls(stub, job_name="export_partners", call_type="get_id")  # the workflows step ran the child
-    sync = calls(stub, job_name="refresh_sales_reference")
-    assert [(c["function"], c["call_type"], c["body"]["function_url_to_call"]) for c in sync] == [
-        ("reference-data-refresher", "sync", f"{stub.url}/reference-data-refresher")]
+    [sync] = calls(stub, job_name="refresh_sales_reference")  # one call, straight to the function
+    assert (sync["function"], sync["hop"], sync["answer"]) == ("reference-data-refresher", "executor", "SUCCEEDED")
 
 
 # --- ordering, failures, time-outs, retries -------------------------------------------------
@@ -166,17 +167,47 @@ def test_continue_if_fail_next_and_retries(stub, compile_def):
     assert outcome.result["steps"][4]["attempts"] == 3
 
 
+CHILD_READING_ITS_ARGUMENT = """
+main:
+  params: [args]
+  steps:
+    - check:
+        switch:
+          - condition: ${args.workflow_name != "child-reader" or args.query_variables.start_date != "2026-11-30"}
+            raise: {message: "unexpected argument"}
+    - done:
+        return:
+          status: succeeded
+          workflow: ${args.workflow_name}
+"""
+
+
 def test_sync_and_workflows_steps(stub, compile_def):
-    script(stub, job_S2={"outcome": "fail"})
+    """Sync steps: one call of FUNCTION_NAME with the executor body; success only on a success
+    word. Workflows steps: the child gets workflow_name (its own), the dates and the properties."""
+    script(stub, job_S2={"outcome": "fail"}, job_S3={"outcome": "error"}, job_S4={"http_status": 404})
     levels = [[[sync_step("S1"), workflows_step("W1", "child-ok"), workflows_step("W2", "child-missing", CONTINUE_IF_FAIL=True),
-                sync_step("S2")]]]
+                workflows_step("W3", "child-reader"),
+                sync_step("S3", CONTINUE_IF_FAIL=True), sync_step("S4", CONTINUE_IF_FAIL=True),
+                sync_step("S5", "dataflow-flextemplate-job-executor", CONTINUE_IF_FAIL=True), sync_step("S2")]]]
     child = compile_def(pipeline([[[step("K1")]]]), name="child-ok")
-    outcome = run({**compile_def(pipeline(levels)), **child})
-    assert outcome.statuses() == {"S1": "succeeded", "W1": "succeeded", "W2": "continued", "S2": "failed"}
-    sync = calls(stub, job_name="job_S1")
-    assert [(c["function"], c["call_type"], c["status"]) for c in sync] == [("my-sync-fn", "sync", 200)]
+    with pytest.warns(LevelflowWarning, match="starts a job"):
+        parent = compile_def(pipeline(levels))
+    outcome = run({**parent, **child, "child-reader.yaml": CHILD_READING_ITS_ARGUMENT},
+                  {"query_variables": {"start_date": "2026-11-30", "end_date": "2026-12-01"}})
+    assert outcome.statuses() == {"S1": "succeeded", "W1": "succeeded", "W2": "continued", "W3": "succeeded",
+                                  "S3": "continued", "S4": "continued", "S5": "continued", "S2": "failed"}
+    [sync] = calls(stub, job_name="job_S1")
+    assert (sync["function"], sync["hop"], sync["status"], sync["answer"]) == ("my-sync-fn", "executor", 200, "SUCCEEDED")
+    assert sync["body"] == {"workflow_properties": {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}, "workflow_name": "pipe",
+                            "job_name": "job_S1", "query_variables": {"start_date": "'2026-11-30'", "end_date": "'2026-12-01'"}}
     assert calls(stub, job_name="job_K1", call_type="get_id")  # the child workflow really ran
-    assert "not found" in outcome.error["steps"][2]["error"]["message"]
+    errors = {s["job_id"]: s.get("error", {}) for s in outcome.error["steps"]}
+    assert "not found" in errors["W2"]["message"]
+    assert "answered an error" in errors["S3"]["message"] and errors["S3"]["body"]["error"] == "BadRequest"
+    assert errors["S4"]["code"] == 404
+    assert "started a job instead of finishing" in errors["S5"]["message"]
+    assert "FAILED" in errors["S2"]["message"] and "not a success state word" in errors["S2"]["message"]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 10, 11, 15])
@@ -247,12 +278,13 @@ def test_hostile_values_reach_the_executor_as_literal_text(stub, compile_def, mo
     job = doc["main"]["steps"][0]["init"]["assign"][0]["pipeline"]["levels"][0]["threads"][0]["jobs"][0]
     assert job["job"] == "a-b_c" and "${" not in job["props_json"] and json.loads(job["props_json"]) == HOSTILE
     assert not any(isinstance(s, str) and "a-b_c" in s and s.startswith("${") for s in _strings(doc))
-    outcome = run(files, {"workflow_properties": {"owner": "me", "n": 1}})
+    props = {"owner": "me", "n": 1, "jobs_definitions_bucket": "jobs"}  # the executors read the bucket from here
+    outcome = run(files, {"workflow_properties": props})
     assert outcome.result["status"] == "succeeded"
     received = calls(stub, job_name="a-b_c", call_type="get_id")[0]["body"]
-    assert received["step_properties"] == {"owner": "me", **HOSTILE}  # merged over the workflow properties
-    assert received["workflow_properties"] == {"owner": "me", "n": 1}
-    assert calls(stub, job_name="job_H2")[0]["body"]["step_properties"] == {"owner": "me", "n": 1, "plain": "x"}
+    assert received["step_properties"] == {**props, **HOSTILE}  # merged over the workflow properties
+    assert received["workflow_properties"] == props
+    assert calls(stub, job_name="job_H2")[0]["body"]["step_properties"] == {**props, "plain": "x"}
 
 
 def _strings(value):

@@ -126,7 +126,9 @@ def make_server(host: str = "127.0.0.1", port: int = 8080, scenario: Scenario | 
     """Create (not start) the server; port 0 picks a free port (see server.server_address)."""
     double = AefDouble(scenario or Scenario(), role, intermediate_name, jobs_dir, log_file)
     handler = type("DoubleHandler", (_Handler,), {"double": double})
-    server = ThreadingHTTPServer((host, port), handler)
+    # a listen backlog that fits a level of 100 threads calling through two hops at once
+    server_class = type("DoubleServer", (ThreadingHTTPServer,), {"request_queue_size": 256})
+    server = server_class((host, port), handler)
     server.daemon_threads = True
     server.double = double  # type: ignore[attr-defined]
     return server
