@@ -7,7 +7,8 @@
         Load one generated DAG module and report what its executor calls would send as
         authentication to each URL (headers, or the error raised).
     python airflow_harness.py run DAG_FOLDER OUT.json DAG_ID [RUN_CONF_JSON]...
-        Run each DAG once with dag.test() and report the run's and each task's state.
+        Run each DAG once with dag.test() and report the run's and each task's state (and the
+        exception of each failed PythonOperator task).
 
 Output is JSON, so the tests (in levelflow's own environment) make their assertions.
 """
@@ -98,16 +99,41 @@ def rendered_fields(ti):
     return RenderedTaskInstanceFields.get_templated_fields(ti)
 
 
+ERRORS = {}  # task id -> the last exception its PythonOperator raised, as "Type: message"
+
+
+def record_python_task_errors():
+    """Keep the exception of every failing PythonOperator (dag.test runs tasks in this process),
+    so that the tests can read why a task failed."""
+    try:
+        from airflow.providers.standard.operators.python import PythonOperator
+    except ImportError:
+        from airflow.operators.python import PythonOperator
+    execute = PythonOperator.execute
+
+    def recording(self, context):
+        try:
+            return execute(self, context)
+        except Exception as error:
+            ERRORS[self.task_id] = f"{type(error).__name__}: {error}"
+            raise
+
+    PythonOperator.execute = recording
+
+
 def run(folder, out, runs):
+    record_python_task_errors()
     bag = dag_bag(folder)
     result = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "runs": {}}
     for dag_id, conf in runs:
+        ERRORS.clear()
         dag_run = bag.dags[dag_id].test(run_conf=conf)
         tis = dag_run.get_task_instances()
         result["runs"][dag_id] = {
             "state": str(dag_run.state),
             "tasks": {ti.task_id: str(ti.state) for ti in tis},
             "rendered": {ti.task_id: _plain(rendered_fields(ti)) for ti in tis},
+            "errors": dict(ERRORS),
         }
     with open(out, "w") as handle:
         json.dump(result, handle, indent=1, sort_keys=True)

@@ -7,11 +7,13 @@ executor server over real HTTP.
 from __future__ import annotations
 
 import json
+import warnings
 import random
 
 import pytest
 
 import levelflow
+from levelflow.errors import LevelflowWarning
 from levelflow.backends import GenerateOptions
 from levelflow.scenario import Scenario
 from levelflow.stub_server import RunningStub
@@ -231,8 +233,11 @@ RUN_SCENARIO = {
         "ok_poll": {"polls": 2}, "ok_flaky": {"transient": [1, 3]}, "ok_fails_continue": {"outcome": "fail"},
         "ok_never_continue": {"outcome": "never"},
         "bad_fails": {"outcome": "fail"}, "bad_sibling_slow": {"polls": 3},
+        "err_start_dict": {"outcome": "error", "fail_on": "start"}, "err_status_dict": {"outcome": "error"},
+        "err_sync_dict": {"outcome": "error"},
     },
 }
+SAVED_QUERY_PROPERTIES = {"dataform_project_id": "p", "dataform_location": "l", "repository_name": "r"}
 
 
 def thread(thread_id, *steps):
@@ -264,6 +269,17 @@ RUN_DEFINITIONS = {
                    sync_step("bad_after_continue")),
             thread("b", async_step("bad_sibling_slow"), sync_step("bad_sibling_next"))]},
         {"LEVEL_ID": "2", "THREADS": [thread("c", sync_step("bad_level2", CONTINUE_IF_FAIL=True), sync_step("bad_level2_next"))]}]},
+    # Every way the deployed functions fail a step, each in its own thread.
+    "run_errors": {"engine": "composer", "name": "run_errors", "definition": [
+        {"LEVEL_ID": "1", "THREADS": [
+            thread("a", async_step("err_start_dict")), thread("b", async_step("err_status_dict")),
+            thread("c", sync_step("err_sync_dict")),
+            thread("d", async_step("load_errors", FUNCTION_ID_NAME="bq-saved-query-executor", FUNCTION_STATUS_NAME="bq-saved-query-executor",
+                                   STEP_PROPERTIES=SAVED_QUERY_PROPERTIES)),
+            thread("e", async_step("dp_missing", FUNCTION_ID_NAME="dataproc-serverless-job-executor",
+                                   FUNCTION_STATUS_NAME="dataproc-serverless-job-executor")),
+            thread("f", async_step("dp_present", FUNCTION_ID_NAME="dataproc-serverless-job-executor",
+                                   FUNCTION_STATUS_NAME="dataproc-serverless-job-executor"))]}]},
 }
 
 
@@ -271,16 +287,24 @@ RUN_DEFINITIONS = {
 def stub_runs(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(f"airflow-run-{request.param}")
     dags = work / "dags"
-    with RunningStub(Scenario.model_validate(RUN_SCENARIO)) as stub:
+    jobs = work / "jobs" / "dataproc-serverless-job-executor"
+    jobs.mkdir(parents=True)
+    (jobs / "dp_present.json").write_text(json.dumps({"dataproc_serverless_project_id": "p"}))
+    with RunningStub(Scenario.model_validate(RUN_SCENARIO), jobs_dir=work / "jobs") as stub:
         params = work / "platform-parameters-stub.json"
         base = json.loads((EXAMPLES / "platform-parameters-dev.json").read_text())
         params.write_text(json.dumps(base + [{"ParameterKey": "pFunctionsBaseUrl", "ParameterValue": stub.url}]))
         for name, definition in RUN_DEFINITIONS.items():
             path = work / f"{name}.json"
             path.write_text(json.dumps(definition))
-            levelflow.generate([path], params, dags, options=GenerateOptions(step_mode="functions"))
+            with warnings.catch_warnings():  # load_errors is named to fail, as the warning says
+                warnings.simplefilter("ignore", LevelflowWarning)
+                levelflow.generate([path], params, dags, options=GenerateOptions(step_mode="functions"))
         conf = json.dumps({"start_date": "2026-01-01", "end_date": "2026-01-31", "workflow_properties": {"env": "test"}})
-        result = run_harness(request.param, work, "run", dags, "run_ok", conf, "run_bad", conf)
+        # workflow_properties as a string holding JSON, as the intermediate accepts it
+        text_conf = json.dumps({"start_date": "2026-01-01", "end_date": "2026-01-31",
+                                "workflow_properties": json.dumps({"env": "test", "jobs_definitions_bucket": "jobs"})})
+        result = run_harness(request.param, work, "run", dags, "run_ok", conf, "run_bad", conf, "run_errors", text_conf)
         calls = list(stub.state.calls)
     return request.param, result, calls
 
@@ -295,7 +319,7 @@ def test_functions_mode_run_succeeds_with_continue_if_fail(stub_runs):
     for task_id in ("level_1.thread_a.ok_poll", "level_1.thread_a.ok_after_continue", "level_1.thread_b.ok_flaky",
                     "level_1.done", "level_2.thread_c.ok_level2", "level_2.done"):
         assert tasks[task_id] == "success", task_id
-    mine = [call for call in calls if call["job_name"].startswith("ok_")]
+    mine = [call for call in calls if call["job_name"].startswith("ok_") and call["entry"]]
     polls = [call["answer"] for call in mine if call["job_name"] == "ok_poll" and call["call_type"] == "get_status"]
     assert polls == ["running", "running", "success"]
     flaky = [call["status"] for call in mine if call["job_name"] == "ok_flaky"]
@@ -323,23 +347,49 @@ def test_functions_mode_failure_stops_thread_and_later_levels(stub_runs):
 
 def test_functions_mode_speaks_the_executor_protocol(stub_runs):
     version, result, calls = stub_runs
-    def first(job, call_type):
-        return next(call for call in calls if call["job_name"] == job and call["call_type"] == call_type)
+    def first(job, hop, call_type=None):
+        return next(call for call in calls if call["job_name"] == job and call["hop"] == hop and call["call_type"] == call_type)
 
-    start, status, sync = first("ok_poll", "get_id"), first("ok_poll", "get_status"), first("ok_level2", "sync")
+    start, status = first("ok_poll", "intermediate", "get_id"), first("ok_poll", "intermediate", "get_status")
+    sync = first("ok_level2", "executor")
     keys = {"call_type", "workflow_name", "execution_id", "job_name", "function_url_to_call", "query_variables",
             "workflow_properties", "step_properties"}
-    assert set(start["body"]) == keys and set(sync["body"]) == keys and set(status["body"]) == keys | {"async_job_id"}
-    assert start["function"] == status["function"] == "intermediate" and sync["function"] == "exec-sync"
+    assert set(start["body"]) == keys and set(status["body"]) == keys | {"async_job_id"}
+    assert start["function"] == status["function"] == "orch-framework-intermediate" and sync["function"] == "exec-sync"
+    # a sync step: the executor's own body, straight to FUNCTION_NAME, dates quoted as the intermediate quotes them
+    assert sync["entry"] and sync["answer"] == "SUCCEEDED"
+    assert sync["body"] == {"workflow_properties": {"env": "test", "jobs_definitions_bucket": "my-orchestration-dev-jobs"},
+                            "workflow_name": "run_ok", "job_name": "ok_level2",
+                            "query_variables": {"start_date": "'2026-01-01'", "end_date": "'2026-01-31'"}}
     assert start["body"]["function_url_to_call"].endswith("/exec-a")
     assert status["body"]["function_url_to_call"].endswith("/exec-status")
     assert start["body"]["query_variables"] == {"start_date": "2026-01-01", "end_date": "2026-01-31"}
     assert start["body"]["workflow_properties"] == {"env": "test"}
     assert start["body"]["step_properties"] == {"note": "{{ 7 * 7 }}"}  # inert data, never rendered
-    assert sync["body"]["step_properties"] == {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}
     assert start["body"]["workflow_name"] == "run_ok" and start["body"]["job_name"] == "ok_poll"
     assert start["body"]["execution_id"] == status["body"]["execution_id"] != ""
     assert status["body"]["async_job_id"] == start["answer"]
+
+
+def test_functions_mode_fails_every_way_the_deployed_functions_fail(stub_runs):
+    """Through the double's two hops: a 200 error dict on start, on status and on a sync call,
+    a job name holding "error", a missing job file; each fails its task, naming the answer."""
+    version, result, calls = stub_runs
+    run = result["runs"]["run_errors"]
+    assert run["state"] == "failed"
+    errors, tasks = run["errors"], run["tasks"]
+    failed = {f"level_1.thread_{t}.{job}" for t, job in (("a", "err_start_dict"), ("b", "err_status_dict"), ("c", "err_sync_dict"),
+                                                         ("d", "load_errors"), ("e", "dp_missing"))}
+    assert {task: tasks[task] for task in failed} == dict.fromkeys(failed, "failed")
+    assert tasks["level_1.thread_f.dp_present"] == "success"
+    assert "start failed: HTTP 500" in errors["level_1.thread_a.err_start_dict"] and "BadRequest" in errors["level_1.thread_a.err_start_dict"]
+    assert "HTTP 500" in errors["level_1.thread_b.err_status_dict"] and "BadRequest" in errors["level_1.thread_b.err_status_dict"]
+    assert "exec-sync answered an error: BadRequest" in errors["level_1.thread_c.err_sync_dict"]
+    assert "aef_definitions_run_errors_load_errors_sqlx_" in errors["level_1.thread_d.load_errors"]  # the job did start
+    assert "AttributeError" in errors["level_1.thread_e.dp_missing"]  # the executor found no job file
+    forwarded = [c for c in calls if c["job_name"] == "dp_present" and c["hop"] == "executor"]
+    # string workflow_properties were decoded; the executors read the bucket from them
+    assert forwarded and all(c["body"]["workflow_properties"]["env"] == "test" for c in forwarded)
 
 
 def test_functions_mode_authenticates_https_only_with_an_id_token(generated):
@@ -419,4 +469,5 @@ def test_operators_mode_renders_job_parameters_natively(operator_run):
     assert workflow["workflow_id"] == "child-flow" and workflow["location"] == "us-central1"
     assert isinstance(workflow["execution"]["argument"], str)
     assert json.loads(workflow["execution"]["argument"]) == {
-        "query_variables": {"start_date": "2026-02-01", "end_date": "2026-02-28"}, "workflow_properties": {}}
+        "workflow_name": "child-flow", "query_variables": {"start_date": "2026-02-01", "end_date": "2026-02-28"},
+        "workflow_properties": {"jobs_definitions_bucket": "my-orchestration-dev-jobs"}}
