@@ -139,3 +139,26 @@ def thread_prefix(level: dict, thread: dict) -> str:
 
 def gate_id(prefix: str, step: dict) -> str:
     return f"{prefix}.{component(step['JOB_NAME'])}.continue"
+
+
+def run_airflow_script(version: str, work: Path, script: str, *args, timeout: int = 600) -> dict:
+    """Run a Python script in an Airflow environment, as clean as run_harness's (no credentials,
+    own HOME and database copy); the script gets an output path then ARGS and writes JSON there."""
+    venv = airflow_venv(version)
+    home = work / f"{version}-home"
+    if not home.exists():
+        home.mkdir(parents=True)
+        shutil.copy(venv / "airflow-home" / "airflow.db", home / "airflow.db")
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    source, out = work / f"{version}-script.py", work / f"{version}-script.json"
+    source.write_text(script)
+    command = [str(venv / "bin" / "python"), str(source), str(out), *map(str, args)]
+    if can_unshare_network():
+        command = ["unshare", "-n", *command]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
+    assert result.returncode == 0, f"script failed ({version}):\n{result.stderr[-4000:]}"
+    return json.loads(out.read_text())

@@ -24,6 +24,10 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
 6. `get_type`: the emulator looks the type up by exact class and so fails on its own map class
    (ContextDict, a dict subclass); maps and lists of any class answer "map" and "list", as the
    service's `get_type` does for every map and list (Workflows standard library reference).
+7. An `assign` whose expression raises (e.g. `json.decode` of text that is not JSON) leaves the
+   emulator's global assignment lock held, so the `except` block's own `assign` waits forever;
+   the lock is released when the assignment fails, and the error goes on to `except`, as on
+   the service.
 """
 from __future__ import annotations
 
@@ -117,6 +121,17 @@ def _run_code(code: str, context: dict):
         raise SyntaxError(f"Error evaluating code: `{code}`. The variable {err.args[0]} is probably not defined") from err
 
 
+def _releasing_assign(original):
+    def execute(self):
+        try:
+            return original(self)
+        except BaseException:
+            if emulator.LOCK.locked():  # taken by this very step before its expression raised
+                emulator.LOCK.release()
+            raise
+    return execute
+
+
 def _assign_var(key: str, value, context: dict):
     if key in render.FORBIDDEN_KEYWORDS:
         raise ValueError(f"Forbidden keyword: {key}")
@@ -179,7 +194,8 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
              (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
-             (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"])]
+             (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"]),
+             (emulator.StepAssign, "execute", emulator.StepAssign.execute)]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
     http_utils.request = state._request(http_utils.request)
@@ -190,6 +206,7 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     render.run_code = emulator.run_code = _run_code
     render.assign_var = emulator.assign_var = _assign_var
     render.STANDARD_LIBRARY["get_type"] = _get_type
+    emulator.StepAssign.execute = _releasing_assign(emulator.StepAssign.execute)
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -146,7 +146,7 @@ def test_functions_mode_accepts_any_executor_and_resolves_urls(write_json, tmp_p
     data = ast.literal_eval(pipeline_literal(text).value)
     first, sync = data["levels"][0]["threads"][0]["steps"]
     base = "https://us-central1-my-orchestration-dev.cloudfunctions.net"
-    assert data["intermediate_url"] == f"{base}/intermediate"
+    assert data["intermediate_url"] == f"{base}/orch-framework-intermediate"
     assert (first["function_url"], first["status_url"]) == (f"{base}/my-custom-fn", f"{base}/my-status-fn")
     assert first["timeout_seconds"] == 300 and first["wait_seconds"] == 10  # 5 minutes, polled every 10 s
     assert sync["function_url"] == f"{base}/notifier" and sync["timeout_seconds"] == 1800
@@ -175,12 +175,12 @@ def test_jobs_dir_embeds_job_parameters(write_json, tmp_path):
 def test_jobs_dir_problems_name_the_job_file(write_json, tmp_path):
     jobs = tmp_path / "jobs" / "dataflow-flextemplate-job-executor"
     jobs.mkdir(parents=True)
-    (jobs / "job_a.json").write_text('{"project_id": "p"}')
+    (jobs / "job_a.json").write_text('{"project_id": "p", "body": {}}')  # operator-native format, recognised by body
     (jobs / "job_b.json").write_text("[1, 2")
     path = write_json(pipeline([[[composer_step("a"), composer_step("b"), composer_step("c")]]], engine="composer"))
     result = run_cli("generate", path, "--params", PARAMS, "--out", tmp_path / "out", "--jobs-dir", tmp_path / "jobs")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"{jobs / 'job_a.json'}: missing job parameters location, body" in result.stderr
+    assert f"{jobs / 'job_a.json'}: missing job parameters location (an operator-native" in result.stderr
     assert f"{jobs / 'job_b.json'}: cannot read job parameters" in result.stderr
     assert f"{jobs / 'job_c.json'}: job parameter file not found in --jobs-dir" in result.stderr
 

@@ -477,3 +477,46 @@ def test_a_split_pipeline_too_big_to_list_reports_its_parts(stub, compile_def, m
     statuses = [p["status"] for p in outcome.error["parts"]]
     assert statuses[0] == "succeeded" and "failed" in statuses and statuses[-1] == "not_started"
     assert not calls(stub, job_name="job_D")
+
+
+# --- the deployed functions' contract, through the double's two hops --------------------------
+
+
+def test_every_way_the_deployed_functions_fail_a_step(stub, compile_def, tmp_path):
+    """A 200 error dict on start and on status, a name holding "error", a missing job file:
+    each fails its step (the others run on), and the report names the answer."""
+    folder = tmp_path / "jobs" / "dataproc-serverless-job-executor"
+    folder.mkdir(parents=True)
+    (folder / "job_OK.json").write_text("{}")
+    stub.state.jobs_dir = tmp_path / "jobs"
+    script(stub, {"polls": 1}, job_START={"outcome": "error", "fail_on": "start"}, job_STATUS={"outcome": "error"})
+    dataproc = {"FUNCTION_ID_NAME": "dataproc-serverless-job-executor"}
+    saved_query = {"FUNCTION_ID_NAME": "bq-saved-query-executor",
+                   "STEP_PROPERTIES": {"dataform_project_id": "p", "dataform_location": "l", "repository_name": "r"}}
+    generic = {"FUNCTION_ID_NAME": "my-executor"}
+    levels = [[[step("OK", **dataproc)], [step("START", **generic)], [step("STATUS", **generic)], [step("MISSING", **dataproc)],
+               [step("NAMED", JOB_NAME="load_errors", **saved_query)]]]
+    with pytest.warns(LevelflowWarning, match="load_errors"):
+        files = compile_def(pipeline(levels))
+    outcome = run(files)
+    assert outcome.statuses() == {"OK": "succeeded", "START": "failed", "STATUS": "failed", "MISSING": "failed", "NAMED": "failed"}
+    body = {s["job_id"]: s["error"]["body"] for s in outcome.error["steps"] if s["status"] == "failed"}
+    assert all(text.startswith("Exception : ") for text in body.values())
+    assert '{"error":"BadRequest"' in body["START"] and '{"error":"BadRequest"' in body["STATUS"]
+    assert "AttributeError" in body["MISSING"] and "aef_definitions_pipe_load_errors_sqlx_" in body["NAMED"]
+    assert calls(stub, job_name="job_STATUS", call_type="get_status")  # the job had started
+
+
+def test_string_workflow_properties_are_decoded_and_a_bad_one_fails_with_a_report(stub, compile_def):
+    script(stub)
+    files = compile_def(pipeline([[[step("A")]]]))
+    outcome = run(files, {"workflow_properties": json.dumps({"jobs_definitions_bucket": "b", "env": "x"})})
+    assert outcome.result["status"] == "succeeded"
+    [start] = calls(stub, job_name="job_A", call_type="get_id")
+    assert start["body"]["workflow_properties"] == {"jobs_definitions_bucket": "b", "env": "x"}
+    for bad, said in (("{not json", "does not hold JSON"), ("[1, 2]", "must be a map"), (7, "must be a map")):
+        outcome = run(files, {"workflow_properties": bad})
+        assert outcome.error["status"] == "failed" and said in outcome.error["message"], bad
+        assert outcome.statuses() == {"A": "not_started"}
+    outcome = run(files, {"query_variables": "2026-01-01"})
+    assert "query_variables must be a map" in outcome.error["message"]

@@ -11,7 +11,7 @@ GOOD = {"pRegion": "us-central1", "pProjectID": "my-project-1", "pFunctionInterm
 
 def test_established_list_format():
     params = levelflow.load_params(PARAMS)
-    assert params.intermediate_url == "https://us-central1-my-orchestration-dev.cloudfunctions.net/intermediate"
+    assert params.intermediate_url == "https://us-central1-my-orchestration-dev.cloudfunctions.net/orch-framework-intermediate"
     assert params.extra["pDataTransformationProjectID"] == "my-transformation-dev"
 
 

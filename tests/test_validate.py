@@ -4,7 +4,7 @@ import json
 import pytest
 
 import levelflow
-from conftest import EXAMPLES, pipeline, run_cli, step
+from conftest import PARAMS, EXAMPLES, pipeline, run_cli, step
 
 GOOD_STEP = step("J1")
 
@@ -171,7 +171,43 @@ def test_json_format_report(write_json):
     assert report["valid"] is False
     assert report["files"][0]["problems"][0]["path"] == f"{STEP}.WAIT_TIME_SECONDS"
     assert report["files"][0]["problems"][0]["line"] > 0
-    assert report["files"][1] == {"file": str(EXAMPLES / "demo_pipeline_composer.json"), "valid": True, "engine": "composer", "levels": 2, "threads": 3, "steps": 3}
+    assert report["files"][1] == {"file": str(EXAMPLES / "demo_pipeline_composer.json"), "valid": True, "engine": "composer",
+                                  "levels": 2, "threads": 3, "steps": 3, "warnings": []}
+
+
+def test_examples_warn_about_nothing_even_strictly():
+    result = run_cli("validate", "--strict", EXAMPLES)
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+
+
+def test_warnings_for_definitions_the_deployed_functions_would_fail(write_json, tmp_path):
+    """A job name holding "error"/"exception" (the intermediate fails every answer holding
+    them) and a sync step calling an executor that starts jobs: warnings; --strict: exit 1,
+    and `generate --strict` writes nothing."""
+    definition = {"engine": "cloud_workflows", "name": "nightly", "definition": [{"LEVEL_ID": "1", "THREADS": [{"THREAD_ID": "1", "STEPS": [
+        {"JOB_ID": "A", "JOB_NAME": "load_Exceptions", "TYPE": "async", "FUNCTION_ID_NAME": "dataform-tag-executor"},
+        {"JOB_ID": "B", "JOB_NAME": "refresh", "TYPE": "sync", "FUNCTION_NAME": "bq-saved-query-executor"}]}]}]}
+    path = write_json(definition)
+    result = run_cli("validate", path)
+    assert result.returncode == 0 and result.stdout.startswith("ok: ")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2
+    assert f"{path}:" in warnings[0] and "STEPS[0].JOB_NAME" in warnings[0] and "'load_Exceptions' contains 'error' or 'exception'" in warnings[0]
+    assert "STEPS[1].FUNCTION_NAME" in warnings[1] and "declare the step TYPE async" in warnings[1]
+    strict = run_cli("validate", "--strict", path)
+    assert strict.returncode == 1 and "--strict treats warnings as errors" in strict.stderr
+    report = json.loads(run_cli("validate", "--strict", "--format", "json", path).stdout)
+    assert report["valid"] is False and len(report["files"][0]["warnings"]) == 2
+    out = tmp_path / "out"
+    generated = run_cli("generate", "--strict", path, "--params", PARAMS, "--out", out)
+    assert generated.returncode == 1 and "--strict makes it an error" in generated.stderr and not out.exists()
+    lenient = run_cli("generate", path, "--params", PARAMS, "--out", out)
+    assert lenient.returncode == 0 and lenient.stderr.count("warning: ") == 2 and (out / "nightly.yaml").exists()
+    for command in (["plan", path], ["run", path, "--params", PARAMS, "--simulate", "--strict", "--state", tmp_path / "r.db"]):
+        if "run" not in command:
+            command.append("--strict")
+        result = run_cli(*command)
+        assert result.returncode == 1 and "--strict treats warnings as errors" in result.stderr, (command, result.stderr)
 
 
 def test_established_files_load_unchanged():

@@ -59,6 +59,7 @@ from typing import Callable, Optional
 
 AEF, NATIVE = "aef", "native"
 FORMAT_TITLES = {AEF: "AEF-format", NATIVE: "operator-native"}  # as adjectives: "an AEF-format file"
+FORMAT_LABELS = {AEF: "AEF format", NATIVE: "operator-native format"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class JobFormat:
 
     @property
     def label(self) -> str:
-        return {AEF: "AEF format", NATIVE: "operator-native format"}[self.name]
+        return FORMAT_LABELS[self.name]
 
     def as_data(self) -> dict:
         return {"marker": self.marker, "keys": list(self.keys)}
@@ -129,8 +130,8 @@ def check_job_file(entry: ComposerExecutor, params, step: dict) -> tuple[Optiona
         return None, ["job parameters must be a JSON object"]
     found = [fmt for fmt in entry.formats if fmt.marker is not None and fmt.marker in params]
     if len(found) != 1:
-        why = (f"it holds {' and '.join(repr(fmt.marker) for fmt in found)}, the keys of both formats" if found
-               else "it holds the key of neither format")
+        why = (f"it holds {' and '.join(repr(fmt.marker) for fmt in found)}, the marker keys of both formats" if found
+               else "it holds the marker key of neither format")
         return None, [f"not a recognised {entry.name} job file ({why}): {entry.describe_formats()}"]
     fmt = found[0]
     missing = [key for key in fmt.keys if key not in params]
@@ -299,8 +300,9 @@ def bq_request(job_format, params, step, run):
             "configuration": bq_query_configuration(sql, run["dates"])}
 
 
-def _source(functions, text: str) -> str:
-    return "".join(f"\n\n{inspect.getsource(function)}" for function in functions) + text
+def _source(functions, text: str, prelude: str = "") -> str:
+    """An entry's source: a prelude, then the source of these functions of this module, then text."""
+    return "\n" + prelude + "\n\n".join(inspect.getsource(function) for function in functions) + text
 
 
 DATAFORM_TAG = ComposerExecutor(
@@ -402,8 +404,7 @@ BQ_SAVED_QUERY = ComposerExecutor(
     imports=("from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator",),
     builder="build_bq_query",
     request=bq_request,
-    source="\n\nBQ_REPOSITORY_KEYS = " + repr(BQ_REPOSITORY_KEYS) + _source(
-        [strip_config_block, read_sqlx, bq_query_configuration, bq_request], '''
+    source=_source([strip_config_block, read_sqlx, bq_query_configuration, bq_request], '''
 
 JOB_REQUESTS["bq-saved-query-executor"] = bq_request
 
@@ -414,7 +415,7 @@ def build_bq_query(step, make):
                  project_id="{{ job_param(ti, 'project_id') }}", location="{{ job_param(ti, 'location') }}",
                  configuration="{{ job_param(ti, 'configuration') }}", deferrable=True,
                  poll_interval=step["wait_seconds"])]
-'''),
+''', prelude=f"BQ_REPOSITORY_KEYS = {BQ_REPOSITORY_KEYS!r}\n\n\n"),
 )
 
 WORKFLOWS = ComposerExecutor(

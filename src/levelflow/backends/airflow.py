@@ -17,7 +17,7 @@ from typing import Optional
 from .. import protocol
 from ..errors import LevelflowError, Problem
 from ..executors import (
-    BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, ComposerExecutor,
+    AEF, BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, ComposerExecutor,
     check_job_file, dataflow_job_name, strip_config_block,
 )
 from ..loader import load_document
@@ -157,7 +157,9 @@ class _Compiler:
                                        "lower-cased, only a-z, 0-9 and '+' kept, leading digits dropped); "
                                        "give the step a JOB_NAME with a letter")
         if entry.name == BQ_SAVED_QUERY.name:
-            data["sql"] = self.embedded_sql(step, location) if self.options.dataform_dir and job_format != NATIVE else None
+            # The query is embedded unless an operator-native job file (or a bad one) is the step's.
+            aef = job_format == AEF or self.options.jobs_dir is None
+            data["sql"] = self.embedded_sql(step, location) if self.options.dataform_dir and aef else None
         return data
 
     def executor(self, step: PlanStep, where: tuple[int, int, int]) -> Optional[str]:
