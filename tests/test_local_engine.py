@@ -376,3 +376,38 @@ def test_workflows_steps_on_google_cloud_run_through_the_executions_api(make_pla
     argument = handler.executions[execution]["argument"]
     assert argument["workflow_properties"] == {"dataset": "sales", "jobs_definitions_bucket": "my-orchestration-dev-jobs"}
     assert set(argument["query_variables"]) == {"start_date", "end_date"} and handler.executions[execution]["reads"] == 3
+
+
+@pytest.mark.parametrize("transport", ["http", "simulated"])
+def test_every_way_the_deployed_functions_fail_a_step(make_plan, state, tmp_path, transport):
+    """Through both hops of the double (over HTTP, or in process): a 200 error dict on start and
+    on status, the executor's failure word, a name holding "error", a missing job file."""
+    folder = tmp_path / "jobs" / "dataproc-serverless-job-executor"
+    folder.mkdir(parents=True)
+    (folder / "job_OK.json").write_text("{}")
+    jobs = {"job_START": {"outcome": "error", "fail_on": "start"}, "job_STATUS": {"outcome": "error"},
+            "job_WORD": {"outcome": "fail"}}
+    dataproc = {"FUNCTION_ID_NAME": "dataproc-serverless-job-executor"}
+    saved_query = {"FUNCTION_ID_NAME": "bq-saved-query-executor",
+                   "STEP_PROPERTIES": {"dataform_project_id": "p", "dataform_location": "l", "repository_name": "r"}}
+    generic = {"FUNCTION_ID_NAME": "my-executor"}
+    levels = [[[astep("OK", **dataproc)], [astep("START", **generic)], [astep("STATUS", **generic)], [astep("WORD", **generic)],
+               [astep("MISSING", **dataproc)], [astep("NAMED", JOB_NAME="load_errors", **saved_query)]]]
+    with pytest.warns(levelflow.errors.LevelflowWarning, match="load_errors"):
+        plan = make_plan(levels)
+    if transport == "http":
+        with RunningStub(scenario(**jobs), jobs_dir=tmp_path / "jobs") as stub:
+            report = over_http(stub, plan, state)
+    else:
+        # the simulator has no jobs directory: every job file is present, so MISSING succeeds there
+        report = run_local(plan, state, LocalRunOptions(scenario=scenario(**jobs), time_scale=FAST))
+    by_id = steps_by_id(report)
+    expected = {"OK": "succeeded", "START": "failed", "STATUS": "failed", "WORD": "failed",
+                "MISSING": "failed" if transport == "http" else "succeeded", "NAMED": "failed"}
+    assert {k: v["status"] for k, v in by_id.items()} == expected
+    assert all(by_id[k]["error"].startswith("Exception : ") for k, v in expected.items() if v == "failed")
+    assert '{"error":"BadRequest"' in by_id["START"]["error"] and '{"error":"BadRequest"' in by_id["STATUS"]["error"]
+    assert by_id["STATUS"]["async_job_ids"] and "my-executor:FAILED" in by_id["WORD"]["error"]
+    assert "aef_definitions_demo_load_errors_sqlx_" in by_id["NAMED"]["error"]
+    if transport == "http":
+        assert "AttributeError" in by_id["MISSING"]["error"]

@@ -14,7 +14,6 @@ Two hops, as the deployed AEF functions implement them:
 from __future__ import annotations
 
 import json
-import re
 from typing import Optional
 
 GET_ID = "get_id"
@@ -160,11 +159,3 @@ def sync_failure(function: str, status: int, text: str, shown: int = 300) -> Opt
         return (f"{function} started job {short} instead of finishing: it is an asynchronous executor; "
                 f"declare this step TYPE async (FUNCTION_ID_NAME) so that levelflow polls the job")
     return f"{function} answered {short!r}, not a success state ({', '.join(SYNC_SUCCESS_WORDS)})"
-
-
-_DATAFLOW_DROP = re.compile(r"[^a-z0-9+]")
-
-
-def dataflow_job_name(job_name: str) -> str:
-    """The Dataflow job name the AEF executor derives from JOB_NAME (AEF_CONTRACT §2)."""
-    return re.sub(r"^\d+", "", _DATAFLOW_DROP.sub("", job_name.lower()))

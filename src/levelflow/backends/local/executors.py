@@ -202,7 +202,7 @@ class RunArguments:
         return cls(given.get("workflow_name") or plan.name, {"start_date": today, "end_date": today, **dates}, dict(properties))
 
     def step_properties(self, step: PlanStep) -> dict:
-        """STEP_PROPERTIES merged over the workflow properties (docs/definition.md)."""
+        """STEP_PROPERTIES merged over the workflow properties (docs/executor-protocol.md)."""
         return {**self.workflow_properties, **step.step_properties}
 
 
