@@ -44,25 +44,30 @@ def can_unshare_network() -> bool:
     return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
 
 
-def run_harness(version: str, work: Path, *args, isolate_network: bool = False, timeout: int = 900) -> dict:
-    """Run the harness in a clean environment: no credentials, own HOME, own database copy."""
+def clean_environment(version: str, work: Path) -> dict:
+    """An Airflow environment with no credentials, its own HOME and its own database copy."""
     venv = airflow_venv(version)
     home = work / f"{version}-home"
     if not home.exists():
         home.mkdir(parents=True)
         shutil.copy(venv / "airflow-home" / "airflow.db", home / "airflow.db")
-    env = {
+    return {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "30",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(args[1]),  # dag.test() in Airflow 3 serializes DAGs from there
     }
+
+
+def run_harness(version: str, work: Path, *args, isolate_network: bool = False, timeout: int = 900) -> dict:
+    """Run the harness in a clean environment: no credentials, own HOME, own database copy."""
+    env = {**clean_environment(version, work),
+           "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "30",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(args[1])}  # dag.test() in Airflow 3 serializes DAGs from there
     out = work / f"{version}-{args[0]}.json"
-    command = [str(venv / "bin" / "python"), str(HARNESS), args[0], str(args[1]), str(out), *map(str, args[2:])]
+    command = [str(airflow_venv(version) / "bin" / "python"), str(HARNESS), args[0], str(args[1]), str(out), *map(str, args[2:])]
     if isolate_network and can_unshare_network():
         command = ["unshare", "-n", *command]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
@@ -144,21 +149,12 @@ def gate_id(prefix: str, step: dict) -> str:
 def run_airflow_script(version: str, work: Path, script: str, *args, timeout: int = 600) -> dict:
     """Run a Python script in an Airflow environment, as clean as run_harness's (no credentials,
     own HOME and database copy); the script gets an output path then ARGS and writes JSON there."""
-    venv = airflow_venv(version)
-    home = work / f"{version}-home"
-    if not home.exists():
-        home.mkdir(parents=True)
-        shutil.copy(venv / "airflow-home" / "airflow.db", home / "airflow.db")
-    env = {
-        "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-    }
     source, out = work / f"{version}-script.py", work / f"{version}-script.json"
     source.write_text(script)
-    command = [str(venv / "bin" / "python"), str(source), str(out), *map(str, args)]
+    command = [str(airflow_venv(version) / "bin" / "python"), str(source), str(out), *map(str, args)]
     if can_unshare_network():
         command = ["unshare", "-n", *command]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=work)
+    result = subprocess.run(command, env=clean_environment(version, work), capture_output=True, text=True,
+                            timeout=timeout, cwd=work)
     assert result.returncode == 0, f"script failed ({version}):\n{result.stderr[-4000:]}"
     return json.loads(out.read_text())

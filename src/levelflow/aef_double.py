@@ -47,7 +47,6 @@ from .scenario import JobBehaviour, Scenario
 
 JSON = "application/json"
 TEXT = "text/plain"
-ROLES = ("both", "intermediate", "executors")
 DEFAULT_INTERMEDIATE = "orch-framework-intermediate"  # the framework's Terraform name
 FORWARDED_HEADER = "X-Levelflow-Forwarded"  # marks the double's own intermediate -> executor hop
 

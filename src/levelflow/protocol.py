@@ -13,8 +13,10 @@ Two hops, as the deployed AEF functions implement them:
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Optional
+from urllib.parse import urlsplit
 
 GET_ID = "get_id"
 GET_STATUS = "get_status"
@@ -106,6 +108,18 @@ def properties_object(value, what: str = "workflow_properties") -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a JSON object (or a string holding one), got {type(value).__name__}")
     return value
+
+
+def is_loopback(url: str) -> bool:
+    """True for a URL on this machine (localhost, 127.0.0.0/8, ::1): the only place plain http
+    and unauthenticated calls may go."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def backoff_delays(retries: int = MAX_TRANSIENT_RETRIES) -> list[float]:

@@ -12,7 +12,6 @@ call is logged, at each hop:
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 import urllib.error
@@ -22,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
 
+from .protocol import is_loopback
 from .aef_double import DEFAULT_INTERMEDIATE, FORWARDED_HEADER, AefDouble
 from .scenario import Scenario
 
@@ -29,20 +29,11 @@ FORWARD_TIMEOUT_SECONDS = 1800  # the longest call Cloud Functions allow
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def http_forward(url: str, body: dict) -> tuple[int, str, str]:
     """The intermediate's POST to an executor, over HTTP; only loopback addresses, since the
     double never calls real Google endpoints."""
     parts = urllib.parse.urlsplit(str(url))
-    if parts.scheme not in ("http", "https") or not _loopback(parts.hostname or ""):
+    if parts.scheme not in ("http", "https") or not is_loopback(str(url)):
         raise ValueError(f"the double forwards only to loopback http(s) URLs, not {url!r}")
     request = urllib.request.Request(str(url), data=json.dumps(body).encode("utf-8"), method="POST",
                                      headers={"Content-Type": "application/json", FORWARDED_HEADER: "1"})

@@ -16,7 +16,6 @@ URL (`<base>/v1`), or the simulator's.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Callable, Optional, Protocol
 from urllib.parse import urlsplit
 
 from ... import protocol
+from ...protocol import is_loopback
 from ...plan import Plan, PlanStep
 from ...scenario import Scenario
 from ...aef_double import DEFAULT_INTERMEDIATE, AefDouble
@@ -52,16 +52,6 @@ class Transport(Protocol):
 def _shorten(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= ANSWER_SHOWN else text[:ANSWER_SHOWN - 3] + "..."
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def needs_id_token(url: str) -> bool:
