@@ -15,7 +15,7 @@ import levelflow
 from levelflow.backends import GenerateOptions
 from levelflow.executors import CATALOGUE
 
-from conftest import PARAMS, pipeline, run_cli, step
+from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
 
 HOSTILE = '"""\nimport os; os.system("echo pwned")  # {{ 7 * 7 }} \' \\'
 OPERATORS = GenerateOptions(step_mode="operators")
@@ -201,3 +201,16 @@ def test_catalogue_entries_are_complete():
         assert [a.arg for a in functions[entry.builder].args.args] == ["step", "make"], name
         for line in entry.imports:
             ast.parse(line)
+
+
+def test_jobs_dir_means_nothing_outside_operators_mode_so_it_is_refused(tmp_path):
+    """No option is silently ignored: --jobs-dir only embeds job files in Composer operators mode."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    out = tmp_path / "out"
+    on_workflows = run_cli("generate", EXAMPLES / "retail_daily.json", "--params", PARAMS, "--out", out, "--jobs-dir", jobs)
+    assert on_workflows.returncode == 1 and "--jobs-dir is for the composer engine only" in on_workflows.stderr
+    in_functions = run_cli("generate", EXAMPLES / "demo_pipeline_composer.json", "--params", PARAMS, "--out", out,
+                           "--jobs-dir", jobs, "--step-mode", "functions")
+    assert in_functions.returncode == 2 and "not --step-mode functions" in in_functions.stderr
+    assert not out.exists()

@@ -148,8 +148,9 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
     if (out_dir is None) == (output_file is None):
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
     definitions = find_definitions(paths)
-    if dataform_dir is not None:
-        _check_dataform_dir(definitions, engine, step_mode)
+    for option, value in (("--jobs-dir", jobs_dir), ("--dataform-dir", dataform_dir)):
+        if value is not None:
+            _check_operators_option(option, definitions, engine, step_mode)
     options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir)
     with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
         warnings.simplefilter("always")
@@ -160,15 +161,15 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
         click.echo(f"wrote {path}")
 
 
-def _check_dataform_dir(definitions, engine, step_mode):
-    """--dataform-dir serves Composer operators mode only: never silently ignored elsewhere."""
+def _check_operators_option(option, definitions, engine, step_mode):
+    """--jobs-dir and --dataform-dir serve Composer operators mode only: never silently ignored elsewhere."""
     from .api import load_pipeline
     from .errors import Problem
 
     if step_mode != "operators":
-        raise click.UsageError("--dataform-dir is for Composer operators mode only, not --step-mode functions")
+        raise click.UsageError(f"{option} is for Composer operators mode only, not --step-mode functions")
     if engine not in (None, "composer"):
-        raise click.UsageError(f"--dataform-dir is for the composer engine only, not --engine {engine}")
+        raise click.UsageError(f"{option} is for the composer engine only, not --engine {engine}")
     problems = []
     for definition in definitions if engine is None else ():
         try:
@@ -176,8 +177,8 @@ def _check_dataform_dir(definitions, engine, step_mode):
         except LevelflowError:
             continue  # reported by the generation itself
         if pipeline.engine != "composer":
-            problems.append(Problem(str(definition), f"--dataform-dir is for the composer engine only; this definition's "
-                                                     f"engine is {pipeline.engine} (give --engine composer, or drop --dataform-dir)"))
+            problems.append(Problem(str(definition), f"{option} is for the composer engine only; this definition's "
+                                                     f"engine is {pipeline.engine} (give --engine composer, or drop {option})"))
     if problems:
         raise LevelflowError(problems)
 
