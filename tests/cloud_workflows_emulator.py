@@ -28,6 +28,12 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    emulator's global assignment lock held, so the `except` block's own `assign` waits forever;
    the lock is released when the assignment fails, and the error goes on to `except`, as on
    the service.
+
+Stricter than the emulator, as the service is: variables created inside an `except` block
+(its `as` variable included) end with the block (Workflows syntax reference, "Variables" and
+"Catching errors"), so a workflow that reads one after the block fails its run here, as it
+would on Google Cloud. (The emulator already drops variables created inside a `for` loop.)
+Every workflow loaded is also checked by `workflow_rules.check`.
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ import requests
 import yaml
 from jsonschema import Draft7Validator
 
+import workflow_rules
 import workflows_emulator.lib.http_utils as http_utils
 import workflows_emulator.lib.sys_utils as sys_utils
 import workflows_emulator.main as emulator
@@ -132,6 +139,37 @@ def _releasing_assign(original):
     return execute
 
 
+class _ExceptSteps(list):
+    """The steps of an `except` block, marked so that the variables they create end with them."""
+    error_variable: str = ""
+
+
+def _mark_except_blocks(value) -> None:
+    if isinstance(value, dict):
+        handler = value.get("except")
+        if isinstance(handler, dict) and isinstance(handler.get("steps"), list):
+            steps = _ExceptSteps(handler["steps"])
+            steps.error_variable = handler.get("as", "")
+            handler["steps"] = steps
+        for item in value.values():
+            _mark_except_blocks(item)
+    elif isinstance(value, list):
+        for item in value:
+            _mark_except_blocks(item)
+
+
+def _scoped_steps(original):
+    def execute_steps_list(steps, context, next_step=None):
+        if not isinstance(steps, _ExceptSteps):
+            return original(steps, context, next_step)
+        before = set(context) - {steps.error_variable}
+        context, next_step, ret_value = original(steps, context, next_step)
+        for name in [name for name in context if name not in before]:
+            del context[name]
+        return context, next_step, ret_value
+    return execute_steps_list
+
+
 def _assign_var(key: str, value, context: dict):
     if key in render.FORBIDDEN_KEYWORDS:
         raise ValueError(f"Forbidden keyword: {key}")
@@ -148,8 +186,12 @@ class Emulator:
     oidc_requests: int = 0
 
     def load(self, files: dict[str, str]) -> None:
+        problems = workflow_rules.check(files)
+        assert not problems, "generated workflows break documented rules:\n" + "\n".join(problems)
         for name, text in files.items():
-            self.workflows[name.removesuffix(".yaml")] = yaml.safe_load(text)
+            doc = yaml.safe_load(text)
+            _mark_except_blocks(doc)
+            self.workflows[name.removesuffix(".yaml")] = doc
 
     def execute(self, workflow_id: str, args) -> object:
         """Run one workflow; returns its result or raises WorkflowError."""
@@ -195,7 +237,8 @@ def patched_emulator(execution_id: str = "test-execution-1"):
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
              (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
              (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"]),
-             (emulator.StepAssign, "execute", emulator.StepAssign.execute)]
+             (emulator.StepAssign, "execute", emulator.StepAssign.execute),
+             (emulator, "execute_steps_list", emulator.execute_steps_list)]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
     http_utils.request = state._request(http_utils.request)
@@ -207,6 +250,7 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     render.assign_var = emulator.assign_var = _assign_var
     render.STANDARD_LIBRARY["get_type"] = _get_type
     emulator.StepAssign.execute = _releasing_assign(emulator.StepAssign.execute)
+    emulator.execute_steps_list = _scoped_steps(emulator.execute_steps_list)
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -30,7 +30,7 @@ def check_pipeline(path: str | Path) -> tuple[Pipeline, list[Problem]]:
     document = load_document(path)
     pipeline = validate_pipeline(document)
     if pipeline.name is None and not re.fullmatch(WORKFLOW_ID_PATTERN, Path(path).stem):
-        raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, then letters, digits, '_' or '-'); rename the file or add a \"name\" key")])
+        raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, then letters, digits, '_' or '-', ending with a letter or digit, at most 64 characters); rename the file or add a \"name\" key")])
     return pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
 
 

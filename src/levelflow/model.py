@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 EXECUTOR_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
-WORKFLOW_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+WORKFLOW_ID_PATTERN = r"^[A-Za-z](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$"  # the Workflows API's rule for a workflow id
 MAX_NAME_LENGTH = 128
 ENGINES = ("cloud_workflows", "composer")
 STEP_TYPES = ("async", "sync", "workflows")
@@ -148,7 +148,7 @@ _FLAG_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["True
 Identifier = Annotated[str, BeforeValidator(_identifier), WithJsonSchema(_ID_SCHEMA)]
 JobName = Annotated[str, BeforeValidator(_job_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH})]
 ExecutorName = Annotated[str, BeforeValidator(_pattern(EXECUTOR_PATTERN, "an executor (function) name: a letter, then up to 62 letters, digits, '_' or '-'")), WithJsonSchema({"type": "string", "pattern": EXECUTOR_PATTERN})]
-WorkflowId = Annotated[str, BeforeValidator(_pattern(WORKFLOW_ID_PATTERN, "a workflow id: a letter, then up to 63 letters, digits, '_' or '-'")), WithJsonSchema({"type": "string", "pattern": WORKFLOW_ID_PATTERN})]
+WorkflowId = Annotated[str, BeforeValidator(_pattern(WORKFLOW_ID_PATTERN, "a workflow id: a letter, then up to 63 letters, digits, '_' or '-', ending with a letter or digit")), WithJsonSchema({"type": "string", "pattern": WORKFLOW_ID_PATTERN})]
 WaitSeconds = Annotated[int, BeforeValidator(_ranged(whole=True, low=1, what="must be a whole number of seconds >= 1")), WithJsonSchema({**_WHOLE_OR_TEXT, "description": "seconds between two status polls (>= 1)"})]
 TimeoutMinutes = Annotated[float, BeforeValidator(_ranged(whole=False, low=0, low_open=True, high=525600, what="must be a number of minutes > 0 (at most 525600, one year)")), WithJsonSchema(_NUMBER_OR_TEXT)]
 CallTimeout = Annotated[int, BeforeValidator(_ranged(whole=True, low=1, high=1800, what="must be a whole number of seconds from 1 to 1800 (the Cloud Workflows HTTP limit)")), WithJsonSchema(_WHOLE_OR_TEXT)]

@@ -56,6 +56,10 @@ MAX_CONNECTOR_TIMEOUT = 31_536_000  # one year, the longest execution
 MAX_EXECUTED_STEPS = 100_000
 MAX_VARIABLE_BYTES = 512_000
 RECORD_BYTES = 250  # one step's entry in the report, as kept by `done`, `finish` and its result
+ERROR_MESSAGE_CHARS = 160  # a kept error's message and body are cut to these lengths, marked as cut
+ERROR_BODY_CHARS = 240
+CUT_MARK_BYTES = 40  # "... [cut: 123456 characters in all]"
+ERROR_BYTES = ERROR_MESSAGE_CHARS + ERROR_BODY_CHARS + 2 * CUT_MARK_BYTES + 60  # with its keys and code
 RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
 PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
 
@@ -149,6 +153,11 @@ class _Settings:
     region: str
     default_props: dict
 
+    @property
+    def https(self) -> bool:
+        """OIDC authentication only on https; plain http is only allowed to a loopback double."""
+        return self.functions.startswith("https://")
+
 
 _URL = re.compile(r"^https?://[^\s${}\"'\\]+$")
 
@@ -160,8 +169,22 @@ def _settings(plan: Plan) -> _Settings:
     for url in (intermediate, functions):
         if not _URL.match(url):
             raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {url!r}")])
+        if url.startswith("http://") and not _loopback(url):
+            raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl {url!r}: plain http is only for a loopback address "
+                                                        "(a local double); Cloud Workflows authenticates calls (OIDC) on https only")])
     return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
                      {"jobs_definitions_bucket": params.pJobsDefinitionsBucket})
+
+
+def _loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _number(value: float):
@@ -392,9 +415,9 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
     steps.append({"report": {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": _expr("done")}, "result": "outcome"}})
     if not part:  # parts always return their report; the parent decides
         steps.append({"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}})
-    steps.append({"end": {"return": _expr("outcome")}})
+    steps.append({"answer": {"return": _expr("outcome")}})
     steps.append(_bad_arguments("finish", raises=not part))
-    return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels)}
+    return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels, settings)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,7 +428,7 @@ def _all_steps(levels: Iterable[PlanLevel]) -> list[PlanStep]:
     return [s for level in levels for t in level.threads for s in t.steps]
 
 
-def _library(levels: tuple[PlanLevel, ...]) -> dict:
+def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
     steps = _all_steps(levels)
     types = {s.type for s in steps}
     library = {
@@ -419,10 +442,11 @@ def _library(levels: tuple[PlanLevel, ...]) -> dict:
     if "async" in types:
         library["call_executor"] = _call_executor()
     if types & {"async", "sync"}:
-        library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}))
+        library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}), settings.https)
         library["transient"] = _transient()
     if "workflows" in types:
         library["run_workflow_step"] = _run_workflow_step(sorted({_connector_timeout(s) for s in steps if s.type == "workflows"}))
+    library["shown"] = _shown()
     library["level_failed"] = _level_failed()
     library["finish"] = _finish()
     library["not_started"] = _not_started()
@@ -459,7 +483,8 @@ def _run_step(types: list[str]) -> dict:
                  "args": {"ctx": _expr("ctx"), "s": _expr("s"), "props": _expr("props")}} for kind in types]
     return {"params": ["ctx", "s"], "steps": [
         {"init": {"assign": [{"own": _expr('default(map.get(s, "props"), ctx.default_props)')},
-                             {"tries": _expr('default(map.get(s, "retries"), 0) + 1')}, {"error": {}}]}},
+                             {"tries": _expr('default(map.get(s, "retries"), 0) + 1')}, {"error": {}}, {"said": ""},
+                             {"answer": None}]}},
         # properties holding "${" travel as JSON text with "$" escaped, so they can never be evaluated
         {"decode": {"switch": [{"condition": _expr('"props_json" in s'), "assign": [{"own": _expr("json.decode(s.props_json)")}]}]}},
         {"merge": {"assign": [{"props": _expr("map.merge(ctx.workflow_properties, own)")}]}},
@@ -469,10 +494,14 @@ def _run_step(types: list[str]) -> dict:
                     {"by_type": {"switch": dispatch}},
                     {"succeeded": {"return": {"status": "succeeded", "attempts": _expr("attempt")}}},
                 ]},
-                "except": {"as": "e", "steps": [{"remember": {"assign": [{"error": {
-                    "message": _expr('default(map.get(e, "message"), "")'),
-                    "code": _expr('map.get(e, "code")'),
-                    "body": _expr('map.get(e, "body")')}}]}}]},
+                "except": {"as": "e", "steps": [
+                    # kept errors are bounded, so that many failures fit the variables limit
+                    {"cut_message": {"call": "shown", "args": {"value": _expr('default(map.get(e, "message"), "")'),
+                                                               "limit": ERROR_MESSAGE_CHARS}, "result": "said"}},
+                    {"cut_body": {"call": "shown", "args": {"value": _expr('map.get(e, "body")'), "limit": ERROR_BODY_CHARS},
+                                  "result": "answer"}},
+                    {"remember": {"assign": [{"error": {"message": _expr("said"), "code": _expr('map.get(e, "code")'),
+                                                        "body": _expr("answer")}}]}}]},
             }},
         ]}}},
         {"give_up": {"switch": [{"condition": _expr('"continue_if_fail" in s'),
@@ -488,14 +517,13 @@ def _executor_args(call_type: str, target: str, job: str) -> dict:
 
 def _run_async_step() -> dict:
     """Start the job, then poll every `wait` seconds until success, failure or `limit` seconds."""
+    limit = ERROR_MESSAGE_CHARS - 40
     return {"params": ["ctx", "s", "props"], "steps": [
         {"start": {"call": "call_executor", "args": _executor_args(protocol.GET_ID, "ctx.functions + s.fn", ""), "result": "answer"}},
-        {"check_id": {"switch": [
-            {"condition": _expr('get_type(answer.body) != "string"'),
-             "raise": {"message": _expr('"get_id answered no job id: " + json.encode_to_string(answer.body)')}},
-            {"condition": _expr('not(text.match_regex(answer.body, "^aef[_-]"))'),
-             "raise": {"message": _expr('"get_id answered no job id: " + json.encode_to_string(answer.body)')}},
-        ]}},
+        {"check_id": {"switch": [{"condition": _expr('get_type(answer.body) == "string" and text.match_regex(answer.body, "^aef[_-]")'),
+                                  "next": "started"}]}},
+        {"no_id": {"call": "shown", "args": {"value": _expr("answer.body"), "limit": limit}, "result": "said"}},
+        {"not_an_id": {"raise": {"message": _expr('"get_id answered no job id: " + said')}}},
         {"started": {"assign": [{"job": _expr("answer.body")}, {"since": _expr("sys.now()")}]}},
         {"wait": {"call": "sys.sleep", "args": {"seconds": _expr("s.wait")}}},
         {"poll": {"call": "call_executor",
@@ -503,13 +531,14 @@ def _run_async_step() -> dict:
                   "result": "answer"}},
         {"decide": {"switch": [
             {"condition": _expr(f'answer.body == "{protocol.SUCCESS}"'), "return": _expr("job")},
-            {"condition": _expr(f'answer.body != "{protocol.RUNNING}"'),
-             "raise": {"message": _expr('"get_status answered " + json.encode_to_string(answer.body)'), "job": _expr("job")}},
+            {"condition": _expr(f'answer.body != "{protocol.RUNNING}"'), "next": "odd_answer"},
             {"condition": _expr("sys.now() - since >= s.limit"),
              "raise": {"message": _expr('"timed out: still running after " + string(sys.now() - since) + " s, limit " + string(s.limit) + " s"'),
                        "job": _expr("job")}},
         ]}},
         {"again": {"next": "wait"}},
+        {"odd_answer": {"call": "shown", "args": {"value": _expr("answer.body"), "limit": limit}, "result": "said"}},
+        {"not_running": {"raise": {"message": _expr('"get_status answered " + said'), "job": _expr("job")}}},
     ]}
 
 
@@ -520,21 +549,19 @@ def _run_sync_step() -> dict:
             "query_variables": {"start_date": _expr('"\'" + ctx.query_variables.start_date + "\'"'),
                                 "end_date": _expr('"\'" + ctx.query_variables.end_date + "\'"')}}
     words = json.dumps(list(protocol.SYNC_SUCCESS_WORDS))
-    said = 's.fn + " answered "'
     return {"params": ["ctx", "s", "props"], "steps": [
         {"send": {"call": "post", "args": {"url": _expr("ctx.functions + s.fn"), "body": body, "seconds": _expr("s.timeout")},
                   "result": "answer"}},
+        {"succeeded": {"switch": [{"condition": _expr(f'get_type(answer.body) == "string" and answer.body in {words}'),
+                                   "return": _expr("answer.body")}]}},
+        {"show": {"call": "shown", "args": {"value": _expr("answer.body"), "limit": ERROR_MESSAGE_CHARS - 60}, "result": "said"}},
         {"check": {"switch": [
             {"condition": _expr('get_type(answer.body) == "map" and "error" in answer.body'),
-             "raise": {"message": _expr(f'{said} + "an error: " + json.encode_to_string(answer.body)'), "body": _expr("answer.body")}},
-            {"condition": _expr('get_type(answer.body) != "string"'),
-             "raise": {"message": _expr(f'{said} + "a " + get_type(answer.body) + ", not a state word"')}},
-            {"condition": _expr(f"answer.body in {words}"), "return": _expr("answer.body")},
-            {"condition": _expr('text.match_regex(answer.body, "^aef[_-]")'),
-             "raise": {"message": _expr(f'{said} + "job id " + answer.body + ": it started a job instead of finishing one; '
-                                        f'declare this step TYPE async (FUNCTION_ID_NAME) so that it is polled"')}},
+             "raise": {"message": _expr('s.fn + " answered an error: " + said'), "body": _expr("said")}},
+            {"condition": _expr('get_type(answer.body) == "string" and text.match_regex(answer.body, "^aef[_-]")'),
+             "raise": {"message": _expr('s.fn + " started job " + said + ": declare this step TYPE async"')}},
         ]}},
-        {"not_done": {"raise": {"message": _expr(f'{said} + json.encode_to_string(answer.body) + ", not a success state word"')}}},
+        {"not_done": {"raise": {"message": _expr('s.fn + " answered " + said + ", not a success state word"')}}},
     ]}
 
 
@@ -571,10 +598,12 @@ def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
              "steps": [{f"{variable}_{c[0]}_to_{c[-1]}": {"switch": _switch_by_value(variable, c, branch)}}]} for c in chunks]
 
 
-def _post(timeouts: list[int]) -> dict:
-    """OIDC POST, retried with exponential back-off while the fault is transient."""
+def _post(timeouts: list[int], oidc: bool) -> dict:
+    """OIDC POST (plain to a loopback double over http), retried with exponential back-off while
+    the fault is transient."""
     def branch(seconds: int) -> dict:
-        return {"call": "http.post", "args": {"url": _expr("url"), "auth": {"type": "OIDC"}, "body": _expr("body"), "timeout": seconds},
+        auth = {"auth": {"type": "OIDC"}} if oidc else {}
+        return {"call": "http.post", "args": {"url": _expr("url"), **auth, "body": _expr("body"), "timeout": seconds},
                 "result": "response"}
 
     return {"params": ["url", "body", "seconds"], "steps": [  # "timeout" would have to be a literal number
@@ -615,6 +644,22 @@ def _run_workflow_step(timeouts: list[int]) -> dict:
         {"init": {"assign": [{"outcome": None}]}},
         {"run": {"switch": _switch_by_value("s.limit", timeouts, branch)}},
         {"done": {"return": _expr("outcome")}},
+    ]}
+
+
+def _shown() -> dict:
+    """Any value as text of at most `limit` characters, marked when cut: answers and errors are
+    kept in the report, and a non-text (bytes) body must not make the report itself fail."""
+    return {"params": ["value", "limit"], "steps": [
+        {"as_text": {"switch": [
+            {"condition": _expr("value == null"), "return": None},
+            {"condition": _expr('get_type(value) == "string"'), "assign": [{"whole": _expr("value")}]},
+            {"condition": _expr('get_type(value) == "bytes"'), "return": "(a non-text body)"},
+            {"condition": _expr('get_type(value) != "string"'), "assign": [{"whole": _expr("json.encode_to_string(value)")}]},
+        ]}},
+        {"cut": {"switch": [{"condition": _expr("len(whole) > limit"), "return": _expr(
+            'text.substring(whole, 0, limit) + "... [cut: " + string(len(whole)) + " characters in all]"')}]}},
+        {"whole_text": {"return": _expr("whole")}},
     ]}
 
 
@@ -696,7 +741,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
     only report their steps (not_started). The report lists every step, as usual, when that
     fits the variables limit; otherwise it lists each part's outcome (`parts`) and every part
     execution's own result lists its steps."""
-    full = 3 * RECORD_BYTES * len(_all_steps(plan.levels)) <= MAX_VARIABLE_BYTES
+    full = 3 * _records_bytes(plan.levels) <= MAX_VARIABLE_BYTES
     run = {"call": RUN_WORKFLOW, "args": {
         "workflow_id": _expr("part"), "location": _expr("settings.location"), "project_id": _expr("settings.project"),
         "argument": {"workflow_name": _expr("ctx.workflow_name"), "query_variables": _expr("ctx.query_variables"),
@@ -712,7 +757,8 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
     ]
     init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
             {"parts": parts}, *_context_assignments("pipeline.name", full=False),
-            {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""}]
+            {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""},
+            {"outcome": None}]  # assigned here: what run_part's except assigns must outlive the except block
     steps = [
         {"init": {"assign": init}},
         *_argument_steps("bad_arguments"),
@@ -725,7 +771,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         {"report": {"call": "verdict", "args": {"name": _expr("pipeline.name"), "steps": _expr("steps"), "failed": _expr("failed"),
                                                 "message": _expr("message")}, "result": "outcome"}},
         {"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}},
-        {"end": {"return": _expr("outcome")}},
+        {"answer": {"return": _expr("outcome")}},
         _bad_arguments({"assign": [{"outcome": {"workflow": _expr("pipeline.name"), "failed": [], "parts": []}}]}, raises=True),
     ]
     return {"main": {"params": ["args"], "steps": steps},
@@ -798,9 +844,18 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
 
 def _variable_bytes(plan: Plan, levels, settings: _Settings) -> int:
     """Estimated peak of variables (512 KB per execution): the pipeline data in `main` and as
-    `finish`'s argument, and the step records in `done`, in `finish`'s argument and its report."""
+    `finish`'s argument, and the step records (with their bounded errors) in `done`, in
+    `finish`'s argument and its report."""
     data = len(json.dumps(_pipeline_data(plan, tuple(levels), settings)))
-    return 2 * data + 3 * RECORD_BYTES * len(_all_steps(levels))
+    return 2 * data + 3 * _records_bytes(levels)
+
+
+def _records_bytes(levels) -> int:
+    """The step records of a report, with the bounded errors it can hold at most: a thread
+    keeps one error per continue-if-fail step plus the one failure that stops it."""
+    steps = _all_steps(levels)
+    errors = sum(min(len(t.steps), 1 + sum(s.continue_if_fail for s in t.steps)) for level in levels for t in level.threads)
+    return RECORD_BYTES * len(steps) + ERROR_BYTES * errors
 
 
 def _source_size(text: str, plan: Plan, levels) -> int:
