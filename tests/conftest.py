@@ -50,3 +50,20 @@ def write_json(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def generated_workflows_follow_the_documented_rules(monkeypatch):
+    """Every Cloud Workflows file any test generates passes tests/workflow_rules.py."""
+    import workflow_rules
+    from levelflow.backends import cloud_workflows
+
+    generate_files = cloud_workflows.generate_files
+
+    def checked(plan, options):
+        files = generate_files(plan, options)
+        problems = workflow_rules.check(files)
+        assert not problems, "generated workflows break documented rules:\n" + "\n".join(problems)
+        return files
+
+    monkeypatch.setattr(cloud_workflows, "generate_files", checked)

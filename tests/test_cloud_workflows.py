@@ -204,9 +204,9 @@ def test_sync_and_workflows_steps(stub, compile_def):
     assert calls(stub, job_name="job_K1", call_type="get_id")  # the child workflow really ran
     errors = {s["job_id"]: s.get("error", {}) for s in outcome.error["steps"]}
     assert "not found" in errors["W2"]["message"]
-    assert "answered an error" in errors["S3"]["message"] and errors["S3"]["body"]["error"] == "BadRequest"
+    assert "answered an error" in errors["S3"]["message"] and "BadRequest" in errors["S3"]["body"]
     assert errors["S4"]["code"] == 404
-    assert "started a job instead of finishing" in errors["S5"]["message"]
+    assert "started job aef_" in errors["S5"]["message"] and "declare this step TYPE async" in errors["S5"]["message"]
     assert "FAILED" in errors["S2"]["message"] and "not a success state word" in errors["S2"]["message"]
 
 
@@ -320,11 +320,20 @@ def start_answer(stub):
     return calls(stub, call_type="get_id")[0]["answer"]
 
 
-def test_generated_http_calls_use_oidc_and_literal_timeouts(stub, compile_def):
-    files = compile_def(pipeline([[[step("A", TIMEOUT_SECONDS="120"), sync_step("B", "f")]]]))
-    post = yaml.safe_load(next(iter(files.values())))["post"]
-    branches = post["steps"][1]["send"]["try"]["steps"][0]["by_timeout"]["switch"]
-    assert [(b["args"]["auth"], b["args"]["timeout"]) for b in branches] == [({"type": "OIDC"}, 120), ({"type": "OIDC"}, 1800)]
+def test_generated_http_calls_use_oidc_on_https_only_and_literal_timeouts(stub, compile_def, write_json):
+    definition = pipeline([[[step("A", TIMEOUT_SECONDS="120"), sync_step("B", "f")]]])
+
+    def branches(files):
+        post = yaml.safe_load(next(iter(files.values())))["post"]
+        return post["steps"][1]["send"]["try"]["steps"][0]["by_timeout"]["switch"]
+
+    deployed = cw.generate_workflows(load_plan(write_json(definition), load_params(PARAMS)))  # https://...cloudfunctions.net
+    assert [(b["args"]["auth"], b["args"]["timeout"]) for b in branches(deployed)] == [({"type": "OIDC"}, 120), ({"type": "OIDC"}, 1800)]
+    # plain http to the loopback double: no auth (Workflows authenticates https calls only)
+    assert [("auth" in b["args"], b["args"]["timeout"]) for b in branches(compile_def(definition))] == [(False, 120), (False, 1800)]
+    remote = PlatformParams.model_validate({**load_params(PARAMS).model_dump(), "pFunctionsBaseUrl": "http://evil.example"})
+    with pytest.raises(LevelflowError, match="plain http is only for a loopback address"):
+        cw.generate_workflows(load_plan(write_json(definition), remote))
 
 
 # --- limits, size, splitting ----------------------------------------------------------------
@@ -468,7 +477,8 @@ def test_a_split_pipeline_too_big_to_list_reports_its_parts(stub, compile_def, m
     levels = [[[step("A")]], [[step("B")], [step("C")]], [[step("D")]]]
     whole = next(iter(compile_def(pipeline(levels)).values()))
     monkeypatch.setattr(cw, "MAX_SOURCE_BYTES", len(whole.encode()) - 1)
-    monkeypatch.setattr(cw, "MAX_VARIABLE_BYTES", 3 * cw.RECORD_BYTES * 4 - 1)  # parts of 1 or 2 steps fit, 4 records do not
+    # parts of 1 or 2 steps fit, 3 records (each with room for its bounded error) do not
+    monkeypatch.setattr(cw, "MAX_VARIABLE_BYTES", 3 * (cw.RECORD_BYTES + cw.ERROR_BYTES) * 3 - 1)
     files = compile_def(pipeline(levels))
     outcome = run(files)
     parts = [name.removesuffix(".yaml") for name in list(files)[1:]]

@@ -38,7 +38,7 @@ class JobBehaviour(BaseModel):
         "success", description="How the job ends: success, fail (failure state word), never (always running), "
                                "error (an HTTP 200 error dict from the executor).")
     fail_on: Literal["start", "status"] = Field("status", description="fail / error / http_status: when starting the job, or when polling it.")
-    state: Optional[str] = Field(None, min_length=1, max_length=100, description="The executor's last answer: this state word instead of its family's.")
+    state: Optional[str] = Field(None, min_length=1, max_length=100_000, description="The executor's last answer: this state word instead of its family's.")
     http_status: Optional[int] = Field(None, ge=400, le=599, description="The executor answers this HTTP status (at fail_on).")
     polls: int = Field(0, ge=0, description="get_status answers 'running' this many times first.")
     duration_s: float = Field(0, ge=0, description="...and keeps answering 'running' until this long after the start.")

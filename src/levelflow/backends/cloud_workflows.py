@@ -56,8 +56,8 @@ MAX_CONNECTOR_TIMEOUT = 31_536_000  # one year, the longest execution
 MAX_EXECUTED_STEPS = 100_000
 MAX_VARIABLE_BYTES = 512_000
 RECORD_BYTES = 250  # one step's entry in the report, as kept by `done`, `finish` and its result
-ERROR_MESSAGE_CHARS = 160  # a kept error's message and body are cut to these lengths, marked as cut
-ERROR_BODY_CHARS = 240
+ERROR_MESSAGE_CHARS = 120  # a kept error's message and body are cut to these lengths, marked as cut
+ERROR_BODY_CHARS = 200
 CUT_MARK_BYTES = 40  # "... [cut: 123456 characters in all]"
 ERROR_BYTES = ERROR_MESSAGE_CHARS + ERROR_BODY_CHARS + 2 * CUT_MARK_BYTES + 60  # with its keys and code
 RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
@@ -169,22 +169,11 @@ def _settings(plan: Plan) -> _Settings:
     for url in (intermediate, functions):
         if not _URL.match(url):
             raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {url!r}")])
-        if url.startswith("http://") and not _loopback(url):
+        if url.startswith("http://") and not protocol.is_loopback(url):
             raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl {url!r}: plain http is only for a loopback address "
                                                         "(a local double); Cloud Workflows authenticates calls (OIDC) on https only")])
     return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
                      {"jobs_definitions_bucket": params.pJobsDefinitionsBucket})
-
-
-def _loopback(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _number(value: float):
@@ -652,7 +641,7 @@ def _shown() -> dict:
     kept in the report, and a non-text (bytes) body must not make the report itself fail."""
     return {"params": ["value", "limit"], "steps": [
         {"as_text": {"switch": [
-            {"condition": _expr("value == null"), "return": None},
+            {"condition": _expr('get_type(value) == "null"'), "return": None},
             {"condition": _expr('get_type(value) == "string"'), "assign": [{"whole": _expr("value")}]},
             {"condition": _expr('get_type(value) == "bytes"'), "return": "(a non-text body)"},
             {"condition": _expr('get_type(value) != "string"'), "assign": [{"whole": _expr("json.encode_to_string(value)")}]},
