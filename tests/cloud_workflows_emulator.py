@@ -10,9 +10,13 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    lets escape every `try`. They become the built-in ConnectionError/TimeoutError, which the
    emulator turns into Workflows errors tagged "ConnectionError"/"TimeoutError", as the
    service does.
-3. The executions connector (`...workflows.executions.run`) is not emulated: it runs the named
-   workflow from the generated files in this same emulator and returns its result; a failed
-   child raises an error tagged "ExecutionError", as the real helper does.
+3. The executions connector is not emulated. `...executions.run` runs the named workflow from
+   the generated files in this same emulator and returns its result; a failed child raises an
+   error tagged "ExecutionError", as the real helper does. `...executions.create` runs the
+   child at once on its own virtual clock and answers the execution (`state: ACTIVE`);
+   `...executions.get` answers ACTIVE until the caller's virtual time reaches the child's end,
+   then SUCCEEDED with `result` or FAILED with `error.payload`; `...executions.cancel` marks an
+   active execution CANCELLED (400 otherwise), as the Workflow Executions REST reference says.
 4. Time: `sys.now`, `sys.sleep` and the retry back-off wait use a virtual clock, so a poll
    every 30 s costs nothing. The clock lives in a context variable: each parallel branch (the
    emulator runs branches in threads with a copy of the parent's context) keeps its own time.
@@ -60,6 +64,7 @@ import workflows_emulator.render as render
 from workflows_emulator.utils import ContextDict, WorkflowError
 
 RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
+EXECUTIONS = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions"
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the virtual clock's start
 _NOW = contextvars.ContextVar("_levelflow_virtual_now", default=EPOCH)
 
@@ -184,6 +189,7 @@ def _assign_var(key: str, value, context: dict):
 class Emulator:
     workflows: dict[str, dict] = field(default_factory=dict)  # workflow id -> parsed source
     oidc_requests: int = 0
+    executions: dict[str, dict] = field(default_factory=dict)  # executions.create: name -> record
 
     def load(self, files: dict[str, str]) -> None:
         problems = workflow_rules.check(files)
@@ -214,9 +220,58 @@ class Emulator:
                 raise ConnectionError(f"connection to {url} failed: {exc}") from None
         return request
 
+    def _create_execution(self, args: dict) -> dict:
+        """executions.create: the child runs at once, on a clock of its own; the parent sees it
+        ACTIVE until the parent's virtual time reaches the child's end (executions.get)."""
+        parent = args["parent"]
+        workflow_id = parent.rsplit("/", 1)[-1]
+        if workflow_id not in self.workflows:  # the API answers 404 before any execution starts
+            raise WorkflowError(message=f"workflow {workflow_id!r} not found", code=404, tags=["HttpError"])
+        argument = json.loads(args["body"]["argument"]) if args.get("body", {}).get("argument") else None
+        started = _NOW.get()
+        try:
+            result, error = self.execute(workflow_id, argument), None
+        except WorkflowError as exc:
+            result, error = None, exc.payload.to_dict() if hasattr(exc.payload, "to_dict") else exc.payload
+        ended = _NOW.get()
+        _NOW.set(started)
+        name = f"{parent}/executions/e{len(self.executions) + 1}"
+        self.executions[name] = {"workflow": workflow_id, "argument": argument, "ends": ended, "result": result,
+                                 "error": error, "cancelled": False}
+        return {"name": name, "state": "ACTIVE", "argument": args["body"]["argument"]}
+
+    def _execution(self, name: str) -> dict:
+        if name not in self.executions:
+            raise WorkflowError(message=f"execution {name!r} not found", code=404, tags=["HttpError"])
+        record = self.executions[name]
+        view = {"name": name, "state": "ACTIVE"}
+        if record["cancelled"]:
+            view["state"] = "CANCELLED"
+        elif _NOW.get() >= record["ends"]:
+            view["state"] = "FAILED" if record["error"] is not None else "SUCCEEDED"
+            if record["error"] is not None:
+                view["error"] = {"payload": json.dumps(_data(record["error"])), "context": "failed"}
+            else:
+                view["result"] = json.dumps(_data(record["result"]))
+        return view
+
+    def _cancel(self, name: str) -> dict:
+        view = self._execution(name)
+        if view["state"] != "ACTIVE":
+            raise WorkflowError(message=f"execution {name} is {view['state']}, not active", code=400, tags=["HttpError"])
+        self.executions[name]["cancelled"] = True
+        return self._execution(name)
+
     def _connector(self, original):
         def execute_connector(rendered_step):
-            if rendered_step["call"] != RUN_WORKFLOW:
+            call = rendered_step["call"]
+            if call == EXECUTIONS + ".create":
+                return self._create_execution(rendered_step["args"])
+            if call == EXECUTIONS + ".get":
+                return self._execution(rendered_step["args"]["name"])
+            if call == EXECUTIONS + ".cancel":
+                return self._cancel(rendered_step["args"]["name"])
+            if call != RUN_WORKFLOW:
                 return original(rendered_step)
             args = rendered_step["args"]
             if args["workflow_id"] not in self.workflows:  # the API answers 404 before any execution starts
@@ -277,6 +332,7 @@ class Outcome:
     """How an execution ended: its returned report, or the error it raised."""
     result: Optional[dict]
     error: Optional[dict]
+    executions: dict = field(default_factory=dict)  # child executions started with executions.create
 
     @property
     def report(self) -> dict:
@@ -292,9 +348,9 @@ def run(files: dict[str, str], args=None) -> Outcome:
         state.load(files)
         main = next(iter(files)).removesuffix(".yaml")
         try:
-            return Outcome(_plain(state.execute(main, args)), None)
+            return Outcome(_plain(state.execute(main, args)), None, state.executions)
         except WorkflowError as exc:
-            return Outcome(None, _plain(exc.payload))
+            return Outcome(None, _plain(exc.payload), state.executions)
 
 
 def _plain(value):

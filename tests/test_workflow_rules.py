@@ -229,3 +229,58 @@ def test_random_pipelines_pass_the_rules(tmp_path, monkeypatch, definition, smal
             assert "alone needs" in str(exc)
             return
     assert workflow_rules.check(files) == []
+
+
+# --- a child workflow that outlives its step is cancelled -------------------------------------
+
+SLOW_CHILD = """
+main:
+  params: [args]
+  steps:
+    - work:
+        call: sys.sleep
+        args: {seconds: 3600}
+    - finished:
+        return: done
+"""
+
+
+def test_a_timed_out_child_execution_is_cancelled_before_a_retry(tmp_path, stub):
+    levels = [[[{"JOB_ID": "W", "JOB_NAME": "child_run", "TYPE": "workflows", "workflows_name": "slow-child",
+                 "WAIT_TIME_SECONDS": "60", "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "5", "RETRIES": "1"}]]]
+    files = compile_at(tmp_path, pipeline(levels), params_for(stub))
+    outcome = run({**files, "slow-child.yaml": SLOW_CHILD})
+    [record] = outcome.error["steps"]
+    assert record["status"] == "failed" and record["attempts"] == 2
+    assert "timed out" in record["error"]["message"] and "cancelled" in record["error"]["message"]
+    started = list(outcome.executions.values())
+    assert len(started) == 2 and all(e["cancelled"] for e in started)  # never two running side by side
+    assert all(e["argument"]["workflow_name"] == "slow-child" for e in started)
+
+
+def test_the_local_engine_cancels_a_timed_out_child_execution(tmp_path):
+    import levelflow
+    from levelflow.backends.local import LocalRunOptions, run_local
+
+    definition = tmp_path / "pipe.json"
+    definition.write_text(json.dumps(pipeline([[[{"JOB_ID": "W", "JOB_NAME": "child_run", "TYPE": "workflows",
+                                                   "workflows_name": "slow-child", "WAIT_TIME_SECONDS": "1",
+                                                   "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "0.05"}]]])))
+    with RunningStub(Scenario.model_validate({"jobs": {"slow-child": {"outcome": "never"}}})) as double:
+        plan = levelflow.load_plan(definition, params_for(double))
+        report = run_local(plan, tmp_path / "runs.db", LocalRunOptions(time_scale=0.01))
+        states = {e.name: e.state for e in double.state.executions.values()}
+    [step_report] = report["steps"]
+    assert step_report["status"] == "failed" and "its execution was cancelled" in step_report["error"]
+    assert list(states.values()) == ["CANCELLED"]  # cancelled through the double's Executions API
+
+
+def test_the_parents_polls_of_long_parts_count_against_the_executed_steps_limit(tmp_path, stub, monkeypatch):
+    """The `run` connector polls each part (every 300 s at most, as its polling policy says):
+    parts that may run for years could exceed 100,000 steps in the parent; that is warned."""
+    year = {"WAIT_TIME_SECONDS": "9000", "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "525600"}
+    levels = [[[step(f"S{i}", **year)]] for i in range(4)]
+    with pytest.warns(cw.LevelflowWarning, match="parent's polls of its parts"):
+        files = _split(tmp_path, stub, monkeypatch, levels)
+    parent = yaml.safe_load(next(iter(files.values())))
+    assert len(files) > 2 and '"polling_policy": {"initial_delay": 1, "multiplier": 2, "max_delay": 300}' in json.dumps(parent)

@@ -9,7 +9,6 @@ are imported inside the functions that use them, so importing this module stays 
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
@@ -165,15 +164,9 @@ def source_shape(document: Any) -> SourceShape:
 def executed_steps(plan: Plan) -> int:
     """Worst case: every async step polls until its time-out, every retry is used (the workflow
     steps one call and one poll execute are the Cloud Workflows backend's figures)."""
-    from .backends.cloud_workflows import STEPS_PER_CALL as per_call, STEPS_PER_POLL as per_poll
+    from .backends.cloud_workflows import executed_steps as cost
 
-    total = 0
-    for level in plan.levels:
-        for thread in level.threads:
-            for step in (thread.steps[i] for i in executed_path(thread)):
-                polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type == "async" else 0
-                total += (per_call + polls * per_poll) * (1 + step.retries)
-    return total
+    return sum(cost(thread.steps[i]) for level in plan.levels for thread in level.threads for i in executed_path(thread))
 
 
 def cloud_workflows_figures(plan: Plan) -> list[Figure]:

@@ -61,6 +61,7 @@ ERROR_BODY_CHARS = 200
 CUT_MARK_BYTES = 40  # "... [cut: 123456 characters in all]"
 ERROR_BYTES = ERROR_MESSAGE_CHARS + ERROR_BODY_CHARS + 2 * CUT_MARK_BYTES + 60  # with its keys and code
 RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
+EXECUTIONS = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions"  # .create, .get, .cancel
 PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
 
 # Workflow steps executed per status poll (sleep, call_executor with its 5 steps, post with
@@ -209,6 +210,7 @@ def _step_data(step: PlanStep, settings: _Settings) -> _FlowMap:
     data = _FlowMap(id=step.job_id, job=step.job_name, type=step.type)
     if step.type == "workflows":
         data["workflow"] = step.workflow_id
+        data["wait"] = step.wait_seconds
         data["limit"] = _connector_timeout(step)
     else:
         data["fn"] = step.executor
@@ -434,7 +436,7 @@ def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
         library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}), settings.https)
         library["transient"] = _transient()
     if "workflows" in types:
-        library["run_workflow_step"] = _run_workflow_step(sorted({_connector_timeout(s) for s in steps if s.type == "workflows"}))
+        library["run_workflow_step"] = _run_workflow_step()
     library["shown"] = _shown()
     library["level_failed"] = _level_failed()
     library["finish"] = _finish()
@@ -620,19 +622,34 @@ def _transient() -> dict:
     ]}
 
 
-def _run_workflow_step(timeouts: list[int]) -> dict:
-    """Run another deployed workflow through the executions connector and wait for it."""
-    def branch(seconds: int) -> dict:
-        return {"call": RUN_WORKFLOW, "args": {
-            "workflow_id": _expr("s.workflow"), "location": _expr("ctx.location"), "project_id": _expr("ctx.project"),
-            "argument": {"workflow_name": _expr("s.workflow"), "query_variables": _expr("ctx.query_variables"),
-                         "workflow_properties": _expr("props")},
-            "connector_params": {"timeout": seconds}}, "result": "outcome"}
-
+def _run_workflow_step() -> dict:
+    """Start another deployed workflow (executions connector), poll it every `wait` seconds, and
+    cancel it when it outlives `limit` seconds, so that a retry never runs beside it. Polling
+    ourselves keeps every executed step countable (the `run` connector polls unseen)."""
+    parent = '"projects/" + ctx.project + "/locations/" + ctx.location + "/workflows/" + s.workflow'
     return {"params": ["ctx", "s", "props"], "steps": [
-        {"init": {"assign": [{"outcome": None}]}},
-        {"run": {"switch": _switch_by_value("s.limit", timeouts, branch)}},
-        {"done": {"return": _expr("outcome")}},
+        {"argument": {"assign": [{"argument": {"workflow_name": _expr("s.workflow"), "query_variables": _expr("ctx.query_variables"),
+                                               "workflow_properties": _expr("props")}}]}},
+        {"start": {"call": f"{EXECUTIONS}.create", "args": {"parent": _expr(parent),
+                                                            "body": {"argument": _expr("json.encode_to_string(argument)")}},
+                   "result": "execution"}},
+        {"started": {"assign": [{"since": _expr("sys.now()")}]}},
+        {"wait": {"call": "sys.sleep", "args": {"seconds": _expr("s.wait")}}},
+        {"poll": {"call": f"{EXECUTIONS}.get", "args": {"name": _expr("execution.name")}, "result": "execution"}},
+        {"decide": {"switch": [
+            {"condition": _expr('execution.state == "SUCCEEDED"'), "return": _expr("execution.name")},
+            {"condition": _expr('not(execution.state in ["ACTIVE", "QUEUED"])'), "next": "ended"},
+            {"condition": _expr("sys.now() - since >= s.limit"), "next": "give_up"},
+        ]}},
+        {"again": {"next": "wait"}},
+        {"ended": {"call": "shown", "args": {"value": _expr('map.get(execution, "error")'), "limit": ERROR_MESSAGE_CHARS - 60},
+                   "result": "said"}},
+        {"child_failed": {"raise": {"message": _expr('"workflow " + s.workflow + " ended " + execution.state + ": " + said'),
+                                    "job": _expr("execution.name")}}},
+        {"give_up": {"try": {"call": f"{EXECUTIONS}.cancel", "args": {"name": _expr("execution.name")}},
+                     "except": {"as": "e", "steps": [{"already_ended": {"assign": [{"cancel_error": _expr("e")}]}}]}}},
+        {"timed_out": {"raise": {"message": _expr('"timed out: workflow " + s.workflow + " still running after " + string(s.limit) + '
+                                                  '" s; its execution was cancelled"'), "job": _expr("execution.name")}}},
     ]}
 
 
@@ -735,7 +752,8 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         "workflow_id": _expr("part"), "location": _expr("settings.location"), "project_id": _expr("settings.project"),
         "argument": {"workflow_name": _expr("ctx.workflow_name"), "query_variables": _expr("ctx.query_variables"),
                      "workflow_properties": _expr("ctx.workflow_properties"), PART_ARG: _expr("mode")},
-        "connector_params": {"timeout": MAX_CONNECTOR_TIMEOUT}}, "result": "outcome"}
+        # the connector polls the part's execution; an explicit policy makes those steps countable
+        "connector_params": {"timeout": MAX_CONNECTOR_TIMEOUT, "polling_policy": PART_POLLING}}, "result": "outcome"}
     crashed = {"status": "failed", "failed": _expr("[part]"), "steps": [{
         "job_id": _expr("part"), "job_name": _expr("part"), "status": "failed",
         "error": {"message": _expr('default(map.get(e, "message"), "")')}}]}
@@ -784,6 +802,7 @@ def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
                                                         f"{len(name)} characters, {len(name) - 64} more than a workflow id allows (64); use a shorter \"name\"")])
     parent = _parent_doc(plan, parts, settings)
     _check_doc(plan, parent)
+    _check_parent_budget(plan, [levels for levels, _text in texts])
     files = {f"{plan.name}.yaml": _with_header(render(parent), plan, plan.levels, f"Runs {len(parts)} part workflows in order: {', '.join(parts)}.")}
     for name, (levels, text) in zip(parts, texts):
         _check_steps_budget(plan, levels)
@@ -859,13 +878,46 @@ def _problem(plan: Plan, message: str, path: tuple = ()) -> LevelflowError:
     return LevelflowError([Problem(_where(plan), message, path)])
 
 
+POLLED = ("async", "workflows")  # step types whose workflow polls (a job; a child execution)
+
+
+def executed_steps(step: PlanStep) -> int:
+    """Workflow steps one plan step may execute at worst: every poll until its time-out, every retry."""
+    polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type in POLLED else 0
+    return (STEPS_PER_CALL + polls * STEPS_PER_POLL) * (1 + step.retries)
+
+
+PART_POLLING = {"initial_delay": 1, "multiplier": 2, "max_delay": 300}  # seconds
+PARENT_STEPS_PER_PART = 40  # the parent's own steps around one part, polls aside
+
+
+def worst_seconds(step: PlanStep) -> float:
+    """The longest one step can take, every retry used."""
+    once = step.timeout_minutes * 60 if step.type in POLLED else step.call_timeout_seconds
+    return once * (1 + step.retries)
+
+
+def _check_parent_budget(plan: Plan, parts: list[tuple[PlanLevel, ...]]) -> None:
+    """The `run` connector's polls of each part count as executed steps of the parent: warn when
+    parts running to their time-outs could exceed 100,000 of them."""
+    total = 0
+    for levels in parts:
+        seconds = sum(max(sum(worst_seconds(s) for s in t.steps) for t in level.threads) for level in levels)
+        polls = 1 + math.ceil(math.log2(PART_POLLING["max_delay"])) + math.ceil(seconds / PART_POLLING["max_delay"])
+        total += PARENT_STEPS_PER_PART + polls
+    if total > MAX_EXECUTED_STEPS:
+        warnings.warn(LevelflowWarning(
+            f"{_where(plan)}: if every part ran until its time-outs, the parent's polls of its parts could need about {total:,} "
+            f"workflow steps, more than the {MAX_EXECUTED_STEPS:,} allowed; lower ASYNC_TIMEOUT_LOOP_IN_MINUTES"), stacklevel=2)
+
+
 def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
     """Estimate executed steps: polling an async step to its time-out must fit 100,000 steps,
     or the time-out could never fire; a whole run that could exceed it is warned about."""
     total = 0
     for step in _all_steps(levels):
-        polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type == "async" else 0
-        cost = (STEPS_PER_CALL + polls * STEPS_PER_POLL) * (1 + step.retries)
+        cost = executed_steps(step)
+        polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type in POLLED else 0
         if cost > MAX_EXECUTED_STEPS:
             wait = math.ceil(step.timeout_minutes * 60 * STEPS_PER_POLL * (1 + step.retries) / (MAX_EXECUTED_STEPS - STEPS_PER_CALL * (1 + step.retries)))
             raise _problem(plan, f"step {step.job_id!r}: polling every {step.wait_seconds} s for up to {_number(step.timeout_minutes)} min "

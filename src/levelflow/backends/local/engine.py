@@ -234,8 +234,10 @@ class Engine:
             if self.client.is_done(step, record.async_job_id):
                 return
             if time.monotonic() >= deadline:
+                # a child workflow is cancelled, so that a retry never runs beside it
+                cancelled = self.client.cancel(step, record.async_job_id)
                 raise StepError(f"timed out: job {record.async_job_id} still running after "
-                                f"{step.timeout_minutes:g} min (ASYNC_TIMEOUT_LOOP_IN_MINUTES)")
+                                f"{step.timeout_minutes:g} min (ASYNC_TIMEOUT_LOOP_IN_MINUTES){cancelled}")
             self.sleep(step.wait_seconds * self.time_scale)
 
     def _end_attempt(self, record: StepRecord, attempt_status: str, error: Optional[str],

@@ -351,6 +351,19 @@ class ExecutorClient:
             raise StepError(f"could not start workflow {step.workflow_id}: HTTP {status} {_shorten(text)}")
         return name
 
+    def cancel(self, step: PlanStep, job: str) -> str:
+        """Cancel a timed-out child workflow execution (executions.cancel); what it says for the error.
+        Executor jobs have no cancel in the AEF protocol: they are left to their platform."""
+        if step.type != "workflows":
+            return ""
+        url = f"{self.executions.root}/{job}:cancel"
+        try:
+            status, text = self._retrying("cancelling execution " + job,
+                                          lambda: self.executions.send("POST", url, {}, step.call_timeout_seconds))
+        except StepError as exc:
+            return f"; cancelling it failed: {exc}"
+        return "; its execution was cancelled" if status == 200 else f"; cancelling it answered HTTP {status} {_shorten(text)}"
+
     def _execution_done(self, step: PlanStep, name: str) -> bool:
         url = f"{self.executions.root}/{name}"
         status, text = self._retrying("reading execution " + name,
