@@ -132,6 +132,9 @@ def generate(
             if target in files:
                 problems.append(Problem(str(definition), f"output {target} is also produced by another definition; give one of them a different \"name\""))
             files[target] = text
+    inputs = {Path(p).resolve() for p in (*definitions, params_path)}
+    problems += [Problem(str(target), "this output would overwrite an input file (a definition or the parameters); "
+                                      "choose another --out / -o") for target in files if target.resolve() in inputs]
     if problems:
         raise LevelflowError(problems)
     write_all_atomic(files)

@@ -94,7 +94,7 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
                    "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last.")
 @click.option("--max-parallel", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="At most this many threads of a level run at once.")
-@click.option("--time-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--time-scale", type=click.FloatRange(min=0, max=1000), default=1.0, show_default=True,
               help="Multiply every wait (polls, time-outs, back-off, simulated durations); 0.01 turns a 30 s poll wait into 0.3 s.")
 @_state_option
 @click.option("--resume", metavar="RUN_ID",

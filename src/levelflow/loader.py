@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from json.decoder import scanstring
 from pathlib import Path as FsPath
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import LevelflowError, Problem
+from .limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NUMBER_CHARS, check_values
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -40,20 +43,31 @@ class Document:
 
 
 def load_document(file: str | FsPath) -> Document:
+    """Read a JSON or YAML file of at most MAX_FILE_BYTES; every value checked against docs/limits.md."""
     name = str(file)
     try:
-        text = FsPath(file).read_text(encoding="utf-8")
+        info = os.stat(file)
+        if stat.S_ISDIR(info.st_mode):
+            raise LevelflowError([Problem(name, "is a directory, expected a file")])
+        if not stat.S_ISREG(info.st_mode):
+            raise LevelflowError([Problem(name, "is not a regular file (a pipe, socket or device); give a file")])
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise LevelflowError([Problem(name, "file not found")]) from None
-    except IsADirectoryError:
-        raise LevelflowError([Problem(name, "is a directory, expected a file")]) from None
-    except UnicodeDecodeError as exc:
-        raise LevelflowError([Problem(name, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     except OSError as exc:
         raise LevelflowError([Problem(name, f"cannot read: {exc.strerror}")]) from None
-    if name.lower().endswith(YAML_SUFFIXES):
-        return parse_yaml(text, name)
-    return parse_json(text, name)
+    if len(raw) > MAX_FILE_BYTES:
+        raise LevelflowError([Problem(name, f"larger than the {MAX_FILE_BYTES // (1024 * 1024)} MiB a definition file may have")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LevelflowError([Problem(name, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+    document = parse_yaml(text, name) if name.lower().endswith(YAML_SUFFIXES) else parse_json(text, name)
+    problems = [document.problem(path, message) for path, message in check_values(document.data)]
+    if problems:
+        raise LevelflowError(problems)
+    return document
 
 
 # ---------------------------------------------------------------- JSON
@@ -85,8 +99,8 @@ class _JsonReader:
         return _WS.match(self.text, pos).end()
 
     def value(self, pos: int, path: tuple, depth: int = 0) -> tuple[Any, int]:
-        if depth > 200:
-            raise _JsonSyntaxError("nesting deeper than 200 levels", pos)
+        if depth > MAX_DEPTH:
+            raise _JsonSyntaxError(f"nested more than {MAX_DEPTH} levels deep (the limit)", pos)
         pos = self.skip(pos)
         self.positions[path] = self.line_col(pos)
         char = self.text[pos : pos + 1]
@@ -102,6 +116,8 @@ class _JsonReader:
         match = _NUMBER.match(self.text, pos)
         if match:
             number = match.group()
+            if len(number) > MAX_NUMBER_CHARS:
+                raise _JsonSyntaxError(f"a number of {len(number):,} characters, more than the {MAX_NUMBER_CHARS} allowed", pos)
             return (float(number) if match.group(1) or match.group(2) else int(number)), match.end()
         if not char:
             raise _JsonSyntaxError("unexpected end of file, expected a value", pos)
@@ -172,9 +188,30 @@ def parse_json(text: str, file: str = "<string>") -> Document:
 
 
 # ---------------------------------------------------------------- YAML
+def _scan_yaml(text: str, file: str) -> None:
+    """Before composing (which recurses and expands aliases): refuse aliases, and nesting deeper
+    than MAX_DEPTH, from the event stream, which PyYAML produces without recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            raise LevelflowError([Problem(file, f"YAML aliases (*{event.anchor}) are not allowed in definitions: "
+                                                "they can expand beyond any memory; write the value out", (),
+                                          mark.line + 1, mark.column + 1)])
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise LevelflowError([Problem(file, f"nested more than {MAX_DEPTH} levels deep (the limit)", (),
+                                              mark.line + 1, mark.column + 1)])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse_yaml(text: str, file: str = "<string>") -> Document:
     loader = None
     try:
+        _scan_yaml(text, file)
         loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         document = Document(file, None)
@@ -191,6 +228,8 @@ def parse_yaml(text: str, file: str = "<string>") -> Document:
         raise LevelflowError([Problem(file, f"invalid YAML: {exc.reason} (character {exc.character!r})", (), line, column)]) from None
     except yaml.YAMLError as exc:
         raise LevelflowError([Problem(file, f"invalid YAML: {exc}")]) from None
+    except ValueError as exc:  # a scalar PyYAML cannot convert (an integer of thousands of digits, a bad date)
+        raise LevelflowError([Problem(file, f"invalid YAML value: {str(exc)[:200]}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -205,15 +244,18 @@ def _line_col(text: str, position: int) -> tuple[int, int]:
 
 
 def _yaml_value(loader, node, path, positions, problems, file, depth=0):
-    if depth > 200:
-        raise yaml.MarkedYAMLError(problem="nesting deeper than 200 levels", problem_mark=node.start_mark)
+    if depth > MAX_DEPTH:
+        raise yaml.MarkedYAMLError(problem=f"nested more than {MAX_DEPTH} levels deep (the limit)", problem_mark=node.start_mark)
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
-                key = str(key)
+                mark = key_node.start_mark
+                problems.append(Problem(file, f"keys must be text; {key_node.value!r} reads as {type(key).__name__} in YAML: quote it",
+                                        path, mark.line + 1, mark.column + 1))
+                key = key_node.value
             if key in result:
                 mark = key_node.start_mark
                 problems.append(Problem(file, f"duplicate key {key!r}", path + (key,), mark.line + 1, mark.column + 1))
@@ -224,8 +266,32 @@ def _yaml_value(loader, node, path, positions, problems, file, depth=0):
             _yaml_value(loader, item, path + (index,), positions, problems, file, depth + 1)
             for index, item in enumerate(node.value)
         ]
+    surprise = _yaml11_surprise(node)
+    if surprise:
+        problems.append(Problem(file, surprise, path, node.start_mark.line + 1, node.start_mark.column + 1))
+        return node.value
+    if len(node.value) > MAX_NUMBER_CHARS and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        problems.append(Problem(file, f"a number of {len(node.value):,} characters, more than the {MAX_NUMBER_CHARS} allowed",
+                                path, node.start_mark.line + 1, node.start_mark.column + 1))
+        return None
     value = loader.construct_object(node, deep=True)
     # Dates and times become their ISO text: the definition format knows only JSON types.
     if not isinstance(value, (str, int, float, bool, type(None))):
         value = node.value
     return value
+
+
+_OCTAL_OR_SEXAGESIMAL = re.compile(r"[-+]?(0[0-9_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)")
+_YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _yaml11_surprise(node) -> str | None:
+    """Plain scalars YAML 1.1 (PyYAML) reads otherwise than YAML 1.2 and JSON: reported, not guessed."""
+    if not isinstance(node, yaml.ScalarNode) or node.style is not None:
+        return None
+    text = node.value
+    if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and (_OCTAL_OR_SEXAGESIMAL.fullmatch(text) or "_" in text):
+        return f"YAML 1.1 reads {text!r} as a number other than it looks ({text!r}); quote it, or write the number plainly"
+    if node.tag == "tag:yaml.org,2002:bool" and text.lower() in _YAML11_BOOLEANS:
+        return f"YAML 1.1 reads {text!r} as a boolean; write true or false, or quote it"
+    return None

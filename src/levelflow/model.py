@@ -11,8 +11,11 @@ import math
 import re
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
+
+from .limits import MAX_DEPTH, check_values, text_depth
+from .protocol import is_loopback
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 EXECUTOR_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
@@ -110,12 +113,22 @@ def _flag(value: Any) -> bool:
     raise _fail(f'must be true or false (or "True"/"False"), got {shown(value)}')
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def _json_object(value: Any) -> dict:
     if isinstance(value, str):
+        if text_depth(value) > MAX_DEPTH:  # checked before parsing: json.loads recurses
+            raise _fail(f"the string holds JSON nested more than {MAX_DEPTH} levels deep (the limit)")
         try:
-            value = json.loads(value)
+            value = json.loads(value, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise _fail(f"must be a JSON object or a string holding one; the string is not JSON ({exc.msg} at character {exc.pos})") from None
+        except ValueError as exc:  # NaN / Infinity, or an integer of thousands of digits
+            raise _fail(f"the string's JSON is out of bounds: {str(exc)[:120]}") from None
+        for where, problem in check_values(value):
+            raise _fail(f"the string's JSON, at {'.'.join(map(str, where)) or 'its top'}: {problem}")
     if not isinstance(value, dict):
         raise _fail(f"must be a JSON object (or a string holding one), got {shown(value)}")
     return value
@@ -225,6 +238,22 @@ class PlatformParams(BaseModel):
     pProjectID: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     pFunctionIntermediateName: ExecutorName
     pJobsDefinitionsBucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+    @model_validator(mode="after")
+    def _base_url_is_safe(self) -> "PlatformParams":
+        """pFunctionsBaseUrl: https, or plain http only to this machine (a local double);
+        never an ID token sent in clear, never a call to an unknown scheme."""
+        base = (self.model_extra or {}).get("pFunctionsBaseUrl")
+        if base is None:
+            return self
+        if not isinstance(base, str):
+            raise _fail(f"pFunctionsBaseUrl must be a URL (text), got {shown(base)}")
+        if not re.fullmatch(r"https?://[^\s${}\"'\\]+", base):
+            raise _fail(f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {shown(base)}")
+        if base.startswith("http://") and not is_loopback(base):
+            raise _fail(f"pFunctionsBaseUrl must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
+                        f"such as a local double, got {shown(base)}")
+        return self
 
     def function_url(self, name: str) -> str:
         # pFunctionsBaseUrl (optional) points every function at another host, e.g. the local

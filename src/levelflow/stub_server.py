@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             body = json.loads(raw.decode("utf-8")) if raw else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             # Flask's request.get_json(): the intermediate answers 400; the executors read None.
             body = ValueError
         forwarded = self.headers.get(FORWARDED_HEADER) == "1"

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from ...plan import Plan, PlanLevel, PlanStep, PlanThread
 from .executors import ExecutorClient, StepError
-from .store import RunStore
+from .store import RunStore, StoreError
 
 STOP_GRACE_SECONDS = 10.0  # after a stop, how long calls in flight may take to return
 
@@ -68,6 +68,7 @@ class Engine:
         self.progress = Progress()
         self.started_at = time.time()
         self.status = "running"
+        self.store_failure: Optional[StoreError] = None  # set: the record cannot be written, stop
 
     # -- control --------------------------------------------------------------------------------
 
@@ -82,12 +83,15 @@ class Engine:
     # -- levels and threads ---------------------------------------------------------------------
 
     def run(self) -> str:
-        """Run every level in order; returns and records succeeded, failed or interrupted."""
+        """Run every level in order; returns and records succeeded, failed or interrupted.
+        Raises StoreError when the run record could not be written: the run stopped at once."""
         for level in self.plan.levels:
             if self.stop_event.is_set():
                 break
             if "failed" in self._run_level(level).values():
                 break
+        if self.store_failure is not None:
+            self._stop_after_store_failure()
         self._settle_running()
         if all(r.status in ("succeeded", "continued", "skipped") for r in self.records.values()):
             self.status = "succeeded"
@@ -95,6 +99,20 @@ class Engine:
             self.status = "interrupted" if self.stop_event.is_set() else "failed"
         self.store.finish_run(self.run_id, self.status)
         return self.status
+
+    def _stop_after_store_failure(self) -> None:
+        """Record what can still be recorded (running steps interrupted), then raise."""
+        self.status = "interrupted"
+        for record in self.records.values():
+            if record.status == "running":
+                record.status, record.ended_at = "interrupted", time.time()
+                self.on_change(record)
+        try:
+            self.store.interrupt_running(self.run_id)
+            self.store.finish_run(self.run_id, "interrupted")
+        except StoreError:
+            pass  # the record keeps status running; its process is gone, so --resume accepts it
+        raise self.store_failure
 
     def _settle_running(self) -> None:
         for record in self.records.values():
@@ -141,7 +159,12 @@ class Engine:
                 return
             key = (level.level_id, thread.thread_id)
             self.progress.begin(key)
-            outcome = self._run_thread(thread)
+            try:
+                outcome = self._run_thread(thread)
+            except StoreError as exc:  # stop everything: no step or level starts unrecorded
+                self.store_failure = self.store_failure or exc
+                self.stop_event.set()
+                outcome = "interrupted"
             self.progress.end(key, outcome)
             outcomes[thread.thread_id] = outcome
 
@@ -183,6 +206,8 @@ class Engine:
             except Interrupted:
                 self._end_attempt(record, "interrupted", None, "interrupted")
                 return "interrupted"
+            except StoreError:
+                raise
             except StepError as exc:
                 last = number == budget - 1
                 self._end_attempt(record, "failed", str(exc), final_failure if last else None)

@@ -34,6 +34,8 @@ EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 RUNNING_EXECUTION_STATES = ("ACTIVE", "QUEUED")
 ANSWER_SHOWN = 300  # characters of an executor's answer quoted in an error
+MAX_ANSWER_BYTES = 1024 * 1024  # an executor's answer (a job id or a state word) is never larger
+MAX_JOB_ID_CHARS = 1024  # a job id is stored and sent again with every poll
 TOKEN_LIFETIME_SECONDS = 50 * 60  # Google ID tokens last an hour; renew well before
 
 
@@ -98,24 +100,52 @@ class HttpTransport:
         headers = {"Content-Type": "application/json"}
         if needs_id_token(url):
             headers["Authorization"] = f"Bearer {self._id_token(url)}"
-        return http_answer(lambda: self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout),
-                           url, timeout)
-
+        return http_answer(lambda: self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout,
+                                                           stream=True), url, timeout)
 
 
 def http_answer(send, url: str, timeout: float) -> tuple[int, str]:
-    """Make one HTTP call (`send()`), translating its failures into the engine's errors."""
+    """Make one HTTP call (`send()`, streaming), translating its failures into the engine's
+    errors. The whole call must end within `timeout` (not only each socket read: an answer
+    trickled byte by byte is cut), and the answer may hold at most MAX_ANSWER_BYTES."""
     import requests
 
+    deadline = time.monotonic() + timeout
     try:
         response = send()
+        chunks, size = [], 0
+        for chunk in _chunks(response):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                response.close()
+                raise StepError(f"{url} answered more than {MAX_ANSWER_BYTES // 1024:,} KiB; an executor's answer is a "
+                                "job id or a state word")
+            if time.monotonic() > deadline:
+                response.close()
+                raise StepError(f"{url} did not finish answering within {timeout:g} s (TIMEOUT_SECONDS, the whole call)")
     except requests.ConnectionError as exc:  # includes connect time-outs: transient
         raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
     except requests.Timeout:
         raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
     except requests.RequestException as exc:
         raise StepError(f"call to {url} failed: {exc}") from None
-    return response.status_code, response.text
+    return response.status_code, b"".join(chunks).decode(response.encoding or "utf-8", "replace")
+
+
+def _chunks(response):
+    """The answer's bytes as they arrive (urllib3 2's read1 returns whatever came, so a deadline
+    is checked between even the smallest pieces; older urllib3: 64 KiB reads)."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:
+        yield from response.iter_content(64 * 1024)
+        return
+    while True:
+        chunk = read1(64 * 1024)
+        if not chunk:
+            return
+        yield chunk
+
 
 def scaled_scenario(scenario: Scenario, time_scale: float) -> Scenario:
     """Job durations and latencies on the engine's shrunk clock."""
@@ -237,7 +267,7 @@ class WorkflowExecutionsApi:
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
         if self.sender is not None:
             return self.sender.send(method, url, payload, timeout)
-        return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout), url, timeout)
+        return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout, stream=True), url, timeout)
 
 
 @dataclass
@@ -306,6 +336,9 @@ class ExecutorClient:
         body = self._body(protocol.GET_ID, step, self.endpoints.function(step.executor))
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
+        if status == 200 and protocol.is_job_id(answer) and len(answer) > MAX_JOB_ID_CHARS:
+            raise StepError(f"get_id answered a job id of {len(answer):,} characters, more than the {MAX_JOB_ID_CHARS:,} "
+                            f"allowed: {_shorten(answer)}")
         if status == 200 and protocol.is_job_id(answer):
             return answer
         if status == 200:

@@ -42,9 +42,11 @@ def new_run_id() -> str:
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def structure(plan: Plan) -> list[list[str]]:
-    """What a resumed run must still match: every step's level, thread, JOB_ID and JOB_NAME."""
-    return [[level.level_id, thread.thread_id, step.job_id, step.job_name]
+def structure(plan: Plan) -> list[list]:
+    """What a resumed run must still match: every step's level, thread, JOB_ID, JOB_NAME, TYPE
+    and executors (a job recorded for one executor is never polled through another)."""
+    return [[level.level_id, thread.thread_id, step.job_id, step.job_name, step.type, step.executor,
+             step.status_executor, step.workflow_id]
             for level in plan.levels for thread in level.threads for step in thread.steps]
 
 

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     source       TEXT,
     executor     TEXT NOT NULL,             -- "http <base url>" or "simulate <scenario>"
     status       TEXT NOT NULL,             -- running | succeeded | failed | interrupted
-    structure    TEXT NOT NULL,             -- JSON [[level, thread, job_id, job_name], ...]
+    structure    TEXT NOT NULL,             -- JSON [[level, thread, job_id, job_name, type, executors...], ...]
     arguments    TEXT NOT NULL,             -- JSON execution arguments, kept for resumes
     pid          INTEGER,                   -- process running it, while status = running
     started_at   REAL NOT NULL,             -- epoch seconds
@@ -68,6 +68,14 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
 """
 
 
+OUR_TABLES = {"runs", "steps", "attempts"}
+LOCK_WAIT_SECONDS = 10  # a write waits this long for another process's lock before it fails
+
+
+class StoreError(LevelflowError):
+    """The run record could not be written: the engine must stop at once, never go on blind."""
+
+
 def default_state_path() -> Path:
     from platformdirs import user_data_dir
 
@@ -79,19 +87,50 @@ class RunStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._closed = False
+        self._refuse_foreign_database()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_SECONDS)
+        except (OSError, sqlite3.Error) as exc:
+            raise LevelflowError([Problem(str(self.path), f"cannot open the run record: {exc}")]) from None
+        self._db.row_factory = sqlite3.Row
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process in WAL mode; only power loss can drop the tail.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._db.close()
-            raise LevelflowError([Problem(str(self.path), f"cannot use this file as the run record (SQLite: {exc})")]) from None
+            raise LevelflowError([Problem(str(self.path), f"cannot use this file as the run record (SQLite: {exc}); "
+                                                          "is it read-only, locked by another process, or not levelflow's?")]) from None
+
+    def _refuse_foreign_database(self) -> None:
+        """Never change another application's file (WAL mode, tables) before refusing it."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        if not self.path.is_file():
+            raise LevelflowError([Problem(str(self.path), "the run record must be a regular file")])
+        try:
+            with self.path.open("rb") as handle:
+                header = handle.read(16)
+        except OSError as exc:
+            raise LevelflowError([Problem(str(self.path), f"cannot read the run record: {exc.strerror}")]) from None
+        if header != b"SQLite format 3\x00":
+            raise LevelflowError([Problem(str(self.path), "not a levelflow run record (not an SQLite database); give another --state")])
+        try:
+            probe = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCK_WAIT_SECONDS)
+            try:
+                tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                probe.close()
+        except sqlite3.Error as exc:
+            raise LevelflowError([Problem(str(self.path), f"cannot read the run record (SQLite: {exc})")]) from None
+        if tables and not tables <= OUR_TABLES:
+            foreign = ", ".join(sorted(tables - OUR_TABLES))
+            raise LevelflowError([Problem(str(self.path), f"not a levelflow run record (it has tables {foreign}); "
+                                                          "left unchanged; give another --state")])
 
     def close(self) -> None:
         with self._lock:
@@ -99,17 +138,24 @@ class RunStore:
             self._db.close()
 
     def _write(self, statements: Iterable[tuple[str, tuple]]) -> None:
+        """One transaction; a write that fails (locked past LOCK_WAIT_SECONDS, disk full, read-only)
+        raises StoreError, which stops the run: nothing may happen that the record does not hold."""
         with self._lock:
             if self._closed:  # a worker abandoned after a stop's grace period: the run is over
                 return
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args in statements:
-                    self._db.execute(sql, args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, args in statements:
+                        self._db.execute(sql, args)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError([Problem(str(self.path), f"the run record could not be written (SQLite: {exc}); "
+                                                          "the run stopped; once the cause is gone, continue it with --resume")]) from None
 
     def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
