@@ -28,11 +28,18 @@ def fail(message: str) -> None:
 
 
 def run(command: str) -> str:
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        fail(f"the command {command!r} cannot be split into words: {exc}")
+    if not argv:
+        fail("the query's 'command' is empty")
     try:
         done = subprocess.run(argv, capture_output=True, text=True)
     except FileNotFoundError:
         fail(f"{argv[0]!r} was not found: install levelflow (pip install levelflow) where Terraform runs")
+    except OSError as exc:
+        fail(f"cannot run {argv[0]!r}: {exc.strerror}")
     if done.returncode != 0:
         fail(f"`{command}` failed (exit status {done.returncode}):\n{done.stderr}{done.stdout}")
     return done.stdout
@@ -47,6 +54,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def generate(query: dict) -> dict:
+    missing = [key for key in ("out_dir", "params_file", "params_json", "command") if key not in query]
+    if missing:
+        fail(f"the query needs {', '.join(missing)}")
     out_dir = Path(query["out_dir"])
     # A marker beside (not inside) the output dir, so that globbing the outputs never sees it.
     complete = out_dir.with_name(out_dir.name + ".complete")
@@ -58,7 +68,12 @@ def generate(query: dict) -> dict:
 
 
 def main() -> None:
-    query = json.load(sys.stdin)
+    try:
+        query = json.load(sys.stdin)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"the query on standard input is not JSON: {exc}")
+    if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
+        fail("the query must be a JSON object of strings (Terraform's external data source protocol)")
     if "command" not in query:
         fail(f"the query needs a 'command', got keys {sorted(query)}")
     if "out_dir" in query:

@@ -259,3 +259,32 @@ def test_mutated_examples_never_crash_and_never_emit_invalid_output(tmp_path, da
         else:
             yaml.safe_load(content)
     assert plan.step_count > 0
+
+
+def test_the_terraform_helper_answers_malformed_queries_without_a_traceback():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for query in ("not json", "[1, 2]", '{"command": 5}', '{"command": "\\"unclosed"}', '{"command": ""}',
+                  '{"command": "levelflow --version", "out_dir": "x"}'):
+        done = subprocess.run([sys.executable, str(ROOT / "terraform" / "levelflow_external.py")], input=query,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.strip(), (query, done.stderr)
+
+
+def test_a_run_record_locked_at_start_is_a_located_error(tmp_path, write_json):
+    import sqlite3
+
+    state = tmp_path / "runs.db"
+    holder = sqlite3.connect(str(state), isolation_level=None)
+    holder.execute("CREATE TABLE runs (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_cli("run", write_json(pipeline([[[step("A")]]])), "--params", PARAMS, "--simulate", "--state", state,
+                         timeout=120)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_located(result, str(state), "locked")
