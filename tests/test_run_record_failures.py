@@ -1,6 +1,5 @@
 """The local engine never goes on blind: when its run record cannot be written, the run stops
 at once (no later step or level starts), says so with a located error, and can be resumed."""
-import json
 import sqlite3
 import threading
 

@@ -917,7 +917,6 @@ def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
     total = 0
     for step in _all_steps(levels):
         cost = executed_steps(step)
-        polls = math.ceil(step.timeout_minutes * 60 / step.wait_seconds) if step.type in POLLED else 0
         if cost > MAX_EXECUTED_STEPS:
             wait = math.ceil(step.timeout_minutes * 60 * STEPS_PER_POLL * (1 + step.retries) / (MAX_EXECUTED_STEPS - STEPS_PER_CALL * (1 + step.retries)))
             raise _problem(plan, f"step {step.job_id!r}: polling every {step.wait_seconds} s for up to {_number(step.timeout_minutes)} min "
