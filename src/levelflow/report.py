@@ -145,7 +145,7 @@ def source_shape(document: Any) -> SourceShape:
                 shape.switch = max(shape.switch, len(value))
             elif key == "assign" and isinstance(value, list):
                 shape.assign = max(shape.assign, len(value))
-            elif (callee := _callee(key, value)) in subworkflows and callee not in stack:
+            elif (callee := _callee(key, value)) is not None and callee in subworkflows and callee not in stack:
                 depth = subworkflow(callee, stack)
                 inner = (depth[0], depth[1] + 1)
             parallel, calls = max(parallel, inner[0]), max(calls, inner[1])

@@ -164,7 +164,7 @@ _URL = re.compile(r"^https?://[^\s${}\"'\\]+$")
 
 
 def _settings(plan: Plan) -> _Settings:
-    params = plan.params
+    params = plan.platform()
     intermediate = params.intermediate_url
     functions = params.function_url("")
     for url in (intermediate, functions):
@@ -829,7 +829,8 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
         raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {need:,} bytes of {what}, "
                                                     f"{need - limit:,} more than the {limit:,}-byte limit; split it into several levels",
                                       ("definition", plan.levels.index(level)))])
-    good = bad = min(max(1, guess), len(levels))
+    good = min(max(1, guess), len(levels))
+    bad: Optional[int] = good
     step = 1
     if fits(good) is not None:  # grow until it no longer fits (or every level is in)
         bad = None
@@ -847,7 +848,9 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
         middle = (good + bad) // 2
         good, bad = (middle, bad) if fits(middle) is not None else (good, middle)
     _check_doc(plan, _workflow_doc(plan, tuple(levels[:good]), settings, part=True))
-    return tuple(levels[:good]), texts[good]
+    text = texts[good]
+    assert text is not None  # `good` always fits
+    return tuple(levels[:good]), text
 
 
 def _variable_bytes(plan: Plan, levels, settings: _Settings) -> int:
@@ -932,7 +935,7 @@ def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
 
 def _check_doc(plan: Plan, doc: dict) -> None:
     """Fail loudly rather than emit a workflow that breaks a platform limit."""
-    problems = []
+    problems: list[str] = []
     for name, sub in doc.items():
         names: list[str] = []
         _walk(sub["steps"], names, problems, name)
