@@ -200,7 +200,7 @@ def test_cli_refuses_what_it_cannot_do(tmp_path, write_json):
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("these are not runs\n" * 100)
     wrong_state = invoke("runs", "list", "--state", not_a_db)
-    assert wrong_state.exit_code == 1 and "cannot use this file as the run record" in wrong_state.stderr
+    assert wrong_state.exit_code == 1 and "not a levelflow run record" in wrong_state.stderr
     bad_scenario = tmp_path / "bad.yaml"
     bad_scenario.write_text("jobs:\n  a: {outcome: explode}\n")
     located = invoke(*base, f"--simulate={bad_scenario}")
