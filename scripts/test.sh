@@ -14,6 +14,6 @@ command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq 
   && mv package/dist/mermaid.min.js . && rm -rf package mermaid-*.tgz) || true
 bash scripts/airflow-envs.sh  # real Airflow 2 and 3 for the Composer tests
 # Lint and type checks (configured in pyproject.toml) before the tests.
-.venv/bin/ruff check src tests
+.venv/bin/ruff check src tests scripts benchmarks terraform workflows_generator.py
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
