@@ -1,4 +1,4 @@
-"""The typed model of a definition file (DESIGN.md §2) and of platform parameters.
+"""The typed model of a definition file (docs/definition.md) and of platform parameters.
 
 Field types accept what the established AEF files contain (numbers written as strings,
 `"True"` flags, `STEP_PROPERTIES` as a JSON string) and normalise it, so that every later

@@ -1,5 +1,5 @@
 """The figures of `levelflow plan`: counts, the critical path, and each platform limit
-(DESIGN.md §5) beside the pipeline's own figure, so a user sees how close to a limit it is.
+(docs/platform-limits.md) beside the pipeline's own figure, so a user sees how close to a limit it is.
 
 Cloud Workflows figures are measured on the source the Cloud Workflows backend generates
 (when platform parameters are given); the limits and per-step costs are the backend's own.

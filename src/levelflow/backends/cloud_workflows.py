@@ -25,7 +25,7 @@ Shape of the output (every file is a complete workflow):
 A pipeline whose source would exceed 128 KB (or whose variables are estimated above 512 KB)
 is split: `<name>-part-N.yaml` files each hold whole levels, and `<name>.yaml` runs them in
 order through the executions connector, passing the same arguments; a part that failed makes
-the later ones report their steps as not_started without running them. Every limit of DESIGN.md §5 is checked on the generated
+the later ones report their steps as not_started without running them. Every limit of docs/platform-limits.md is checked on the generated
 data before anything is returned; a definition that cannot fit raises LevelflowError.
 """
 from __future__ import annotations
@@ -874,7 +874,7 @@ def _source_size(text: str, plan: Plan, levels) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Limits (DESIGN.md §5), checked on the generated data
+# Limits (docs/platform-limits.md), checked on the generated data
 
 
 def _problem(plan: Plan, message: str, path: tuple = ()) -> LevelflowError:

@@ -1,4 +1,4 @@
-"""The local engine: runs a Plan with the semantics of DESIGN.md §4 on one machine.
+"""The local engine: runs a Plan with the semantics of docs/semantics.md on one machine.
 
 Levels run in order; the threads of a level run concurrently on worker threads (at most
 `max_parallel` at once); the steps of a thread run in order. Every state change is committed
