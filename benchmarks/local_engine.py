@@ -29,13 +29,13 @@ PARAMS = Path(__file__).resolve().parents[1] / "examples" / "platform-parameters
 
 def make_plan(directory: Path, levels: int, threads: int, steps: int, **step_keys):
     definition = {"engine": "cloud_workflows", "name": f"bench-{levels}x{threads}x{steps}", "definition": [
-        {"LEVEL_ID": str(l), "THREADS": [
+        {"LEVEL_ID": str(li), "THREADS": [
             {"THREAD_ID": str(t), "STEPS": [
-                {"JOB_ID": f"L{l}T{t}S{s}", "JOB_NAME": f"job_{l}_{t}_{s}", "TYPE": "async",
+                {"JOB_ID": f"L{li}T{t}S{s}", "JOB_NAME": f"job_{li}_{t}_{s}", "TYPE": "async",
                  "FUNCTION_ID_NAME": "dataform-tag-executor", "WAIT_TIME_SECONDS": "1", **step_keys}
                 for s in range(steps)]}
             for t in range(threads)]}
-        for l in range(levels)]}
+        for li in range(levels)]}
     path = directory / f"{definition['name']}.json"
     path.write_text(json.dumps(definition))
     return levelflow.load_plan(path, levelflow.load_params(PARAMS))

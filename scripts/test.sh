@@ -13,4 +13,7 @@ command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq 
   && npm pack --silent mermaid@11 >/dev/null 2>&1 && tar xzf mermaid-*.tgz package/dist/mermaid.min.js \
   && mv package/dist/mermaid.min.js . && rm -rf package mermaid-*.tgz) || true
 bash scripts/airflow-envs.sh  # real Airflow 2 and 3 for the Composer tests
+# Lint and type checks (configured in pyproject.toml) before the tests.
+.venv/bin/ruff check src tests scripts benchmarks terraform workflows_generator.py
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -447,7 +447,7 @@ def test_operators_mode_renders_job_parameters_natively(operator_run):
     tasks, rendered = run["tasks"], run["rendered"]
     first_operator = {"dataproc-serverless-job-executor": "run", "dataflow-flextemplate-job-executor": "run",
                       "dataform-tag-executor": "compile", "bq-saved-query-executor": "run"}
-    for i, (executor, params) in enumerate(JOB_PARAMS.items()):
+    for i, executor in enumerate(JOB_PARAMS):
         group = f"level_1.thread_{i}.{executor[:8]}_job"
         assert tasks[f"{group}.job_params"] == "success"
         assert tasks[f"{group}.{first_operator[executor]}"] == "failed"

@@ -331,9 +331,9 @@ def test_generated_http_calls_use_oidc_on_https_only_and_literal_timeouts(stub, 
     assert [(b["args"]["auth"], b["args"]["timeout"]) for b in branches(deployed)] == [({"type": "OIDC"}, 120), ({"type": "OIDC"}, 1800)]
     # plain http to the loopback double: no auth (Workflows authenticates https calls only)
     assert [("auth" in b["args"], b["args"]["timeout"]) for b in branches(compile_def(definition))] == [(False, 120), (False, 1800)]
-    remote = PlatformParams.model_validate({**load_params(PARAMS).model_dump(), "pFunctionsBaseUrl": "http://evil.example"})
-    with pytest.raises(LevelflowError, match="plain http is only for a loopback address"):
-        cw.generate_workflows(load_plan(write_json(definition), remote))
+    # plain http to another host is refused when the parameters are read (docs/limits.md)
+    with pytest.raises(ValueError, match="plain http to a loopback address"):
+        PlatformParams.model_validate({**load_params(PARAMS).model_dump(), "pFunctionsBaseUrl": "http://evil.example"})
 
 
 # --- limits, size, splitting ----------------------------------------------------------------

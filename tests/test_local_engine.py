@@ -1,4 +1,4 @@
-"""The local engine's semantics (DESIGN.md §4), against the stub executors over real HTTP and
+"""The local engine's semantics (docs/semantics.md), against the stub executors over real HTTP and
 against the built-in simulator. Waits are shrunk with the time scale; no timing is asserted."""
 import json
 import threading

@@ -264,7 +264,7 @@ class AefDouble:
 
     @staticmethod
     def _execution_view(execution: _Execution) -> dict:
-        view = {"name": execution.name, "state": execution.state, "argument": json.dumps(execution.argument),
+        view: dict[str, object] = {"name": execution.name, "state": execution.state, "argument": json.dumps(execution.argument),
                 "workflowRevisionId": "000001-a01"}
         if execution.state == "SUCCEEDED":
             view["result"] = json.dumps({"status": "succeeded", "workflow": execution.workflow})

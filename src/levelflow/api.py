@@ -30,7 +30,9 @@ def check_pipeline(path: str | Path) -> tuple[Pipeline, list[Problem]]:
     document = load_document(path)
     pipeline = validate_pipeline(document)
     if pipeline.name is None and not re.fullmatch(WORKFLOW_ID_PATTERN, Path(path).stem):
-        raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, then letters, digits, '_' or '-', ending with a letter or digit, at most 64 characters); rename the file or add a \"name\" key")])
+        raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, "
+                                                    "then letters, digits, '_' or '-', ending with a letter or digit, at most 64 "
+                                                    "characters); rename the file or add a \"name\" key")])
     return pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
 
 
@@ -66,9 +68,9 @@ def find_definitions(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             files = sorted(
-                p for p in path.iterdir()
-                if p.is_file() and p.suffix.lower() in DEFINITION_SUFFIXES
-                and not is_params_file(p) and not p.name.startswith(".")
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in DEFINITION_SUFFIXES and not is_params_file(p) and not p.name.startswith(".")
             )
             if not files:
                 problems.append(Problem(str(path), "no definition files (*.json, *.yaml, *.yml) in this directory"))
@@ -108,7 +110,9 @@ def generate(
     params = load_params(params_path)
     definitions = find_definitions(paths)
     if output_file is not None and len(definitions) != 1:
-        raise LevelflowError([Problem(str(output_file), f"-o/--output takes exactly one definition, got {len(definitions)}; use --out DIR")])
+        raise LevelflowError(
+            [Problem(str(output_file), f"-o/--output takes exactly one definition, got {len(definitions)}; use --out DIR")]
+        )
     files: dict[Path, str] = {}
     problems: list[Problem] = []
     for definition in definitions:
@@ -130,11 +134,16 @@ def generate(
         for name, text in generated.items():
             target = _target(name, generated, out_dir, output_file)
             if target in files:
-                problems.append(Problem(str(definition), f"output {target} is also produced by another definition; give one of them a different \"name\""))
+                problems.append(
+                    Problem(str(definition), f'output {target} is also produced by another definition; give one of them a different "name"')
+                )
             files[target] = text
     inputs = {Path(p).resolve() for p in (*definitions, params_path)}
-    problems += [Problem(str(target), "this output would overwrite an input file (a definition or the parameters); "
-                                      "choose another --out / -o") for target in files if target.resolve() in inputs]
+    problems += [
+        Problem(str(target), "this output would overwrite an input file (a definition or the parameters); choose another --out / -o")
+        for target in files
+        if target.resolve() in inputs
+    ]
     if problems:
         raise LevelflowError(problems)
     write_all_atomic(files)

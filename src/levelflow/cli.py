@@ -1,7 +1,6 @@
 """The `levelflow` command line: a thin layer over the Python API."""
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import warnings
@@ -11,39 +10,10 @@ import click
 
 from . import __version__
 from .api import check_pipeline, find_definitions
+from .cli_common import print_warnings, reports_problems, strict_option
+from .cli_local import register as register_local_commands
 from .errors import LevelflowError
 from .schema import schema_text
-
-
-def reports_problems(command):
-    """Bad input becomes located messages on stderr and exit status 1, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except LevelflowError as exc:
-            for problem in exc.problems:
-                click.echo(f"error: {problem}", err=True)
-            sys.exit(1)
-        except OSError as exc:
-            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-strict_option = click.option("--strict", is_flag=True,
-                             help="Treat warnings as errors: exit 1 (and write nothing) when there is any.")
-
-
-def print_warnings(caught, strict: bool) -> None:
-    """Show warnings recorded by `warnings.catch_warnings(record=True)`; --strict: exit 1."""
-    for warning in caught:
-        click.echo(f"warning: {warning.message}", err=True)
-    if strict and caught:
-        click.echo(f"error: {len(caught)} warning(s), and --strict treats warnings as errors", err=True)
-        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -280,7 +250,8 @@ def _plan_for(definition: Path, params_file, engine, strict: bool = False):
 @click.option("--params", "params_file", type=click.Path(path_type=Path), help="Platform parameters file (optional).")
 @click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
 @click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
-@click.option("--state", "state_db", type=click.Path(path_type=Path), help="Database of recorded runs (default: the one `levelflow run` uses).")
+@click.option("--state", "state_db", type=click.Path(path_type=Path),
+              help="Database of recorded runs (default: the one `levelflow run` uses).")
 @strict_option
 @reports_problems
 def graph(definition, output, params_file, engine, run_id, state_db, strict):
@@ -308,11 +279,21 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
 
 @main.command("plan")
 @click.argument("definition", type=click.Path(path_type=Path))
-@click.option("--params", "params_file", type=click.Path(path_type=Path),
-              help="Platform parameters file; needed to measure the generated Cloud Workflows source.")
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path),
+    help="Platform parameters file; needed to measure the generated Cloud Workflows source.",
+)
 @click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: a readable report; json: the same figures for scripts.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a readable report; json: the same figures for scripts.",
+)
 @strict_option
 @reports_problems
 def plan_command(definition, params_file, engine, output_format, strict):
@@ -330,10 +311,17 @@ def plan_command(definition, params_file, engine, output_format, strict):
 
 @main.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), default="cloud_workflows", show_default=True,
-              help="Engine of the example definition.")
+@click.option(
+    "--engine",
+    type=click.Choice(["cloud_workflows", "composer"]),
+    default="cloud_workflows",
+    show_default=True,
+    help="Engine of the example definition.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-@click.option("--hook-repo", metavar="URL", help="Git URL pre-commit fetches the levelflow-validate hook from (default: levelflow's repository).")
+@click.option(
+    "--hook-repo", metavar="URL", help="Git URL pre-commit fetches the levelflow-validate hook from (default: levelflow's repository)."
+)
 @reports_problems
 def init(directory, engine, force, hook_repo):
     """Start a repository of pipelines in DIRECTORY.
@@ -350,9 +338,7 @@ def init(directory, engine, force, hook_repo):
     click.echo(f"next: cd {directory} && levelflow validate workflow-definitions/")
 
 
-from .cli_local import register as _register_local  # noqa: E402  (needs reports_problems above)
-
-_register_local(main)
+register_local_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

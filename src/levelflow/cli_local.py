@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import print_warnings, reports_problems, strict_option
+from .cli_common import print_warnings, reports_problems, strict_option
 from .errors import LevelflowError
 
 ARGUMENT_KEYS = ("workflow_name", "query_variables", "workflow_properties")

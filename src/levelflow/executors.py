@@ -139,7 +139,8 @@ def check_job_file(entry: ComposerExecutor, params, step: dict) -> tuple[Optiona
         return fmt.name, [f"missing job parameters {', '.join(missing)} "
                           f"(an {fmt.title} {entry.name} job file needs {', '.join(fmt.keys)})"]
     try:
-        entry.request(fmt.name, params, step, SAMPLE_RUN)
+        if entry.request is not None:
+            entry.request(fmt.name, params, step, SAMPLE_RUN)
     except (ValueError, TypeError) as error:
         return fmt.name, [f"{fmt.title} job file: {error}"]
     return fmt.name, []

@@ -12,7 +12,6 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from json.decoder import scanstring
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -22,6 +21,7 @@ from .errors import LevelflowError, Problem
 from .limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NUMBER_CHARS, check_values
 
 YAML_SUFFIXES = (".yaml", ".yml")
+scanstring = json.decoder.scanstring  # type: ignore[attr-defined]  # the JSON module's own string reader
 
 
 @dataclass
@@ -96,7 +96,8 @@ class _JsonReader:
         return line, pos - self.line_starts[line - 1] + 1
 
     def skip(self, pos: int) -> int:
-        return _WS.match(self.text, pos).end()
+        match = _WS.match(self.text, pos)
+        return match.end() if match else pos
 
     def value(self, pos: int, path: tuple, depth: int = 0) -> tuple[Any, int]:
         if depth > MAX_DEPTH:

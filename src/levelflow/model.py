@@ -1,4 +1,4 @@
-"""The typed model of a definition file (DESIGN.md §2) and of platform parameters.
+"""The typed model of a definition file (docs/definition.md) and of platform parameters.
 
 Field types accept what the established AEF files contain (numbers written as strings,
 `"True"` flags, `STEP_PROPERTIES` as a JSON string) and normalise it, so that every later
@@ -124,7 +124,9 @@ def _json_object(value: Any) -> dict:
         try:
             value = json.loads(value, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
-            raise _fail(f"must be a JSON object or a string holding one; the string is not JSON ({exc.msg} at character {exc.pos})") from None
+            raise _fail(
+                f"must be a JSON object or a string holding one; the string is not JSON ({exc.msg} at character {exc.pos})"
+            ) from None
         except ValueError as exc:  # NaN / Infinity, or an integer of thousands of digits
             raise _fail(f"the string's JSON is out of bounds: {str(exc)[:120]}") from None
         for where, problem in check_values(value):
@@ -159,19 +161,59 @@ _ID_SCHEMA = {"anyOf": [{"type": "string", "pattern": NAME_PATTERN, "maxLength":
 _FLAG_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["True", "true", "False", "false", "yes", "no", "1", "0", ""]}]}
 
 Identifier = Annotated[str, BeforeValidator(_identifier), WithJsonSchema(_ID_SCHEMA)]
-JobName = Annotated[str, BeforeValidator(_job_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH})]
-ExecutorName = Annotated[str, BeforeValidator(_pattern(EXECUTOR_PATTERN, "an executor (function) name: a letter, then up to 62 letters, digits, '_' or '-'")), WithJsonSchema({"type": "string", "pattern": EXECUTOR_PATTERN})]
-WorkflowId = Annotated[str, BeforeValidator(_pattern(WORKFLOW_ID_PATTERN, "a workflow id: a letter, then up to 63 letters, digits, '_' or '-', ending with a letter or digit")), WithJsonSchema({"type": "string", "pattern": WORKFLOW_ID_PATTERN})]
-WaitSeconds = Annotated[int, BeforeValidator(_ranged(whole=True, low=1, what="must be a whole number of seconds >= 1")), WithJsonSchema({**_WHOLE_OR_TEXT, "description": "seconds between two status polls (>= 1)"})]
-TimeoutMinutes = Annotated[float, BeforeValidator(_ranged(whole=False, low=0, low_open=True, high=525600, what="must be a number of minutes > 0 (at most 525600, one year)")), WithJsonSchema(_NUMBER_OR_TEXT)]
-CallTimeout = Annotated[int, BeforeValidator(_ranged(whole=True, low=1, high=1800, what="must be a whole number of seconds from 1 to 1800 (the Cloud Workflows HTTP limit)")), WithJsonSchema(_WHOLE_OR_TEXT)]
-Retries = Annotated[int, BeforeValidator(_ranged(whole=True, low=0, high=10, what="must be a whole number of retries from 0 to 10")), WithJsonSchema(_WHOLE_OR_TEXT)]
-EstimatedMinutes = Annotated[float, BeforeValidator(_ranged(whole=False, low=0, low_open=False, high=525600, what="must be a number of minutes >= 0")), WithJsonSchema(_NUMBER_OR_TEXT)]
+JobName = Annotated[
+    str, BeforeValidator(_job_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH})
+]
+ExecutorName = Annotated[
+    str,
+    BeforeValidator(_pattern(EXECUTOR_PATTERN, "an executor (function) name: a letter, then up to 62 letters, digits, '_' or '-'")),
+    WithJsonSchema({"type": "string", "pattern": EXECUTOR_PATTERN}),
+]
+WorkflowId = Annotated[
+    str,
+    BeforeValidator(
+        _pattern(WORKFLOW_ID_PATTERN, "a workflow id: a letter, then up to 63 letters, digits, '_' or '-', ending with a letter or digit")
+    ),
+    WithJsonSchema({"type": "string", "pattern": WORKFLOW_ID_PATTERN}),
+]
+WaitSeconds = Annotated[
+    int,
+    BeforeValidator(_ranged(whole=True, low=1, what="must be a whole number of seconds >= 1")),
+    WithJsonSchema({**_WHOLE_OR_TEXT, "description": "seconds between two status polls (>= 1)"}),
+]
+TimeoutMinutes = Annotated[
+    float,
+    BeforeValidator(
+        _ranged(whole=False, low=0, low_open=True, high=525600, what="must be a number of minutes > 0 (at most 525600, one year)")
+    ),
+    WithJsonSchema(_NUMBER_OR_TEXT),
+]
+CallTimeout = Annotated[
+    int,
+    BeforeValidator(
+        _ranged(whole=True, low=1, high=1800, what="must be a whole number of seconds from 1 to 1800 (the Cloud Workflows HTTP limit)")
+    ),
+    WithJsonSchema(_WHOLE_OR_TEXT),
+]
+Retries = Annotated[
+    int,
+    BeforeValidator(_ranged(whole=True, low=0, high=10, what="must be a whole number of retries from 0 to 10")),
+    WithJsonSchema(_WHOLE_OR_TEXT),
+]
+EstimatedMinutes = Annotated[
+    float,
+    BeforeValidator(_ranged(whole=False, low=0, low_open=False, high=525600, what="must be a number of minutes >= 0")),
+    WithJsonSchema(_NUMBER_OR_TEXT),
+]
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema(_FLAG_SCHEMA)]
 JsonObject = Annotated[dict, BeforeValidator(_json_object), WithJsonSchema({"anyOf": [{"type": "object"}, {"type": "string"}]})]
 Engine = Annotated[str, BeforeValidator(_engine), WithJsonSchema({"enum": list(ENGINES)})]
 StepType = Annotated[str, BeforeValidator(_step_type), WithJsonSchema({"enum": list(STEP_TYPES)})]
-Schedule = Annotated[str, BeforeValidator(_schedule), WithJsonSchema({"type": "string", "description": "5-field cron expression or an Airflow preset such as @daily"})]
+Schedule = Annotated[
+    str,
+    BeforeValidator(_schedule),
+    WithJsonSchema({"type": "string", "description": "5-field cron expression or an Airflow preset such as @daily"}),
+]
 
 
 class _Strict(BaseModel):
@@ -180,22 +222,40 @@ class _Strict(BaseModel):
 
 class Step(_Strict):
     job_id: Identifier = Field(alias="JOB_ID", description="Unique id of the step within the pipeline.")
-    job_name: JobName = Field(alias="JOB_NAME", description="Unique job name; names the job's parameter file gs://<jobs bucket>/<executor>/<JOB_NAME>.json.")
+    job_name: JobName = Field(
+        alias="JOB_NAME", description="Unique job name; names the job's parameter file gs://<jobs bucket>/<executor>/<JOB_NAME>.json."
+    )
     type: StepType = Field(alias="TYPE", description="async: start then poll; sync: one call; workflows: run another workflow and wait.")
     function_id_name: Optional[ExecutorName] = Field(None, alias="FUNCTION_ID_NAME", description="Executor that starts the job (async).")
-    function_status_name: Optional[ExecutorName] = Field(None, alias="FUNCTION_STATUS_NAME", description="Executor that reports the job's status (async; defaults to FUNCTION_ID_NAME).")
+    function_status_name: Optional[ExecutorName] = Field(
+        None, alias="FUNCTION_STATUS_NAME", description="Executor that reports the job's status (async; defaults to FUNCTION_ID_NAME)."
+    )
     function_name: Optional[ExecutorName] = Field(None, alias="FUNCTION_NAME", description="Executor called by a sync step.")
     composer_step: Optional[ExecutorName] = Field(None, alias="COMPOSER_STEP", description="Executor name used by composer definitions.")
     workflows_name: Optional[WorkflowId] = Field(None, alias="workflows_name", description="The deployed workflow a workflows step runs.")
-    wait_time_seconds: Optional[WaitSeconds] = Field(None, alias="WAIT_TIME_SECONDS", description="Seconds between two status polls (default 30).")
-    async_timeout_minutes: Optional[TimeoutMinutes] = Field(None, alias="ASYNC_TIMEOUT_LOOP_IN_MINUTES", description="The step fails when it has not finished after this long (default 60).")
-    timeout_seconds: Optional[CallTimeout] = Field(None, alias="TIMEOUT_SECONDS", description="Time-out of one call, 1..1800 (default 300 for async calls, 1800 for sync calls).")
-    continue_if_fail: Flag = Field(False, alias="CONTINUE_IF_FAIL", description="A failure of this step is recorded and its thread goes on.")
-    step_properties: Optional[JsonObject] = Field(None, alias="STEP_PROPERTIES", description="Object merged over the workflow properties for this step.")
+    wait_time_seconds: Optional[WaitSeconds] = Field(
+        None, alias="WAIT_TIME_SECONDS", description="Seconds between two status polls (default 30)."
+    )
+    async_timeout_minutes: Optional[TimeoutMinutes] = Field(
+        None, alias="ASYNC_TIMEOUT_LOOP_IN_MINUTES", description="The step fails when it has not finished after this long (default 60)."
+    )
+    timeout_seconds: Optional[CallTimeout] = Field(
+        None, alias="TIMEOUT_SECONDS", description="Time-out of one call, 1..1800 (default 300 for async calls, 1800 for sync calls)."
+    )
+    continue_if_fail: Flag = Field(
+        False, alias="CONTINUE_IF_FAIL", description="A failure of this step is recorded and its thread goes on."
+    )
+    step_properties: Optional[JsonObject] = Field(
+        None, alias="STEP_PROPERTIES", description="Object merged over the workflow properties for this step."
+    )
     next: Optional[Identifier] = Field(None, alias="NEXT", description="JOB_ID of a later step of the same thread to go to after this one.")
     retries: Retries = Field(0, alias="RETRIES", description="How many times a failed step is retried (default 0).")
-    estimated_minutes: Optional[EstimatedMinutes] = Field(None, alias="ESTIMATED_MINUTES", description="Expected duration, used by `levelflow plan` for the critical path.")
-    read_input_from: Optional[str] = Field(None, alias="READ_INPUT_FROM", description="Accepted for compatibility with the original generator; not used.")
+    estimated_minutes: Optional[EstimatedMinutes] = Field(
+        None, alias="ESTIMATED_MINUTES", description="Expected duration, used by `levelflow plan` for the critical path."
+    )
+    read_input_from: Optional[str] = Field(
+        None, alias="READ_INPUT_FROM", description="Accepted for compatibility with the original generator; not used."
+    )
 
 
 class Thread(_Strict):
@@ -219,7 +279,10 @@ class Pipeline(_Strict):
 
 # Required keys per step TYPE: (keys of which one must be present, what the message says).
 REQUIRED_BY_TYPE = {
-    "async": (("FUNCTION_ID_NAME", "COMPOSER_STEP"), "an async step needs FUNCTION_ID_NAME (or COMPOSER_STEP in composer definitions) naming the executor that starts the job"),
+    "async": (
+        ("FUNCTION_ID_NAME", "COMPOSER_STEP"),
+        "an async step needs FUNCTION_ID_NAME (or COMPOSER_STEP in composer definitions) naming the executor that starts the job",
+    ),
     "sync": (("FUNCTION_NAME", "COMPOSER_STEP"), "a sync step needs FUNCTION_NAME naming the executor to call"),
     "workflows": (("workflows_name",), "a workflows step needs workflows_name naming the workflow to run"),
 }
@@ -251,8 +314,10 @@ class PlatformParams(BaseModel):
         if not re.fullmatch(r"https?://[^\s${}\"'\\]+", base):
             raise _fail(f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {shown(base)}")
         if base.startswith("http://") and not is_loopback(base):
-            raise _fail(f"pFunctionsBaseUrl must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
-                        f"such as a local double, got {shown(base)}")
+            raise _fail(
+                f"pFunctionsBaseUrl must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
+                f"such as a local double, got {shown(base)}"
+            )
         return self
 
     def function_url(self, name: str) -> str:

@@ -67,10 +67,16 @@ class Plan:
     def step_count(self) -> int:
         return sum(len(t.steps) for level in self.levels for t in level.threads)
 
-    def function_url(self, name: str) -> str:
+    def platform(self) -> PlatformParams:
+        """The platform parameters, which generating and running need (a located error without)."""
         if self.params is None:
-            raise ValueError("platform parameters are needed to resolve function URLs")
-        return self.params.function_url(name)
+            from .errors import LevelflowError, Problem
+
+            raise LevelflowError([Problem(self.source or self.name, "platform parameters are needed here (--params FILE)")])
+        return self.params
+
+    def function_url(self, name: str) -> str:
+        return self.platform().function_url(name)
 
 
 def _plan_step(step: Step, params: Optional[PlatformParams]) -> PlanStep:
@@ -102,7 +108,9 @@ def _plan_step(step: Step, params: Optional[PlatformParams]) -> PlanStep:
     )
 
 
-def build_plan(pipeline: Pipeline, params: Optional[PlatformParams] = None, *, source: str | None = None, engine: str | None = None) -> Plan:
+def build_plan(
+    pipeline: Pipeline, params: Optional[PlatformParams] = None, *, source: str | None = None, engine: str | None = None
+) -> Plan:
     name = pipeline.name or (Path(source).stem if source else "pipeline")
     levels = tuple(
         PlanLevel(

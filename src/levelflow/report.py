@@ -1,5 +1,5 @@
 """The figures of `levelflow plan`: counts, the critical path, and each platform limit
-(DESIGN.md §5) beside the pipeline's own figure, so a user sees how close to a limit it is.
+(docs/platform-limits.md) beside the pipeline's own figure, so a user sees how close to a limit it is.
 
 Cloud Workflows figures are measured on the source the Cloud Workflows backend generates
 (when platform parameters are given); the limits and per-step costs are the backend's own.
@@ -145,7 +145,7 @@ def source_shape(document: Any) -> SourceShape:
                 shape.switch = max(shape.switch, len(value))
             elif key == "assign" and isinstance(value, list):
                 shape.assign = max(shape.assign, len(value))
-            elif (callee := _callee(key, value)) in subworkflows and callee not in stack:
+            elif (callee := _callee(key, value)) is not None and callee in subworkflows and callee not in stack:
                 depth = subworkflow(callee, stack)
                 inner = (depth[0], depth[1] + 1)
             parallel, calls = max(parallel, inner[0]), max(calls, inner[1])

@@ -37,8 +37,12 @@ class JobBehaviour(BaseModel):
     outcome: Literal["success", "fail", "never", "error"] = Field(
         "success", description="How the job ends: success, fail (failure state word), never (always running), "
                                "error (an HTTP 200 error dict from the executor).")
-    fail_on: Literal["start", "status"] = Field("status", description="fail / error / http_status: when starting the job, or when polling it.")
-    state: Optional[str] = Field(None, min_length=1, max_length=100_000, description="The executor's last answer: this state word instead of its family's.")
+    fail_on: Literal["start", "status"] = Field(
+        "status", description="fail / error / http_status: when starting the job, or when polling it."
+    )
+    state: Optional[str] = Field(
+        None, min_length=1, max_length=100_000, description="The executor's last answer: this state word instead of its family's."
+    )
     http_status: Optional[int] = Field(None, ge=400, le=599, description="The executor answers this HTTP status (at fail_on).")
     polls: int = Field(0, ge=0, description="get_status answers 'running' this many times first.")
     duration_s: float = Field(0, ge=0, description="...and keeps answering 'running' until this long after the start.")
@@ -51,8 +55,10 @@ class Scenario(BaseModel):
     default: JobBehaviour = Field(default_factory=JobBehaviour)
     jobs: dict[str, JobBehaviour] = Field(default_factory=dict)
     functions: dict[str, Literal["sync", "async"]] = Field(
-        default_factory=dict, description="How a function outside the AEF catalogue answers a call that did not come "
-                                          "through the intermediate: sync (its final state word) or async (a job id).")
+        default_factory=dict,
+        description="How a function outside the AEF catalogue answers a call that did not come "
+        "through the intermediate: sync (its final state word) or async (a job id).",
+    )
 
     def behaviour(self, job_name: str) -> JobBehaviour:
         return self.jobs.get(job_name, self.default)

@@ -18,7 +18,8 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
 def _model_at(loc: tuple) -> type[BaseModel]:
     """Which model an error location (pydantic loc, by alias) sits in, for key suggestions."""
     keys = [part for part in loc if isinstance(part, str)]
-    return {0: Pipeline, 1: Level, 2: Thread}.get(len(keys) - 1, Step) if keys else Pipeline
+    models: dict[int, type[BaseModel]] = {0: Pipeline, 1: Level, 2: Thread}
+    return models.get(len(keys) - 1, Step) if keys else Pipeline
 
 
 _TYPE_WORDS = {
@@ -62,7 +63,7 @@ def model_problems(document: Document, model: type[BaseModel], data: Any, prefix
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            path, message = _message(error, _model_at(loc) if model is Pipeline else model)
+            path, message = _message(dict(error), _model_at(loc) if model is Pipeline else model)
             problems.append(document.problem(prefix + path, message))
         return None, problems
 
@@ -117,15 +118,24 @@ def cross_problems(document: Document) -> list[Problem]:
                 path = base + ("STEPS", si)
                 unique("JOB_ID", step.get("JOB_ID"), path + ("JOB_ID",))
                 unique("JOB_NAME", step.get("JOB_NAME"), path + ("JOB_NAME",))
-                required = REQUIRED_BY_TYPE.get(step.get("TYPE")) if isinstance(step.get("TYPE"), str) else None
+                kind = step.get("TYPE")
+                required = REQUIRED_BY_TYPE.get(kind) if isinstance(kind, str) else None
                 if required and not any(key in step for key in required[0]):
                     problems.append(document.problem(path, required[1]))
                 if "NEXT" in step:
                     target = _text(step["NEXT"])
                     if target not in ids:
-                        problems.append(document.problem(path + ("NEXT",), f"must name the JOB_ID of a step of the same thread, got {shown(step['NEXT'])}"))
+                        problems.append(
+                            document.problem(
+                                path + ("NEXT",), f"must name the JOB_ID of a step of the same thread, got {shown(step['NEXT'])}"
+                            )
+                        )
                     elif ids.index(target) <= si:
-                        problems.append(document.problem(path + ("NEXT",), f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"))
+                        problems.append(
+                            document.problem(
+                                path + ("NEXT",), f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"
+                            )
+                        )
     return problems
 
 
@@ -150,7 +160,15 @@ def params_mapping(document: Document) -> tuple[dict, dict[str, tuple], list[Pro
     if isinstance(data, dict):
         return data, {key: (key,) for key in data}, []
     if not isinstance(data, list):
-        return {}, {}, [document.problem((), "must be a list of {\"ParameterKey\": ..., \"ParameterValue\": ...} or a mapping of parameter names to values")]
+        return (
+            {},
+            {},
+            [
+                document.problem(
+                    (), 'must be a list of {"ParameterKey": ..., "ParameterValue": ...} or a mapping of parameter names to values'
+                )
+            ],
+        )
     mapping, paths, problems = {}, {}, []
     for index, item in enumerate(data):
         if not isinstance(item, dict) or "ParameterKey" not in item or "ParameterValue" not in item:

@@ -20,7 +20,7 @@ from ..executors import (
     AEF, BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, ComposerExecutor,
     check_job_file, dataflow_job_name, strip_config_block,
 )
-from ..loader import load_document
+from ..loader import Document, load_document
 from ..plan import Plan, PlanStep, PlanThread
 from . import GenerateOptions
 
@@ -74,7 +74,7 @@ class _Compiler:
         self.plan, self.options = plan, options
         self.problems: list[Problem] = []
         self.used_names: set[str] = set()
-        self._document = None
+        self._document: Optional[Document] = None
         if options.dataform_dir is not None and options.step_mode != "operators":
             self.problems.append(Problem(plan.source or plan.name, "--dataform-dir is for operators mode only "
                                          "(functions mode reads nothing from the Dataform repository)"))
@@ -84,7 +84,7 @@ class _Compiler:
         return [entry for name, entry in CATALOGUE.items() if name in self.used_names]
 
     def pipeline_data(self) -> dict:
-        plan, params = self.plan, self.plan.params
+        plan, params = self.plan, self.plan.platform()
         return {
             "dag_id": plan.name,
             "mode": self.options.step_mode,
@@ -119,7 +119,7 @@ class _Compiler:
             if entry is not None:
                 self.used_names.add(executor)
         needs_params = entry is not None and entry.needs_job_params and self.options.step_mode == "operators"
-        data = {
+        data: dict = {
             "task_id": component(step.job_name),
             "job_name": step.job_name,
             "type": step.type,
@@ -135,7 +135,7 @@ class _Compiler:
             "step_properties": step.step_properties,
             "job_keys": [], "job_formats": {}, "job_format": None, "job_params_object": None, "job_params": None,
         }
-        if needs_params:
+        if needs_params and entry is not None:
             data.update(self.job_data(entry, step, where))
         return data
 
@@ -162,11 +162,11 @@ class _Compiler:
             data["sql"] = self.embedded_sql(step, location) if self.options.dataform_dir and aef else None
         return data
 
-    def executor(self, step: PlanStep, where: tuple[int, int, int]) -> Optional[str]:
+    def executor(self, step: PlanStep, where: tuple[int, int, int]) -> str:
         """The executor the Composer engine runs: COMPOSER_STEP first, a known one in operators mode."""
         if step.type == "workflows":
             return WORKFLOWS_EXECUTOR
-        name = step.composer_step or step.executor
+        name = step.composer_step or step.executor or ""  # validation requires one for these types
         if self.options.step_mode == "functions" or name in CATALOGUE:
             return name
         key = "COMPOSER_STEP" if step.composer_step else ("FUNCTION_ID_NAME" if step.type == "async" else "FUNCTION_NAME")
@@ -182,6 +182,7 @@ class _Compiler:
         A missing file is an error, except for an executor with a format that has no job file
         (BigQuery: then the step is in that format).
         """
+        assert self.options.jobs_dir is not None  # only called with --jobs-dir
         path = Path(self.options.jobs_dir) / params_object
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
@@ -200,6 +201,7 @@ class _Compiler:
 
     def embedded_sql(self, step: PlanStep, location: tuple) -> Optional[str]:
         """A BigQuery step's query read from --dataform-dir, its config block dropped."""
+        assert self.options.dataform_dir is not None  # only called with --dataform-dir
         path = Path(self.options.dataform_dir) / "definitions" / self.plan.name / f"{step.job_name}.sqlx"
         try:
             text = path.read_text(encoding="utf-8")

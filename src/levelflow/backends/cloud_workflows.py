@@ -25,7 +25,7 @@ Shape of the output (every file is a complete workflow):
 A pipeline whose source would exceed 128 KB (or whose variables are estimated above 512 KB)
 is split: `<name>-part-N.yaml` files each hold whole levels, and `<name>.yaml` runs them in
 order through the executions connector, passing the same arguments; a part that failed makes
-the later ones report their steps as not_started without running them. Every limit of DESIGN.md §5 is checked on the generated
+the later ones report their steps as not_started without running them. Every limit of docs/platform-limits.md is checked on the generated
 data before anything is returned; a definition that cannot fit raises LevelflowError.
 """
 from __future__ import annotations
@@ -164,7 +164,7 @@ _URL = re.compile(r"^https?://[^\s${}\"'\\]+$")
 
 
 def _settings(plan: Plan) -> _Settings:
-    params = plan.params
+    params = plan.platform()
     intermediate = params.intermediate_url
     functions = params.function_url("")
     for url in (intermediate, functions):
@@ -829,7 +829,8 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
         raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {need:,} bytes of {what}, "
                                                     f"{need - limit:,} more than the {limit:,}-byte limit; split it into several levels",
                                       ("definition", plan.levels.index(level)))])
-    good = bad = min(max(1, guess), len(levels))
+    good = min(max(1, guess), len(levels))
+    bad: Optional[int] = good
     step = 1
     if fits(good) is not None:  # grow until it no longer fits (or every level is in)
         bad = None
@@ -847,7 +848,9 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
         middle = (good + bad) // 2
         good, bad = (middle, bad) if fits(middle) is not None else (good, middle)
     _check_doc(plan, _workflow_doc(plan, tuple(levels[:good]), settings, part=True))
-    return tuple(levels[:good]), texts[good]
+    text = texts[good]
+    assert text is not None  # `good` always fits
+    return tuple(levels[:good]), text
 
 
 def _variable_bytes(plan: Plan, levels, settings: _Settings) -> int:
@@ -871,7 +874,7 @@ def _source_size(text: str, plan: Plan, levels) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Limits (DESIGN.md §5), checked on the generated data
+# Limits (docs/platform-limits.md), checked on the generated data
 
 
 def _problem(plan: Plan, message: str, path: tuple = ()) -> LevelflowError:
@@ -932,7 +935,7 @@ def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
 
 def _check_doc(plan: Plan, doc: dict) -> None:
     """Fail loudly rather than emit a workflow that breaks a platform limit."""
-    problems = []
+    problems: list[str] = []
     for name, sub in doc.items():
         names: list[str] = []
         _walk(sub["steps"], names, problems, name)

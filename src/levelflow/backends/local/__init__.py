@@ -1,6 +1,6 @@
 """The local engine: run a pipeline on this machine, recorded in SQLite, resumable.
 
-    engine.py     levels, threads (worker threads) and steps, with DESIGN.md §4 semantics
+    engine.py     levels, threads (worker threads) and steps, with docs/semantics.md
     executors.py  the executor protocol over HTTP, or over the built-in simulator
     store.py      the SQLite run record (runs, steps, attempts), written ahead of every change
     runner.py     new and resumed runs, signal handling

@@ -1,4 +1,4 @@
-"""The local engine: runs a Plan with the semantics of DESIGN.md §4 on one machine.
+"""The local engine: runs a Plan with the semantics of docs/semantics.md on one machine.
 
 Levels run in order; the threads of a level run concurrently on worker threads (at most
 `max_parallel` at once); the steps of a thread run in order. Every state change is committed
@@ -112,6 +112,7 @@ class Engine:
             self.store.finish_run(self.run_id, "interrupted")
         except StoreError:
             pass  # the record keeps status running; its process is gone, so --resume accepts it
+        assert self.store_failure is not None
         raise self.store_failure
 
     def _settle_running(self) -> None:
@@ -124,7 +125,7 @@ class Engine:
     def _run_level(self, level: PlanLevel) -> dict[str, str]:
         """Run the level's threads on at most max_parallel workers; thread id -> outcome."""
         self.progress.begin(level.level_id)
-        queue, outcomes = deque(level.threads), {}
+        queue, outcomes = deque(level.threads), dict[str, str]()
         workers = [threading.Thread(target=self._worker, args=(level, queue, outcomes), daemon=True,
                                     name=f"levelflow-{level.level_id}-{n}")
                    for n in range(min(self.max_parallel, len(level.threads)))]
@@ -240,6 +241,7 @@ class Engine:
 
     def _poll_again(self, record: StepRecord) -> None:
         """Resume: poll the job recorded by an earlier process, on its original time-out."""
+        assert record.reopen is not None  # only called for a job to poll again
         attempt, started_at = record.reopen
         record.reopen = None
         record.attempts, record.status, record.error, record.polls = attempt, "running", None, 0
@@ -253,14 +255,15 @@ class Engine:
         return step.timeout_minutes * 60 * self.time_scale
 
     def _poll(self, record: StepRecord, deadline: float) -> None:
-        step = record.step
+        step, job = record.step, record.async_job_id
+        assert job is not None  # polled only once a job id is recorded
         while True:
             record.polls += 1
-            if self.client.is_done(step, record.async_job_id):
+            if self.client.is_done(step, job):
                 return
             if time.monotonic() >= deadline:
                 # a child workflow is cancelled, so that a retry never runs beside it
-                cancelled = self.client.cancel(step, record.async_job_id)
+                cancelled = self.client.cancel(step, job)
                 raise StepError(f"timed out: job {record.async_job_id} still running after "
                                 f"{step.timeout_minutes:g} min (ASYNC_TIMEOUT_LOOP_IN_MINUTES){cancelled}")
             self.sleep(step.wait_seconds * self.time_scale)

@@ -192,12 +192,12 @@ class Endpoints:
 
     @property
     def intermediate(self) -> str:
-        return self.function(self.plan.params.pFunctionIntermediateName)
+        return self.function(self.plan.platform().pFunctionIntermediateName)
 
     @property
     def base(self) -> Optional[str]:
         """The base URL every function is under, when not Google Cloud (a double, a staging host)."""
-        base = self.base_url or self.plan.params.extra.get("pFunctionsBaseUrl")
+        base = self.base_url or self.plan.platform().extra.get("pFunctionsBaseUrl")
         return base.rstrip("/") if base else None
 
 
@@ -333,7 +333,7 @@ class ExecutorClient:
         if step.type == "workflows":
             return self._start_execution(step)
         url = self.endpoints.intermediate
-        body = self._body(protocol.GET_ID, step, self.endpoints.function(step.executor))
+        body = self._body(protocol.GET_ID, step, self.endpoints.function(_named(step.executor)))
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
         if status == 200 and protocol.is_job_id(answer) and len(answer) > MAX_JOB_ID_CHARS:
@@ -349,7 +349,7 @@ class ExecutorClient:
         if step.type == "workflows":
             return self._execution_done(step, async_job_id)
         url = self.endpoints.intermediate
-        body = self._body(protocol.GET_STATUS, step, self.endpoints.function(step.status_executor), async_job_id)
+        body = self._body(protocol.GET_STATUS, step, self.endpoints.function(_named(step.status_executor)), async_job_id)
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
         if status == 200 and answer in (protocol.RUNNING, protocol.SUCCESS):
@@ -361,7 +361,7 @@ class ExecutorClient:
     def run_sync(self, step: PlanStep) -> None:
         """A sync step: one call of FUNCTION_NAME with the executor's request body; success only
         on a 2xx answer that is a success state word."""
-        url = self.endpoints.function(step.executor)
+        url = self.endpoints.function(_named(step.executor))
         body = protocol.executor_body(workflow_name=self.arguments.workflow_name, job_name=step.job_name,
                                       query_variables=self.arguments.query_variables,
                                       properties=self.arguments.step_properties(step))
@@ -371,13 +371,14 @@ class ExecutorClient:
             raise StepError(problem)
 
     def _start_execution(self, step: PlanStep) -> str:
-        params = self.endpoints.plan.params
+        params = self.endpoints.plan.platform()
+        workflow = _named(step.workflow_id)
         url = (f"{self.executions.root}/projects/{params.pProjectID}/locations/{params.pRegion}"
-               f"/workflows/{step.workflow_id}/executions")
+               f"/workflows/{workflow}/executions")
         argument = {"workflow_name": step.workflow_id, "query_variables": self.arguments.query_variables,
                     "workflow_properties": self.arguments.step_properties(step)}
         payload = {"argument": json.dumps(argument)}
-        status, text = self._retrying("starting workflow " + step.workflow_id,
+        status, text = self._retrying("starting workflow " + workflow,
                                       lambda: self.executions.send("POST", url, payload, step.call_timeout_seconds))
         name = _json_field(text, "name") if status == 200 else None
         if not name:
@@ -410,6 +411,13 @@ class ExecutorClient:
             error = _json_field(text, "error") or {}
             raise StepError(f"workflow execution {name} ended {state}: {_shorten(error.get('payload', ''))}")
         raise StepError(f"could not read workflow execution {name}: HTTP {status} {_shorten(text)}")
+
+
+def _named(name: Optional[str]) -> str:
+    """An executor or workflow name the plan holds for this kind of step (validation requires it)."""
+    if name is None:
+        raise StepError("the step names no executor or workflow")
+    return name
 
 
 def _json_field(text: str, key: str):

@@ -130,7 +130,9 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
     if resume:
         run_id, records = resume, _resumed_run(plan, store, resume, label)
         # The dates and properties the run started with, even when resumed another day.
-        arguments = RunArguments(**json.loads(store.run(resume)["arguments"]))
+        recorded = store.run(resume)
+        assert recorded is not None  # _resumed_run checked it exists
+        arguments = RunArguments(**json.loads(recorded["arguments"]))
     else:
         try:
             arguments = RunArguments.resolve(plan, options.arguments)

@@ -166,7 +166,7 @@ class RunStore:
     def create_run(self, run_id: str, pipeline: str, source: str | None, executor: str,
                    structure: list, arguments: dict, steps: list[dict]) -> None:
         now = time.time()
-        statements = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, arguments, pid, "
+        statements: list[tuple[str, tuple]] = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, arguments, pid, "
                        "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                        (run_id, pipeline, source, executor, json.dumps(structure), json.dumps(arguments),
                         os.getpid(), now))]
@@ -235,7 +235,7 @@ class RunStore:
                     error: str | None, step_status: str | None) -> None:
         """Close an attempt; `step_status` also settles the step (None: another attempt follows)."""
         now = time.time()
-        statements = [("UPDATE attempts SET status = ?, polls = polls + ?, error = ?, ended_at = ? "
+        statements: list[tuple[str, tuple]] = [("UPDATE attempts SET status = ?, polls = polls + ?, error = ?, ended_at = ? "
                        "WHERE run_id = ? AND job_id = ? AND attempt = ?",
                        (status, polls, error, now, run_id, job_id, attempt))]
         if step_status is not None:
