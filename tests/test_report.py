@@ -208,3 +208,24 @@ def test_polls_are_rounded_up(tmp_path):
     plan, _ = plan_of(pipeline([[[step("A", WAIT_TIME_SECONDS=7, ASYNC_TIMEOUT_LOOP_IN_MINUTES=1)]]]), tmp_path)
     call, poll = cloud_workflows.STEPS_PER_CALL, cloud_workflows.STEPS_PER_POLL
     assert report.executed_steps(plan) == call + 9 * poll  # 60 s / 7 s: the 9th poll sees the time-out
+
+
+def test_plan_and_generate_count_the_same_executed_steps_for_every_example():
+    """One figure: `levelflow plan` shows what `generate` checks against the 100,000-step limit
+    (every step a thread runs, NEXT followed; every poll until its time-out; every retry)."""
+    import math
+
+    from levelflow.backends import cloud_workflows as cw
+
+    for name in ("demo_pipeline_cloud_workflows.json", "retail_daily.json", "demo_pipeline_composer.json"):
+        result = run_cli("plan", EXAMPLES / name, "--params", PARAMS, "--engine", "cloud_workflows", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        shown = {f["name"]: f["value"] for f in json.loads(result.stdout)["limits"]}["steps executed per execution (worst case)"]
+        plan = levelflow.load_plan(EXAMPLES / name, levelflow.load_params(PARAMS))
+        expected = 0
+        for level in plan.levels:
+            for thread in level.threads:
+                for ran in thread.executed_steps():
+                    polls = math.ceil(ran.timeout_minutes * 60 / ran.wait_seconds) if ran.type in ("async", "workflows") else 0
+                    expected += (cw.STEPS_PER_CALL + polls * cw.STEPS_PER_POLL) * (1 + ran.retries)
+        assert shown == expected == cw.total_executed_steps(plan.levels), name

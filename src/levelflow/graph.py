@@ -78,14 +78,8 @@ def load_run_statuses(state_db: str | Path, run_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- what a picture says
 
 def executed_path(thread: PlanThread) -> list[int]:
-    """Indices of the steps a thread runs: in order, following each NEXT jump."""
-    index = {step.job_id: i for i, step in enumerate(thread.steps)}
-    path, i = [], 0
-    while i < len(thread.steps):
-        path.append(i)
-        target = thread.steps[i].next_job_id
-        i = index[target] if target else i + 1
-    return path
+    """Indices of the steps a thread runs (PlanThread.executed_path)."""
+    return thread.executed_path()
 
 
 def skipped_by_next(plan: Plan) -> set[str]:

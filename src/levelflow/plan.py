@@ -41,6 +41,20 @@ class PlanThread:
     thread_id: str
     steps: tuple[PlanStep, ...]
 
+    def executed_path(self) -> list[int]:
+        """Indices of the steps the thread runs: in order, following each NEXT jump (the steps
+        jumped over never run). The one implementation every engine, `plan` and `graph` use."""
+        index = {step.job_id: i for i, step in enumerate(self.steps)}
+        path, i = [], 0
+        while i < len(self.steps):
+            path.append(i)
+            target = self.steps[i].next_job_id
+            i = index[target] if target else i + 1
+        return path
+
+    def executed_steps(self) -> list[PlanStep]:
+        return [self.steps[i] for i in self.executed_path()]
+
 
 @dataclass(frozen=True)
 class PlanLevel:

@@ -164,9 +164,9 @@ def source_shape(document: Any) -> SourceShape:
 def executed_steps(plan: Plan) -> int:
     """Worst case: every async step polls until its time-out, every retry is used (the workflow
     steps one call and one poll execute are the Cloud Workflows backend's figures)."""
-    from .backends.cloud_workflows import executed_steps as cost
+    from .backends.cloud_workflows import total_executed_steps
 
-    return sum(cost(thread.steps[i]) for level in plan.levels for thread in level.threads for i in executed_path(thread))
+    return total_executed_steps(plan.levels)
 
 
 def cloud_workflows_figures(plan: Plan) -> list[Figure]:

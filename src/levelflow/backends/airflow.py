@@ -60,13 +60,7 @@ def component(text: str) -> str:
 
 def run_order(thread: PlanThread) -> list[tuple[int, PlanStep]]:
     """The steps a thread runs, following NEXT jumps; jumped-over steps never run."""
-    index = {step.job_id: i for i, step in enumerate(thread.steps)}
-    order, i = [], 0
-    while i < len(thread.steps):
-        step = thread.steps[i]
-        order.append((i, step))
-        i = index[step.next_job_id] if step.next_job_id else i + 1
-    return order
+    return [(i, thread.steps[i]) for i in thread.executed_path()]
 
 
 class _Compiler:

@@ -914,11 +914,17 @@ def _check_parent_budget(plan: Plan, parts: list[tuple[PlanLevel, ...]]) -> None
             f"workflow steps, more than the {MAX_EXECUTED_STEPS:,} allowed; lower ASYNC_TIMEOUT_LOOP_IN_MINUTES"), stacklevel=2)
 
 
+def total_executed_steps(levels: Iterable[PlanLevel]) -> int:
+    """The worst case of one execution: every step a thread runs (NEXT followed), every poll
+    until its time-out, every retry. `levelflow plan` shows this same figure."""
+    return sum(executed_steps(step) for level in levels for thread in level.threads for step in thread.executed_steps())
+
+
 def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
     """Estimate executed steps: polling an async step to its time-out must fit 100,000 steps,
     or the time-out could never fire; a whole run that could exceed it is warned about."""
-    total = 0
-    for step in _all_steps(levels):
+    levels = tuple(levels)
+    for step in (s for level in levels for thread in level.threads for s in thread.executed_steps()):
         cost = executed_steps(step)
         if cost > MAX_EXECUTED_STEPS:
             wait = math.ceil(step.timeout_minutes * 60 * STEPS_PER_POLL * (1 + step.retries) / (MAX_EXECUTED_STEPS - STEPS_PER_CALL * (1 + step.retries)))
@@ -926,7 +932,7 @@ def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
                                  f"({1 + step.retries} attempt(s)) needs up to {cost:,} workflow steps, {cost - MAX_EXECUTED_STEPS:,} more "
                                  f"than the {MAX_EXECUTED_STEPS:,} steps an execution may run; set WAIT_TIME_SECONDS to at least {wait} "
                                  f"or lower ASYNC_TIMEOUT_LOOP_IN_MINUTES")
-        total += cost
+    total = total_executed_steps(levels)
     if total > MAX_EXECUTED_STEPS:
         warnings.warn(LevelflowWarning(
             f"{_where(plan)}: if every async job ran until its time-out, one execution could need about {total:,} workflow steps, "
