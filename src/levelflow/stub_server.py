@@ -47,6 +47,7 @@ def http_forward(url: str, body: dict) -> tuple[int, str, str]:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "levelflow-double/2"
+    protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
     double: AefDouble  # set on the subclass made by make_server
 
     def log_message(self, format, *args):  # keep the terminal for the call log
@@ -61,9 +62,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY_BYTES:
-            raise ValueError(f"Content-Length {length} out of range")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0 or length > MAX_BODY_BYTES:
+                raise ValueError(f"Content-Length {length} out of range")
+        except ValueError:
+            self.close_connection = True  # what follows on this connection cannot be trusted
+            raise
         return self.rfile.read(length) if length else b""
 
     def do_GET(self):
