@@ -21,8 +21,9 @@ docs/executor-protocol.md describes both hops; in short:
   take from `workflow_properties` only; a missing file makes them fail with the AttributeError
   the real code raises.
 - **Executions API** (`Executions`): create answers the execution (`state: ACTIVE`), get its
-  state (ACTIVE, then SUCCEEDED with `result`, or FAILED with `error.payload`), cancel sets
-  CANCELLED; an unknown execution is 404 NOT_FOUND.
+  state (ACTIVE, then SUCCEEDED with `result`, or FAILED with `error.payload`), cancel sets an
+  active execution CANCELLED (one that has ended: 400 FAILED_PRECONDITION); an unknown
+  execution is 404 NOT_FOUND.
 
 Left out, as not part of the contract: the intermediate's BigQuery control table and error
 reporting, ID tokens, the executors' calls to Google. Where the real code has a defect that
@@ -203,8 +204,9 @@ class AefDouble:
         with self.lock:
             return next(self.counter)
 
-    def job_file(self, function: str, bucket, job_name) -> Optional[dict]:
-        """The executor's extract_params: the parsed file, or None (missing, not JSON)."""
+    def job_file(self, function: str, job_name) -> Optional[dict]:
+        """The executor's extract_params: the parsed file, or None (missing, not JSON). The jobs
+        directory plays whichever bucket the workflow properties name."""
         if self.jobs_dir is None:
             return {}
         path = self.jobs_dir / function / f"{job_name}.json"
@@ -227,7 +229,9 @@ class AefDouble:
         if execution is None:
             return _api_error(404, f"Resource '{name}' was not found", "NOT_FOUND")
         if method == "POST" and cancel:
-            execution.state = "CANCELLED" if execution.state == "ACTIVE" else execution.state
+            if execution.state != "ACTIVE":  # the API refuses to cancel an execution that has ended
+                return _api_error(400, f"execution {name} is {execution.state}, not active", "FAILED_PRECONDITION")
+            execution.state = "CANCELLED"
             return 200, json.dumps(self._execution_view(execution)), JSON
         if method != "GET":
             return _api_error(405, "method not allowed", "INVALID_ARGUMENT")
@@ -307,17 +311,15 @@ class Intermediate:
     def _call(body: dict, job_id, forward: Forward) -> str:
         workflow_name, job_name = body["workflow_name"], body["job_name"]
         properties = _join(body.get("workflow_properties"), body.get("step_properties"))
-        dates = body["query_variables"]
-        params = {"workflow_properties": properties, "workflow_name": workflow_name, "job_name": job_name,
-                  "query_variables": {"start_date": "'" + dates["start_date"] + "'", "end_date": "'" + dates["end_date"] + "'"}}
-        if job_id:
-            params["job_id"] = job_id
+        # KeyError / TypeError on missing or non-text dates, as the real code's concatenation raises
+        params = protocol.executor_body(workflow_name=workflow_name, job_name=job_name, query_variables=body["query_variables"],
+                                        properties=properties, job_id=job_id)
         url = body["function_url_to_call"]
         function = str(url).split("/")[-1]
         status, reason, text = forward(url, params)
         if status >= 400:  # urllib raises HTTPError
             raise Exception(f"Unexpected error in custom function: {function}:<HTTPError {status}: {reason!r}>")
-        if job_id is None and re.match(r"^aef[_-]", text):
+        if job_id is None and protocol.is_job_id(text):
             return text
         if text in protocol.SUCCESS_WORDS:
             return protocol.SUCCESS
@@ -388,7 +390,7 @@ class Executors:
             if family.name == "dataform":  # repository_name None + "_secret"
                 raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'str'")
             raise Exception("Dataproc API CREATE request failed. Status code:400")
-        params = self.double.job_file(function, bucket, body.get("job_name"))
+        params = self.double.job_file(function, body.get("job_name"))
         if params is None:
             raise _attribute_error(None)
         return params

@@ -120,6 +120,7 @@ def generate(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", LevelflowWarning)
                 plan = load_plan(definition, params, engine)
+                _refuse_unused_options(plan, options)
                 generated = backend_for(plan.engine)(plan, options)
         except LevelflowError as exc:
             problems.extend(exc.problems)
@@ -148,6 +149,20 @@ def generate(
         raise LevelflowError(problems)
     write_all_atomic(files)
     return sorted(files)
+
+
+def _refuse_unused_options(plan: Plan, options: "GenerateOptions") -> None:
+    """--jobs-dir and --dataform-dir embed files in Composer operators mode only: an option that
+    means nothing for this definition's engine or mode is an error, never silently ignored."""
+    for option, value in (("--jobs-dir", options.jobs_dir), ("--dataform-dir", options.dataform_dir)):
+        if value is None:
+            continue
+        if plan.engine != "composer":
+            raise LevelflowError([Problem(plan.source or plan.name, f"{option} is for the composer engine only; this definition's "
+                                                                    f"engine is {plan.engine} (give --engine composer, or drop {option})")])
+        if options.step_mode != "operators":
+            raise LevelflowError([Problem(plan.source or plan.name, f"{option} is for operators mode only (functions mode "
+                                                                    "embeds no job file and reads nothing from the Dataform repository)")])
 
 
 def _target(name: str, generated: dict, out_dir, output_file) -> Path:

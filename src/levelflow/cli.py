@@ -119,8 +119,11 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
     definitions = find_definitions(paths)
     for option, value in (("--jobs-dir", jobs_dir), ("--dataform-dir", dataform_dir)):
-        if value is not None:
-            _check_operators_option(option, definitions, engine, step_mode)
+        if value is not None:  # flags that contradict each other; a definition's own engine is checked by generate()
+            if step_mode != "operators":
+                raise click.UsageError(f"{option} is for Composer operators mode only, not --step-mode functions")
+            if engine not in (None, "composer"):
+                raise click.UsageError(f"{option} is for the composer engine only, not --engine {engine}")
     options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir)
     with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
         warnings.simplefilter("always")
@@ -129,28 +132,6 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
     print_warnings(caught, False)  # e.g. a pipeline that could exceed the engine's executed-steps limit
     for path in written:
         click.echo(f"wrote {path}")
-
-
-def _check_operators_option(option, definitions, engine, step_mode):
-    """--jobs-dir and --dataform-dir serve Composer operators mode only: never silently ignored elsewhere."""
-    from .api import load_pipeline
-    from .errors import Problem
-
-    if step_mode != "operators":
-        raise click.UsageError(f"{option} is for Composer operators mode only, not --step-mode functions")
-    if engine not in (None, "composer"):
-        raise click.UsageError(f"{option} is for the composer engine only, not --engine {engine}")
-    problems = []
-    for definition in definitions if engine is None else ():
-        try:
-            pipeline = load_pipeline(definition)
-        except LevelflowError:
-            continue  # reported by the generation itself
-        if pipeline.engine != "composer":
-            problems.append(Problem(str(definition), f"{option} is for the composer engine only; this definition's "
-                                                     f"engine is {pipeline.engine} (give --engine composer, or drop {option})"))
-    if problems:
-        raise LevelflowError(problems)
 
 
 def _progress(total: int):

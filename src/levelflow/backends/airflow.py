@@ -69,9 +69,6 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.used_names: set[str] = set()
         self._document: Optional[Document] = None
-        if options.dataform_dir is not None and options.step_mode != "operators":
-            self.problems.append(Problem(plan.source or plan.name, "--dataform-dir is for operators mode only "
-                                         "(functions mode reads nothing from the Dataform repository)"))
 
     @property
     def used(self) -> list[ComposerExecutor]:

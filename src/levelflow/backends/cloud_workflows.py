@@ -294,11 +294,11 @@ def _argument_steps(bad: str) -> list[dict]:
     ]
 
 
-def _bad_arguments(report: dict | str, *, raises: bool) -> dict:
-    """The step `_argument_steps` jumps to: the run fails with a report saying why."""
+def _bad_arguments(report: dict, *, raises: bool) -> dict:
+    """The step `_argument_steps` jumps to: `report` (a step body) makes `outcome`, and the run
+    fails with it, saying why."""
     return {"bad_arguments": {"steps": [
-        {"bad_report": report if isinstance(report, dict) else {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": {}},
-                                                                 "result": "outcome"}},
+        {"bad_report": report},
         {"bad_verdict": {"assign": [{"outcome.status": "failed"},
                                     {"outcome.message": _expr('"levelflow: unusable execution argument: " + problem')}]}},
         {"bad_end": {"raise" if raises else "return": _expr("outcome")}},
@@ -407,7 +407,8 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
     if not part:  # parts always return their report; the parent decides
         steps.append({"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}})
     steps.append({"answer": {"return": _expr("outcome")}})
-    steps.append(_bad_arguments("finish", raises=not part))
+    no_step_ran = {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": {}}, "result": "outcome"}
+    steps.append(_bad_arguments(no_step_ran, raises=not part))
     return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels, settings)}
 
 

@@ -103,12 +103,8 @@ class Engine:
     def _stop_after_store_failure(self) -> None:
         """Record what can still be recorded (running steps interrupted), then raise."""
         self.status = "interrupted"
-        for record in self.records.values():
-            if record.status == "running":
-                record.status, record.ended_at = "interrupted", time.time()
-                self.on_change(record)
         try:
-            self.store.interrupt_running(self.run_id)
+            self._settle_running()
             self.store.finish_run(self.run_id, "interrupted")
         except StoreError:
             pass  # the record keeps status running; its process is gone, so --resume accepts it

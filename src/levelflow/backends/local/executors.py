@@ -361,12 +361,13 @@ class ExecutorClient:
     def run_sync(self, step: PlanStep) -> None:
         """A sync step: one call of FUNCTION_NAME with the executor's request body; success only
         on a 2xx answer that is a success state word."""
-        url = self.endpoints.function(_named(step.executor))
+        function = _named(step.executor)
+        url = self.endpoints.function(function)
         body = protocol.executor_body(workflow_name=self.arguments.workflow_name, job_name=step.job_name,
                                       query_variables=self.arguments.query_variables,
                                       properties=self.arguments.step_properties(step))
         status, text = self._retrying("sync call", lambda: self.transport.post(url, body, step.call_timeout_seconds))
-        problem = protocol.sync_failure(step.executor or "", status, text, ANSWER_SHOWN)
+        problem = protocol.sync_failure(function, status, text, ANSWER_SHOWN)
         if problem:
             raise StepError(problem)
 

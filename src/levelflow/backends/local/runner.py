@@ -144,7 +144,7 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
 
     def client_factory(sleep):
         if options.simulated:
-            transport = SimulatedTransport(options.scenario, options.time_scale, plan.params.pFunctionIntermediateName)
+            transport = SimulatedTransport(options.scenario, options.time_scale, plan.platform().pFunctionIntermediateName)
             executions = WorkflowExecutionsApi(EXECUTIONS_API, sender=transport)
         else:
             transport = HttpTransport()
