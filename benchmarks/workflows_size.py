@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from levelflow import load_params, load_plan
-from levelflow.backends.cloud_workflows import LevelflowWarning, MAX_SOURCE_BYTES, generate_workflows
+from levelflow.backends.cloud_workflows.compiler import LevelflowWarning, MAX_SOURCE_BYTES, generate_workflows
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = load_params(ROOT / "examples" / "platform-parameters-dev.json")

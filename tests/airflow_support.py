@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from levelflow.backends.airflow import component
+from levelflow.backends.composer.compiler import component
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).with_name("airflow_harness.py")

@@ -56,7 +56,7 @@ def write_json(tmp_path):
 def generated_workflows_follow_the_documented_rules(monkeypatch):
     """Every Cloud Workflows file any test generates passes tests/workflow_rules.py."""
     import workflow_rules
-    from levelflow.backends import cloud_workflows
+    from levelflow.backends.cloud_workflows import compiler as cloud_workflows
 
     generate_files = cloud_workflows.generate_files
 

@@ -333,7 +333,7 @@ def aef_run(request, aef_dags):
 
 
 def _group(thread, job):
-    from levelflow.backends.airflow import component
+    from levelflow.backends.composer.compiler import component
 
     return f"level_1.thread_{thread}.{component(job)}"
 

@@ -87,7 +87,7 @@ def test_user_text_never_reaches_code_positions(write_json, tmp_path):
 @given(texts=st.lists(st.text(min_size=1, max_size=40), min_size=3, max_size=3))
 def test_any_text_stays_in_the_data_literal(texts):
     """Whatever the description, step properties and job parameters hold, the code is the same."""
-    from levelflow.backends.airflow import generate_files
+    from levelflow.backends.composer.compiler import generate_files
     from levelflow.model import Pipeline
 
     def text_for(description, prop):

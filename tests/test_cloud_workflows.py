@@ -12,7 +12,7 @@ import yaml
 from cloud_workflows_emulator import EPOCH, run, schema_errors
 from conftest import EXAMPLES, PARAMS, pipeline, step
 from levelflow import LevelflowError, load_params, load_plan
-from levelflow.backends import cloud_workflows as cw
+from levelflow.backends.cloud_workflows import compiler as cw
 from levelflow.errors import LevelflowWarning
 from levelflow.model import PlatformParams
 from levelflow.scenario import Scenario

@@ -6,7 +6,7 @@ import yaml
 
 import levelflow
 from levelflow import report
-from levelflow.backends import cloud_workflows
+from levelflow.backends.cloud_workflows import compiler as cloud_workflows
 from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
 
 RETAIL = EXAMPLES / "retail_daily.json"
@@ -215,7 +215,7 @@ def test_plan_and_generate_count_the_same_executed_steps_for_every_example():
     (every step a thread runs, NEXT followed; every poll until its time-out; every retry)."""
     import math
 
-    from levelflow.backends import cloud_workflows as cw
+    from levelflow.backends.cloud_workflows import compiler as cw
 
     for name in ("demo_pipeline_cloud_workflows.json", "retail_daily.json", "demo_pipeline_composer.json"):
         result = run_cli("plan", EXAMPLES / name, "--params", PARAMS, "--engine", "cloud_workflows", "--format", "json")

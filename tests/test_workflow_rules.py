@@ -12,7 +12,7 @@ import workflow_rules
 from cloud_workflows_emulator import _mark_except_blocks, patched_emulator, run
 from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
 from levelflow import load_params, load_plan
-from levelflow.backends import cloud_workflows as cw
+from levelflow.backends.cloud_workflows import compiler as cw
 from levelflow.model import PlatformParams
 from levelflow.scenario import Scenario
 from levelflow.stub_server import RunningStub

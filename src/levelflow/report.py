@@ -93,7 +93,7 @@ def generated_sources(plan: Plan) -> tuple[Optional[dict[str, str]], str]:
     """The generated files (name -> source text), or None and why not."""
     if plan.params is None:
         return None, "n/a (give --params to generate the source)"
-    from .backends.cloud_workflows import generate_workflows
+    from .backends.cloud_workflows.compiler import generate_workflows
 
     try:
         with warnings.catch_warnings():  # its warnings repeat figures this report shows anyway
@@ -164,13 +164,13 @@ def source_shape(document: Any) -> SourceShape:
 def executed_steps(plan: Plan) -> int:
     """Worst case: every async step polls until its time-out, every retry is used (the workflow
     steps one call and one poll execute are the Cloud Workflows backend's figures)."""
-    from .backends.cloud_workflows import total_executed_steps
+    from .backends.cloud_workflows.compiler import total_executed_steps
 
     return total_executed_steps(plan.levels)
 
 
 def cloud_workflows_figures(plan: Plan) -> list[Figure]:
-    from .backends.cloud_workflows import MAX_SOURCE_BYTES as source_limit
+    from .backends.cloud_workflows.compiler import MAX_SOURCE_BYTES as source_limit
 
     sources, why = generated_sources(plan)
     widest = max(len(level.threads) for level in plan.levels)
@@ -209,7 +209,7 @@ def cloud_workflows_figures(plan: Plan) -> list[Figure]:
 def composer_task_id(level_id: str, thread_id: str, job_name: str) -> str:
     """A step's full id: Airflow prefixes the ids of its task groups (level, then thread), and
     the Composer backend shortens long id components."""
-    from .backends.airflow import component
+    from .backends.composer.compiler import component
 
     return f"level_{component(level_id)}.thread_{component(thread_id)}.{component(job_name)}"
 

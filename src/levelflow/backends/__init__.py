@@ -14,8 +14,8 @@ from typing import Callable, Optional
 from ..plan import Plan
 
 ENGINE_MODULES = {
-    "cloud_workflows": "levelflow.backends.cloud_workflows",
-    "composer": "levelflow.backends.airflow",
+    "cloud_workflows": "levelflow.backends.cloud_workflows.compiler",
+    "composer": "levelflow.backends.composer.compiler",
 }
 STEP_MODES = ("operators", "functions")
 

@@ -40,10 +40,10 @@ from typing import Iterable, Optional
 
 import yaml
 
-from .. import protocol
-from ..errors import LevelflowError, LevelflowWarning, Problem
-from ..plan import Plan, PlanLevel, PlanStep
-from . import GenerateOptions
+from ... import protocol
+from ...errors import LevelflowError, LevelflowWarning, Problem
+from ...plan import Plan, PlanLevel, PlanStep
+from .. import GenerateOptions
 
 MAX_SOURCE_BYTES = 128_000  # the documented 128 KB, counted in decimal kilobytes to stay on the safe side
 MAX_BRANCHES = 10

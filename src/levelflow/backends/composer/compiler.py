@@ -14,17 +14,17 @@ import pprint
 from pathlib import Path
 from typing import Optional
 
-from .. import protocol
-from ..errors import LevelflowError, Problem
-from ..executors import (
+from ... import protocol
+from ...errors import LevelflowError, Problem
+from ...executors import (
     AEF, BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, ComposerExecutor,
     check_job_file, dataflow_job_name, strip_config_block,
 )
-from ..loader import Document, load_document
-from ..plan import Plan, PlanStep, PlanThread
-from . import GenerateOptions
+from ...loader import Document, load_document
+from ...plan import Plan, PlanStep, PlanThread
+from .. import GenerateOptions
 
-TEMPLATE = Path(__file__).with_name("airflow_dag.py.tmpl")
+TEMPLATE = Path(__file__).with_name("dag.py.tmpl")
 MAX_ID_COMPONENT = 60  # keeps level.thread.step.task ids well under Airflow's 250 characters
 
 
