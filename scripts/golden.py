@@ -5,7 +5,7 @@ byte for byte).
     .venv/bin/python scripts/golden.py          # refresh tests/golden/ after a reviewed change
 
 Outputs: Cloud Workflows YAML of each cloud_workflows example, the Composer DAG of each
-composer example in both step modes, the SVG picture and the `levelflow plan --format json`
+example in each step mode of its engine, the SVG picture and the `levelflow plan --format json`
 report of every example.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ GOLDEN = ROOT / "tests" / "golden"
 sys.path.insert(0, str(ROOT / "src"))
 
 from levelflow import load_params, load_plan  # noqa: E402
-from levelflow.backends import GenerateOptions, backend_for  # noqa: E402
+from levelflow.backends import GenerateOptions, engine_for  # noqa: E402
 from levelflow.graph import render  # noqa: E402
 from levelflow.report import build_report  # noqa: E402
 
@@ -36,10 +36,10 @@ def golden_files() -> dict[str, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             plan = load_plan(source, params)
-            modes = ["operators", "functions"] if plan.engine == "composer" else ["functions"]
-            for mode in modes:
+            engine = engine_for(plan.engine)
+            for mode in engine.step_modes:
                 folder = f"{plan.engine}-{mode}"
-                for name, text in backend_for(plan.engine)(plan, GenerateOptions(step_mode=mode)).items():
+                for name, text in engine.generate(plan, GenerateOptions(step_mode=mode)).items():
                     files[f"{folder}/{name}"] = text
             files[f"graph/{plan.name}.svg"] = render(plan, "svg")
             files[f"plan/{plan.name}.json"] = json.dumps(build_report(plan), indent=2, sort_keys=True) + "\n"

@@ -530,3 +530,21 @@ def test_string_workflow_properties_are_decoded_and_a_bad_one_fails_with_a_repor
         assert outcome.statuses() == {"A": "not_started"}
     outcome = run(files, {"query_variables": "2026-01-01"})
     assert "query_variables must be a map" in outcome.error["message"]
+
+
+def test_the_compiler_refuses_a_generated_source_that_breaks_a_limit():
+    """The safety net behind every generated file: one walk (source_shape) measures, the
+    compiler compares with the engine's limits."""
+    plan = load_plan(EXAMPLES / "demo_pipeline_cloud_workflows.json", load_params(PARAMS))
+    broken = {"main": {"steps": [
+        {"twice": {"return": 1}}, {"twice": {"return": 2}},
+        {"wide": {"switch": [{"condition": True, "next": "end"}] * 51}},
+        {"lonely": {"parallel": {"branches": [{"only": {"steps": [{"go": {"call": "loop"}}]}}]}}},
+        {"slow": {"call": "http.post", "args": {"url": "https://x.invalid", "timeout": 1801}}},
+    ]}, "loop": {"steps": [{"again": {"call": "loop"}}]}}
+    with pytest.raises(LevelflowError) as caught:
+        cw._check_doc(plan, broken)
+    messages = "\n".join(str(p) for p in caught.value.problems)
+    for words in ("repeated: main.twice", "recursive subworkflow call main -> loop -> loop", "51 conditions in one switch, 1 more than 50",
+                  "a parallel step of 1 branch(es)", "1801 seconds of HTTP time-out, 1 more than 1800"):
+        assert words in messages, words

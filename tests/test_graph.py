@@ -14,6 +14,7 @@ import pytest
 
 import levelflow
 from levelflow import graph as graphs
+from levelflow.plan import STEP_STATUSES
 from levelflow.plan import Plan, PlanLevel, PlanStep, PlanThread
 from conftest import EXAMPLES, ROOT, pipeline, run_cli, step
 
@@ -111,7 +112,7 @@ def test_labels_stay_inside_their_box_and_off_the_others(tmp_path, threads, long
 def test_every_label_fits_on_the_canvas_even_with_a_full_legend(tmp_path):
     plan, _ = plan_of(pipeline([[[step("J1")]]]), tmp_path)
     statuses = {"J1": "failed"}
-    root = ET.fromstring(graphs.render_svg(plan, {**statuses, **{f"other{i}": s for i, s in enumerate(graphs.STATUSES)}}))
+    root = ET.fromstring(graphs.render_svg(plan, {**statuses, **{f"other{i}": s for i, s in enumerate(STEP_STATUSES)}}))
     _, _, width, _ = map(float, root.get("viewBox").split())
     for text in root.iter("{http://www.w3.org/2000/svg}text"):
         x, _, w, _ = text_box(text)
@@ -389,7 +390,7 @@ def record_run(db: Path, run_id: str, statuses: dict[str, str]) -> None:
 def test_run_colours_each_step_by_its_status(tmp_path):
     plan = retail_plan()
     jobs = [s.job_id for s in plan.steps()]
-    statuses = {job: graphs.STATUSES[i % len(graphs.STATUSES)] for i, job in enumerate(jobs)}
+    statuses = {job: STEP_STATUSES[i % len(STEP_STATUSES)] for i, job in enumerate(jobs)}
     db = tmp_path / "state.db"
     record_run(db, "run-1", statuses)
     record_run(db, "run-2", {job: "failed" for job in jobs})

@@ -6,6 +6,8 @@ import yaml
 
 import levelflow
 from levelflow import report
+from levelflow.backends import composer
+from levelflow.backends.cloud_workflows import figures as cw_figures
 from levelflow.backends.cloud_workflows import compiler as cloud_workflows
 from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
 
@@ -63,7 +65,7 @@ def test_worst_case_executed_steps_count_every_poll_and_retry(tmp_path):
     plan, _ = plan_of(data, tmp_path)
     call, poll = cloud_workflows.STEPS_PER_CALL, cloud_workflows.STEPS_PER_POLL
     polls = 5 * 60 // 10
-    assert report.executed_steps(plan) == 3 * (call + polls * poll) + call  # B is skipped by NEXT
+    assert cw_figures.executed_steps(plan) == 3 * (call + polls * poll) + call  # B is skipped by NEXT
 
 
 def test_a_pipeline_that_polls_too_much_is_shown_over_the_limit(tmp_path):
@@ -98,7 +100,7 @@ leaf:
   steps:
     - done: {return: 0}
 """)
-    assert report.source_shape(source) == report.SourceShape(branches=3, parallel_depth=2, call_depth=3, switch=2, assign=3)
+    assert cw_figures.source_shape(source) == cw_figures.SourceShape(branches=3, parallel_depth=2, call_depth=3, switch=2, assign=3)
 
 
 def test_parallel_nesting_is_counted_through_subworkflow_calls():
@@ -127,18 +129,18 @@ transient:
   steps:
     - answer: {return: true}
 """)
-    shape = report.source_shape(source)
+    shape = cw_figures.source_shape(source)
     # main > run_thread > poll_job > transient (a retry predicate runs as a call); recursion counted once
     assert (shape.parallel_depth, shape.call_depth, shape.branches) == (2, 4, 2)
 
 
 def test_a_step_named_like_a_keyword_is_not_taken_for_one():
     source = {"main": {"steps": [{"call": {"call": "helper"}}, {"switch": {"return": 1}}]}, "helper": {"steps": []}}
-    assert report.source_shape(source) == report.SourceShape(call_depth=2)
+    assert cw_figures.source_shape(source) == cw_figures.SourceShape(call_depth=2)
 
 
 def test_a_plain_step_list_is_a_source_too():
-    assert report.source_shape([{"only": {"return": 1}}]) == report.SourceShape()
+    assert cw_figures.source_shape([{"only": {"return": 1}}]) == cw_figures.SourceShape()
 
 
 @pytest.mark.parametrize("threads", [1, 12, 100])
@@ -168,7 +170,7 @@ def test_composer_figures_follow_the_task_group_naming(tmp_path):
     plan, _ = plan_of(data, tmp_path)
     built = report.build_report(plan)
     longest = figure(built, "task_id length (longest)")
-    assert longest["note"] == report.composer_task_id("1", "t" * 128, long_name)
+    assert longest["note"] == composer.task_id("1", "t" * 128, long_name)
     assert longest["value"] == len(longest["note"]) and longest["note"].startswith("level_1.thread_t")
     assert longest["status"] == ("over" if longest["value"] > 250 else "ok")
     assert figure(built, "steps that become tasks")["value"] == 4  # "skipped" never runs
@@ -207,7 +209,7 @@ def test_plan_of_an_invalid_definition_exits_1(tmp_path):
 def test_polls_are_rounded_up(tmp_path):
     plan, _ = plan_of(pipeline([[[step("A", WAIT_TIME_SECONDS=7, ASYNC_TIMEOUT_LOOP_IN_MINUTES=1)]]]), tmp_path)
     call, poll = cloud_workflows.STEPS_PER_CALL, cloud_workflows.STEPS_PER_POLL
-    assert report.executed_steps(plan) == call + 9 * poll  # 60 s / 7 s: the 9th poll sees the time-out
+    assert cw_figures.executed_steps(plan) == call + 9 * poll  # 60 s / 7 s: the 9th poll sees the time-out
 
 
 def test_plan_and_generate_count_the_same_executed_steps_for_every_example():

@@ -25,6 +25,25 @@ def load_pipeline(path: str | Path) -> Pipeline:
 def check_pipeline(path: str | Path) -> tuple[Pipeline, list[Problem]]:
     """Load and validate a definition file; also return its warnings (located problems of a
     definition that validates but would fail against the deployed functions)."""
+    _document, pipeline, advice = _checked(path)
+    return pipeline, advice
+
+
+def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mode: Optional[str] = None) -> tuple[Pipeline, list[Problem]]:
+    """What `levelflow validate` checks: the definition format, then what its engine's
+    `generate` would reject that is known without platform parameters (Engine.check, in
+    `step_mode` or the engine's default mode). Returns the warnings; raises LevelflowError."""
+    from .backends import GenerateOptions, engine_for
+
+    document, pipeline, advice = _checked(path)
+    plan = build_plan(pipeline, source=str(path), engine=engine)
+    problems = engine_for(plan.engine).problems(plan, GenerateOptions(step_mode=step_mode))
+    if problems:  # engines locate by JSON path; the document knows the line
+        raise LevelflowError([document.problem(p.path, p.message) if p.path and p.line is None else p for p in problems])
+    return pipeline, advice
+
+
+def _checked(path: str | Path):
     from .advice import pipeline_warnings
 
     document = load_document(path)
@@ -33,7 +52,7 @@ def check_pipeline(path: str | Path) -> tuple[Pipeline, list[Problem]]:
         raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, "
                                                     "then letters, digits, '_' or '-', ending with a letter or digit, at most 64 "
                                                     "characters); rename the file or add a \"name\" key")])
-    return pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
+    return document, pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
 
 
 def warn_about(problems: Iterable[Problem]) -> None:
@@ -103,7 +122,7 @@ def generate(
     Warnings are emitted as LevelflowWarning; with `strict`, they are errors and nothing is written.
     """
     import warnings
-    from .backends import GenerateOptions, backend_for
+    from .backends import GenerateOptions, engine_for
     from .writer import write_all_atomic
 
     options = options or GenerateOptions()
@@ -120,8 +139,7 @@ def generate(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", LevelflowWarning)
                 plan = load_plan(definition, params, engine)
-                _refuse_unused_options(plan, options)
-                generated = backend_for(plan.engine)(plan, options)
+                generated = engine_for(plan.engine).generate(plan, options)
         except LevelflowError as exc:
             problems.extend(exc.problems)
             continue
@@ -149,20 +167,6 @@ def generate(
         raise LevelflowError(problems)
     write_all_atomic(files)
     return sorted(files)
-
-
-def _refuse_unused_options(plan: Plan, options: "GenerateOptions") -> None:
-    """--jobs-dir and --dataform-dir embed files in Composer operators mode only: an option that
-    means nothing for this definition's engine or mode is an error, never silently ignored."""
-    for option, value in (("--jobs-dir", options.jobs_dir), ("--dataform-dir", options.dataform_dir)):
-        if value is None:
-            continue
-        if plan.engine != "composer":
-            raise LevelflowError([Problem(plan.source or plan.name, f"{option} is for the composer engine only; this definition's "
-                                                                    f"engine is {plan.engine} (give --engine composer, or drop {option})")])
-        if options.step_mode != "operators":
-            raise LevelflowError([Problem(plan.source or plan.name, f"{option} is for operators mode only (functions mode "
-                                                                    "embeds no job file and reads nothing from the Dataform repository)")])
 
 
 def _target(name: str, generated: dict, out_dir, output_file) -> Path:

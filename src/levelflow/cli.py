@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .api import check_pipeline, find_definitions
-from .cli_common import print_warnings, reports_problems, strict_option
+from .api import check_definition, find_definitions
+from .cli_common import engine_option, print_warnings, reports_problems, step_mode_option, strict_option
 from .cli_local import register as register_local_commands
 from .errors import LevelflowError
+from .scaffold import SCAFFOLD_ENGINES
 from .schema import schema_text
 
 
@@ -30,10 +31,14 @@ def main():
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per file or problem; json: a machine-readable report on stdout.")
+@engine_option()
+@step_mode_option
 @strict_option
 @reports_problems
-def validate(paths, output_format, strict):
-    """Check definition files (or directories of them) against the definition format.
+def validate(paths, output_format, engine, step_mode, strict):
+    """Check definition files (or directories of them): the definition format, and everything
+    `generate` would reject that is known without platform parameters (for the definition's
+    engine and step mode, e.g. an executor Composer operators mode does not know).
 
     Directories are scanned for *.json, *.yaml and *.yml files, skipping
     platform-parameters-*.json. Every problem of every file is reported, each with its
@@ -41,12 +46,16 @@ def validate(paths, output_format, strict):
     against the deployed AEF functions. Exit status: 0 all valid, 1 a problem (or, with
     --strict, a warning), 2 usage error.
     """
+    from .backends import usage_problem
+
+    if problem := usage_problem(engine, step_mode, {}):
+        raise click.UsageError(problem)
     results: list[dict] = []
     failed = False
     warned = 0
     for path in find_definitions(paths):
         try:
-            pipeline, advice = check_pipeline(path)
+            pipeline, advice = check_definition(path, engine=engine, step_mode=step_mode)
         except LevelflowError as exc:
             failed = True
             results.append({"file": str(path), "valid": False, "problems": [p.as_dict() for p in exc.problems]})
@@ -57,13 +66,13 @@ def validate(paths, output_format, strict):
         threads = sum(len(level.threads) for level in pipeline.definition)
         steps = sum(len(t.steps) for level in pipeline.definition for t in level.threads)
         warned += len(advice)
-        results.append({"file": str(path), "valid": True, "engine": pipeline.engine,
+        results.append({"file": str(path), "valid": True, "engine": engine or pipeline.engine,
                         "levels": len(pipeline.definition), "threads": threads, "steps": steps,
                         "warnings": [p.as_dict() for p in advice]})
         if output_format == "text":
             for problem in advice:
                 click.echo(f"warning: {problem}", err=True)
-            click.echo(f"ok: {path} ({pipeline.engine}: {len(pipeline.definition)} levels, {threads} threads, {steps} steps)")
+            click.echo(f"ok: {path} ({engine or pipeline.engine}: {len(pipeline.definition)} levels, {threads} threads, {steps} steps)")
     if output_format == "json":
         click.echo(json.dumps({"valid": not failed and not (strict and warned), "files": results}, indent=2))
     elif strict and warned:
@@ -96,11 +105,10 @@ def schema(output):
               help="Directory receiving <name>.yaml (Cloud Workflows) or <name>.py (Composer).")
 @click.option("-o", "--output", "output_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file, when exactly one definition is given.")
-@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definitions' engine.")
+@engine_option()
 @click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Composer: local copy of the jobs bucket; job parameters are embedded at generation time.")
-@click.option("--step-mode", type=click.Choice(["operators", "functions"]), default="operators", show_default=True,
-              help="Composer: native Google operators, or the executor functions over HTTP.")
+              help="Composer operators mode: local copy of the jobs bucket; job parameters are embedded at generation time.")
+@step_mode_option
 @click.option("--dataform-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Composer operators mode: local checkout of the Dataform repository; each BigQuery step's "
                    "definitions/<pipeline>/<JOB_NAME>.sqlx is embedded at generation time.")
@@ -117,13 +125,12 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
 
     if (out_dir is None) == (output_file is None):
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
+    from .backends import usage_problem
+
+    # flags that contradict each other; each definition's own engine is checked by generate()
+    if problem := usage_problem(engine, step_mode, {"jobs_dir": jobs_dir, "dataform_dir": dataform_dir}):
+        raise click.UsageError(problem)
     definitions = find_definitions(paths)
-    for option, value in (("--jobs-dir", jobs_dir), ("--dataform-dir", dataform_dir)):
-        if value is not None:  # flags that contradict each other; a definition's own engine is checked by generate()
-            if step_mode != "operators":
-                raise click.UsageError(f"{option} is for Composer operators mode only, not --step-mode functions")
-            if engine not in (None, "composer"):
-                raise click.UsageError(f"{option} is for the composer engine only, not --engine {engine}")
     options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir)
     with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
         warnings.simplefilter("always")
@@ -229,7 +236,7 @@ def _plan_for(definition: Path, params_file, engine, strict: bool = False):
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Picture to write; its suffix picks the format: .svg, .html (interactive page), .mmd (Mermaid), .dot (Graphviz).")
 @click.option("--params", "params_file", type=click.Path(path_type=Path), help="Platform parameters file (optional).")
-@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
+@engine_option("Override the definition's engine.")
 @click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
 @click.option("--state", "state_db", type=click.Path(path_type=Path),
               help="Database of recorded runs (default: the one `levelflow run` uses).")
@@ -266,7 +273,7 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
     type=click.Path(path_type=Path),
     help="Platform parameters file; needed to measure the generated Cloud Workflows source.",
 )
-@click.option("--engine", type=click.Choice(["cloud_workflows", "composer"]), help="Override the definition's engine.")
+@engine_option("Override the definition's engine.")
 @click.option(
     "--format",
     "output_format",
@@ -282,7 +289,7 @@ def plan_command(definition, params_file, engine, output_format, strict):
 
     Counts levels, threads, steps and executors; finds the longest chain of steps from each
     step's ESTIMATED_MINUTES (else its time-out); and, for the engine, lists every limit of
-    Cloud Workflows or Composer beside the pipeline's figure (ok, near = 80% or more, over).
+    the engine beside the pipeline's figure (ok, near = 80% or more, over).
     """
     from .report import build_report, format_text
 
@@ -294,8 +301,8 @@ def plan_command(definition, params_file, engine, output_format, strict):
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option(
     "--engine",
-    type=click.Choice(["cloud_workflows", "composer"]),
-    default="cloud_workflows",
+    type=click.Choice(SCAFFOLD_ENGINES),
+    default=SCAFFOLD_ENGINES[0],
     show_default=True,
     help="Engine of the example definition.",
 )

@@ -39,3 +39,35 @@ def print_warnings(caught, strict: bool) -> None:
     if strict and caught:
         click.echo(f"error: {len(caught)} warning(s), and --strict treats warnings as errors", err=True)
         sys.exit(1)
+
+
+class RegistryChoice(click.Choice):
+    """A choice among names read from the engine registry (levelflow.backends) when the command
+    runs, so that an engine registered after this module was imported is offered too."""
+
+    def __init__(self, names):
+        self._names = names
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self):
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, _value):
+        pass
+
+
+def engine_option(help_text: str = "Override the definitions' engine."):
+    from .backends import engine_names
+
+    return click.option("--engine", type=RegistryChoice(engine_names), help=help_text)
+
+
+def step_mode_option(command):
+    from .backends import all_step_modes, engines
+
+    modes = "; ".join(f"{engine.name}: {', '.join(engine.step_modes)}" for engine in engines().values())
+    return click.option("--step-mode", type=RegistryChoice(all_step_modes),
+                        help=f"How steps call their jobs, among the engine's modes (default: its first). {modes}. "
+                             "Composer operators: native Google operators; functions: the executor functions over HTTP.")(command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-Path = tuple  # a JSON path as a tuple of keys (str) and indices (int)
+JsonPath = tuple  # a JSON path: keys (str) and indices (int), e.g. ("definition", 0, "THREADS")
 
 
 def format_path(path: Sequence) -> str:
@@ -22,7 +22,7 @@ def format_path(path: Sequence) -> str:
 class Problem:
     file: str
     message: str
-    path: Path = ()
+    path: JsonPath = ()
     line: int | None = None
     column: int | None = None
 

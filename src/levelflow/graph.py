@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import LevelflowError, Problem
-from .plan import Plan, PlanStep, PlanThread
+from .plan import STEP_STATUSES, Plan, PlanStep, PlanThread
 
 FORMATS = {".svg": "svg", ".html": "html", ".mmd": "mermaid", ".dot": "dot"}
-STATUSES = ("succeeded", "failed", "continued", "skipped", "running", "interrupted", "pending")
 STATUS_COLOURS = {
     "succeeded": "#b7e1cd", "failed": "#f4a9a3", "continued": "#fce8b2", "skipped": "#e0e0e0",
     "running": "#c6dafc", "interrupted": "#f9cb9c", "pending": "#ffffff",
@@ -77,15 +76,10 @@ def load_run_statuses(state_db: str | Path, run_id: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- what a picture says
 
-def executed_path(thread: PlanThread) -> list[int]:
-    """Indices of the steps a thread runs (PlanThread.executed_path)."""
-    return thread.executed_path()
-
-
 def skipped_by_next(plan: Plan) -> set[str]:
     """JOB_IDs of the steps a NEXT jump passes over: they never run."""
     return {thread.steps[i].job_id for level in plan.levels for thread in level.threads
-            for i in set(range(len(thread.steps))) - set(executed_path(thread))}
+            for i in set(range(len(thread.steps))) - set(thread.executed_path())}
 
 
 def executor_text(step: PlanStep) -> str:
@@ -272,7 +266,7 @@ def _draw_thread(parent, thread: PlanThread, lane: Box, boxes: tuple[Box, ...], 
     _el(lane_group, "rect", x=lane.x, y=lane.y, width=lane.w, height=lane.h - 4, class_="lane-box")
     _text(lane_group, lane.x + 6, lane.y + LANE_TOP + BOX_H / 2 + 4, thread.thread_id,
           fits(LANE_LABEL_W - 12, 11), "lane-label", title=f"thread {thread.thread_id}")
-    on_path = set(executed_path(thread))
+    on_path = set(thread.executed_path())
     index = {s.job_id: i for i, s in enumerate(thread.steps)}
     for i, (step, box) in enumerate(zip(thread.steps, boxes)):
         if i + 1 < len(boxes) and not step.next_job_id:
@@ -294,8 +288,8 @@ def _draw_jump(parent, source: Box, target: Box) -> None:
 def legend_items(statuses: dict[str, str]) -> list[tuple[str, str, str]]:
     """(fill, stroke, label) of each legend entry: step types, then the run's statuses."""
     items = [(TYPE_COLOURS[t], "#5f6368", t) for t in TYPE_COLOURS]
-    counts = {s: list(statuses.values()).count(s) for s in STATUSES}
-    items += [(STATUS_COLOURS[s], "#5f6368", f"{s} {counts[s]}") for s in STATUSES if counts[s]]
+    counts = {s: list(statuses.values()).count(s) for s in STEP_STATUSES}
+    items += [(STATUS_COLOURS[s], "#5f6368", f"{s} {counts[s]}") for s in STEP_STATUSES if counts[s]]
     return items + [("#ffffff", "#e37400", "continue if fail")]
 
 
@@ -456,7 +450,7 @@ def render_mermaid(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str
             classes.append(f"  class {ids[step.job_id]} {status}")
     out.append("  classDef continueIfFail stroke:#e37400,stroke-width:2px,stroke-dasharray:6 3")
     out.append("  classDef skippedByNext opacity:0.55")
-    out.extend(f"  classDef {s} fill:{STATUS_COLOURS[s]}" for s in STATUSES if s in statuses.values())
+    out.extend(f"  classDef {s} fill:{STATUS_COLOURS[s]}" for s in STEP_STATUSES if s in statuses.values())
     return "\n".join(out + classes) + "\n"
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,7 +42,7 @@ class Document:
         return Problem(self.file, message, tuple(path), line, column)
 
 
-def load_document(file: str | FsPath) -> Document:
+def load_document(file: str | Path) -> Document:
     """Read a JSON or YAML file of at most MAX_FILE_BYTES; every value checked against docs/limits.md."""
     name = str(file)
     try:

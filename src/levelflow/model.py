@@ -21,7 +21,6 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 EXECUTOR_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$"  # the Workflows API's rule for a workflow id
 MAX_NAME_LENGTH = 128
-ENGINES = ("cloud_workflows", "composer")
 STEP_TYPES = ("async", "sync", "workflows")
 
 
@@ -137,8 +136,11 @@ def _json_object(value: Any) -> dict:
 
 
 def _engine(value: Any) -> str:
-    if value not in ENGINES:
-        raise _fail(f"must be one of {', '.join(map(repr, ENGINES))}, got {shown(value)}")
+    from .backends import engine_names  # the registered engines (levelflow.backends)
+
+    names = engine_names()
+    if value not in names:
+        raise _fail(f"must be one of {', '.join(map(repr, names))}, got {shown(value)}")
     return value
 
 
@@ -207,7 +209,7 @@ EstimatedMinutes = Annotated[
 ]
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema(_FLAG_SCHEMA)]
 JsonObject = Annotated[dict, BeforeValidator(_json_object), WithJsonSchema({"anyOf": [{"type": "object"}, {"type": "string"}]})]
-Engine = Annotated[str, BeforeValidator(_engine), WithJsonSchema({"enum": list(ENGINES)})]
+Engine = Annotated[str, BeforeValidator(_engine), WithJsonSchema({})]  # schema.py adds the registered engines
 StepType = Annotated[str, BeforeValidator(_step_type), WithJsonSchema({"enum": list(STEP_TYPES)})]
 Schedule = Annotated[
     str,
@@ -335,4 +337,3 @@ class PlatformParams(BaseModel):
         return dict(self.model_extra or {})
 
 
-STEP_KEYS = tuple(f.alias for f in Step.model_fields.values())

@@ -16,6 +16,10 @@ DEFAULT_ASYNC_TIMEOUT_MINUTES = 60.0
 DEFAULT_ASYNC_CALL_TIMEOUT = 300
 DEFAULT_SYNC_CALL_TIMEOUT = 1800
 
+# A step's status in a run: the words of every engine's report and record (docs/semantics.md).
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skipped", "interrupted")
+SETTLED_OK = ("succeeded", "continued", "skipped")  # a run whose every step ends so has succeeded
+
 
 @dataclass(frozen=True)
 class PlanStep:
@@ -76,6 +80,12 @@ class Plan:
         for level in self.levels:
             for thread in level.threads:
                 yield from thread.steps
+
+    def executed_steps(self):
+        """Every step a run executes, level by level (NEXT jumps followed)."""
+        for level in self.levels:
+            for thread in level.threads:
+                yield from thread.executed_steps()
 
     @property
     def step_count(self) -> int:

@@ -11,6 +11,7 @@ from .writer import write_all_atomic
 # Where pre-commit fetches levelflow's hook definitions (.pre-commit-hooks.yaml) from by
 # default; `levelflow init --hook-repo URL` names another Git URL (a fork, a mirror).
 PRE_COMMIT_REPO = "https://github.com/levelflow/levelflow"
+SCAFFOLD_ENGINES = ("cloud_workflows", "composer")  # the engines `init` writes an example definition for
 
 
 def example_definition(engine: str) -> dict:

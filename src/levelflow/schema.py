@@ -9,7 +9,10 @@ SCHEMA_ID = "https://levelflow.dev/schema/definition.schema.json"
 
 
 def definition_schema() -> dict:
+    from .backends import engine_names
+
     schema = Pipeline.model_json_schema(by_alias=True, mode="validation")
+    schema["properties"]["engine"]["enum"] = list(engine_names())
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -35,8 +35,8 @@ import json
 import math
 import re
 import warnings
-from dataclasses import dataclass
-from typing import Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
 
 import yaml
 
@@ -44,17 +44,19 @@ from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
+from . import ENGINE
 
-MAX_SOURCE_BYTES = 128_000  # the documented 128 KB, counted in decimal kilobytes to stay on the safe side
-MAX_BRANCHES = 10
-MAX_PARALLEL_DEPTH = 2
-MAX_SWITCH_CONDITIONS = 50
-MAX_ASSIGNMENTS = 50
-MAX_CALL_DEPTH = 20
-MAX_HTTP_TIMEOUT = 1800
-MAX_CONNECTOR_TIMEOUT = 31_536_000  # one year, the longest execution
-MAX_EXECUTED_STEPS = 100_000
-MAX_VARIABLE_BYTES = 512_000
+# The platform limits, as the engine declares them (docs/platform-limits.md)
+MAX_SOURCE_BYTES = ENGINE.limit("source_bytes")
+MAX_BRANCHES = ENGINE.limit("branches")
+MAX_PARALLEL_DEPTH = ENGINE.limit("parallel_depth")
+MAX_SWITCH_CONDITIONS = ENGINE.limit("switch_conditions")
+MAX_ASSIGNMENTS = ENGINE.limit("assignments")
+MAX_CALL_DEPTH = ENGINE.limit("call_depth")
+MAX_HTTP_TIMEOUT = ENGINE.limit("http_timeout")
+MAX_CONNECTOR_TIMEOUT = ENGINE.limit("execution_seconds")  # a connector waits at most as long as an execution lasts
+MAX_EXECUTED_STEPS = ENGINE.limit("executed_steps")
+MAX_VARIABLE_BYTES = ENGINE.limit("variable_bytes")
 RECORD_BYTES = 250  # one step's entry in the report, as kept by `done`, `finish` and its result
 ERROR_MESSAGE_CHARS = 120  # a kept error's message and body are cut to these lengths, marked as cut
 ERROR_BODY_CHARS = 200
@@ -346,6 +348,13 @@ def _parallel(name: str, store: str, branches: list[dict]) -> dict:
     return {name: {"parallel": {"shared": [store], "branches": branches}}}
 
 
+def _too_many_threads(li: int, level: PlanLevel) -> _LimitError:
+    count, most = len(level.threads), MAX_BRANCHES ** MAX_PARALLEL_DEPTH
+    return _LimitError(f"level {level.level_id!r} has {count} threads, {count - most} more than the {most} that nested parallel "
+                       f"steps can run ({MAX_BRANCHES} branches per step, nested at most {MAX_PARALLEL_DEPTH} deep); "
+                       "split it into several levels", ("definition", li, "THREADS"))
+
+
 def _groups(level: PlanLevel) -> list[range]:
     count = len(level.threads)
     return [range(first, min(first + MAX_BRANCHES, count)) for first in range(0, count, MAX_BRANCHES)]
@@ -359,9 +368,7 @@ def _level_steps(li: int, level: PlanLevel) -> list[dict]:
     if count <= MAX_BRANCHES:
         return [_parallel(f"level_{li + 1}", "done", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "done")}} for ti in range(count)])]
     if count > MAX_BRANCHES ** MAX_PARALLEL_DEPTH:
-        raise _LimitError(f"level {level.level_id!r} has {count} threads, {count - MAX_BRANCHES ** MAX_PARALLEL_DEPTH} more than the "
-                          f"{MAX_BRANCHES ** MAX_PARALLEL_DEPTH} that nested parallel steps can run ({MAX_BRANCHES} branches per step, "
-                          f"nested at most {MAX_PARALLEL_DEPTH} deep); split it into several levels", ("definition", li, "THREADS"))
+        raise _too_many_threads(li, level)
     branches = []
     for gi, members in enumerate(_groups(level)):
         name, result = f"l{li + 1}_g{gi + 1}", f"g{li + 1}_{gi + 1}"
@@ -921,18 +928,38 @@ def total_executed_steps(levels: Iterable[PlanLevel]) -> int:
     return sum(executed_steps(step) for level in levels for thread in level.threads for step in thread.executed_steps())
 
 
+def _polling_problem(step: PlanStep) -> Optional[str]:
+    """Why polling this step to its time-out cannot fit one execution, if it cannot."""
+    cost = executed_steps(step)
+    if cost <= MAX_EXECUTED_STEPS:
+        return None
+    attempts = 1 + step.retries
+    wait = math.ceil(step.timeout_minutes * 60 * STEPS_PER_POLL * attempts / (MAX_EXECUTED_STEPS - STEPS_PER_CALL * attempts))
+    return (f"step {step.job_id!r}: polling every {step.wait_seconds} s for up to {_number(step.timeout_minutes)} min "
+            f"({attempts} attempt(s)) needs up to {cost:,} workflow steps, {cost - MAX_EXECUTED_STEPS:,} more "
+            f"than the {MAX_EXECUTED_STEPS:,} steps an execution may run; set WAIT_TIME_SECONDS to at least {wait} "
+            f"or lower ASYNC_TIMEOUT_LOOP_IN_MINUTES")
+
+
+def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
+    """What generation would refuse that the plan alone shows (`validate` runs this, without
+    platform parameters): a level wider than nested parallel steps run, a step whose polling
+    cannot fit an execution."""
+    problems = [Problem(_where(plan), str(error), error.path)
+                for li, level in enumerate(plan.levels) if len(level.threads) > MAX_BRANCHES ** MAX_PARALLEL_DEPTH
+                for error in [_too_many_threads(li, level)]]
+    problems += [Problem(_where(plan), message) for step in plan.executed_steps()
+                 if (message := _polling_problem(step)) is not None]
+    return problems
+
+
 def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
     """Estimate executed steps: polling an async step to its time-out must fit 100,000 steps,
     or the time-out could never fire; a whole run that could exceed it is warned about."""
     levels = tuple(levels)
     for step in (s for level in levels for thread in level.threads for s in thread.executed_steps()):
-        cost = executed_steps(step)
-        if cost > MAX_EXECUTED_STEPS:
-            wait = math.ceil(step.timeout_minutes * 60 * STEPS_PER_POLL * (1 + step.retries) / (MAX_EXECUTED_STEPS - STEPS_PER_CALL * (1 + step.retries)))
-            raise _problem(plan, f"step {step.job_id!r}: polling every {step.wait_seconds} s for up to {_number(step.timeout_minutes)} min "
-                                 f"({1 + step.retries} attempt(s)) needs up to {cost:,} workflow steps, {cost - MAX_EXECUTED_STEPS:,} more "
-                                 f"than the {MAX_EXECUTED_STEPS:,} steps an execution may run; set WAIT_TIME_SECONDS to at least {wait} "
-                                 f"or lower ASYNC_TIMEOUT_LOOP_IN_MINUTES")
+        if (problem := _polling_problem(step)) is not None:
+            raise _problem(plan, problem)
     total = total_executed_steps(levels)
     if total > MAX_EXECUTED_STEPS:
         warnings.warn(LevelflowWarning(
@@ -942,99 +969,96 @@ def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
 
 def _check_doc(plan: Plan, doc: dict) -> None:
     """Fail loudly rather than emit a workflow that breaks a platform limit."""
-    problems: list[str] = []
-    for name, sub in doc.items():
-        names: list[str] = []
-        _walk(sub["steps"], names, problems, name)
-        duplicates = sorted(n for n, count in collections.Counter(names).items() if count > 1)
-        if duplicates:
-            problems.append(f"{name}: step names must be unique, repeated: {', '.join(duplicates)}")
-    depth = _call_depth(doc, "main", ())
-    if depth > MAX_CALL_DEPTH:
-        problems.append(f"call-stack depth {depth} exceeds {MAX_CALL_DEPTH} by {depth - MAX_CALL_DEPTH}")
-    nesting = _parallel_depth(doc, "main")
-    if nesting > MAX_PARALLEL_DEPTH:
-        problems.append(f"parallel steps nested {nesting} deep, {nesting - MAX_PARALLEL_DEPTH} more than {MAX_PARALLEL_DEPTH}")
+    shape = source_shape(doc)
+    problems = [f"step names must be unique in a subworkflow, repeated: {name}" for name in shape.repeated_names]
+    if shape.recursion:
+        problems.append(f"recursive subworkflow call {shape.recursion}")
+    for measured, most, what in ((shape.call_depth, MAX_CALL_DEPTH, "call-stack depth"),
+                                 (shape.parallel_depth, MAX_PARALLEL_DEPTH, "parallel steps nested deep"),
+                                 (shape.branches, MAX_BRANCHES, "branches in one parallel step"),
+                                 (shape.switch, MAX_SWITCH_CONDITIONS, "conditions in one switch"),
+                                 (shape.assign, MAX_ASSIGNMENTS, "entries in one assign"),
+                                 (shape.http_timeout, MAX_HTTP_TIMEOUT, "seconds of HTTP time-out")):
+        if measured > most:
+            problems.append(f"{measured} {what}, {measured - most} more than {most}")
+    if shape.fewest_branches is not None and shape.fewest_branches < 2:
+        problems.append(f"a parallel step of {shape.fewest_branches} branch(es); a parallel step holds 2 to {MAX_BRANCHES}")
     if problems:
         raise LevelflowError([Problem(_where(plan), "generated workflow breaks a Cloud Workflows limit: " + p) for p in problems])
 
 
-def _walk(steps: list, names: list, problems: list, where: str) -> None:
-    for item in steps:
-        (name, step), = item.items()
-        names.append(name)
-        _check_step(step, names, problems, f"{where}.{name}")
+@dataclass
+class SourceShape:
+    """What the Cloud Workflows limits constrain, measured on one workflow source: the one walk of
+    generated workflows, behind the compiler's checks and the figures of `levelflow plan`."""
+    branches: int = 0  # largest `parallel` step
+    parallel_depth: int = 0  # deepest nesting of `parallel` steps, through subworkflow calls
+    call_depth: int = 1  # deepest chain of subworkflow calls from main
+    switch: int = 0  # longest `switch`
+    assign: int = 0  # longest `assign`
+    # what only the compiler's checks look at (not compared: `plan` shows the measures above)
+    http_timeout: int = field(default=0, compare=False)  # longest time-out of an http.* call
+    fewest_branches: Optional[int] = field(default=None, compare=False)  # smallest `parallel` step
+    repeated_names: list[str] = field(default_factory=list, compare=False)  # "subworkflow.step" of names used twice
+    recursion: str = field(default="", compare=False)  # a recursive chain of calls, if any
 
 
-def _check_step(step: dict, names: list, problems: list, where: str) -> None:
-    if "assign" in step and len(step["assign"]) > MAX_ASSIGNMENTS:
-        problems.append(f"{where}: {len(step['assign'])} assignments, {len(step['assign']) - MAX_ASSIGNMENTS} more than {MAX_ASSIGNMENTS}")
-    if "switch" in step:
-        if len(step["switch"]) > MAX_SWITCH_CONDITIONS:
-            problems.append(f"{where}: {len(step['switch'])} conditions, {len(step['switch']) - MAX_SWITCH_CONDITIONS} more than {MAX_SWITCH_CONDITIONS}")
-        for condition in step["switch"]:
-            _check_step(condition, names, problems, where)
-    if step.get("call", "").startswith("http.") and step["args"].get("timeout", 0) > MAX_HTTP_TIMEOUT:
-        problems.append(f"{where}: HTTP time-out {step['args']['timeout']} s, {step['args']['timeout'] - MAX_HTTP_TIMEOUT} s more than {MAX_HTTP_TIMEOUT}")
-    if "parallel" in step:
-        branches = step["parallel"].get("branches", [])
-        if not 2 <= len(branches) <= MAX_BRANCHES:
-            problems.append(f"{where}: {len(branches)} parallel branches; a parallel step holds 2 to {MAX_BRANCHES}")
-        _walk(branches, names, problems, where)
-    if "steps" in step:
-        _walk(step["steps"], names, problems, where)
-    if "for" in step:
-        _walk(step["for"]["steps"], names, problems, where)
-    if "try" in step:
-        _check_step(step["try"], names, problems, where)
-    if "except" in step:
-        _walk(step["except"]["steps"], names, problems, where)
+def _callee(key: str, value: Any) -> Optional[str]:
+    """The subworkflow a `call:` runs, or a retry `predicate: ${name}` (also a call)."""
+    if key == "call" and isinstance(value, str):
+        return value
+    if key == "predicate" and isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        return value[2:-1].strip()
+    return None
 
 
-def _callees(value) -> set[str]:
-    """Subworkflows a piece of workflow calls (retry predicates included)."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        if isinstance(value.get("call"), str):
-            found.add(value["call"])
-        predicate = value.get("predicate")
-        if isinstance(predicate, str) and predicate.startswith("${"):
-            found.add(predicate[2:-1])
-        for item in value.values():
-            found |= _callees(item)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _callees(item)
-    return found
+def source_shape(document: Any) -> SourceShape:
+    """Walk a parsed Cloud Workflows source (a step list, or `main` plus subworkflows)."""
+    subworkflows = document if isinstance(document, dict) and "main" in document else {"main": document}
+    shape = SourceShape()
+    depths: dict[str, tuple[int, int]] = {}  # subworkflow -> (parallel depth, call depth) inside it
 
+    def visit(node: Any, stack: tuple, names: list) -> tuple[int, int]:
+        """(parallel nesting, call chain) reached from `node`, relative to it; step names into `names`."""
+        if isinstance(node, list):
+            return max((visit(item, stack, names) for item in node), default=(0, 0))
+        if not isinstance(node, dict):
+            return 0, 0
+        parallel, calls = 0, 0
+        for key, value in node.items():
+            if key in ("steps", "branches") and isinstance(value, list):
+                names.extend(next(iter(item)) for item in value if isinstance(item, dict) and len(item) == 1)
+            inner = visit(value, stack, names)
+            if key == "parallel" and isinstance(value, dict):
+                count = len(value.get("branches") or [])
+                shape.branches = max(shape.branches, count)
+                shape.fewest_branches = count if shape.fewest_branches is None else min(shape.fewest_branches, count)
+                inner = (inner[0] + 1, inner[1])
+            elif key == "switch" and isinstance(value, list):
+                shape.switch = max(shape.switch, len(value))
+            elif key == "assign" and isinstance(value, list):
+                shape.assign = max(shape.assign, len(value))
+            elif key == "call" and isinstance(value, str) and value.startswith("http.") and isinstance(node.get("args"), dict):
+                timeout = node["args"].get("timeout")
+                shape.http_timeout = max(shape.http_timeout, timeout if isinstance(timeout, int) else 0)
+            elif (callee := _callee(key, value)) is not None and callee in subworkflows:
+                if callee in stack:
+                    shape.recursion = shape.recursion or " -> ".join((*stack, callee))
+                else:
+                    depth = subworkflow(callee, stack)
+                    inner = (depth[0], depth[1] + 1)
+            parallel, calls = max(parallel, inner[0]), max(calls, inner[1])
+        return parallel, calls
 
-def _call_depth(doc: dict, name: str, seen: tuple, memo: Optional[dict] = None) -> int:
-    """Longest chain of subworkflow calls starting at `name` (frames on the call stack)."""
-    memo = {} if memo is None else memo
-    if name in seen:
-        raise LevelflowError([Problem("levelflow", f"recursive subworkflow call {' -> '.join(seen + (name,))}")])
-    if name not in memo:
-        memo[name] = 1 + max((_call_depth(doc, c, seen + (name,), memo) for c in _callees(doc[name]) if c in doc), default=0)
-    return memo[name]
+    def subworkflow(name: str, stack: tuple) -> tuple[int, int]:
+        if name not in depths:
+            body, names = subworkflows[name], list[str]()
+            if isinstance(body, list):  # a source that is one step list
+                names.extend(next(iter(item)) for item in body if isinstance(item, dict) and len(item) == 1)
+            depths[name] = visit(body, (*stack, name), names)
+            shape.repeated_names += [f"{name}.{step}" for step, count in collections.Counter(names).items() if count > 1]
+        return depths[name]
 
-
-def _parallel_depth(doc: dict, name: str, memo: Optional[dict] = None) -> int:
-    """Deepest nesting of parallel steps reached from subworkflow `name`, following calls."""
-    memo = {} if memo is None else memo
-    if name not in memo:
-        memo[name] = 0  # guards recursion; _call_depth reports recursive calls
-        memo[name] = _nested_parallel(doc, doc[name]["steps"], memo)
-    return memo[name]
-
-
-def _nested_parallel(doc: dict, value, memo: dict) -> int:
-    if isinstance(value, list):
-        return max((_nested_parallel(doc, v, memo) for v in value), default=0)
-    if not isinstance(value, dict):
-        return 0
-    deepest = max((_nested_parallel(doc, v, memo) for k, v in value.items() if k != "parallel"), default=0)
-    if isinstance(value.get("call"), str) and value["call"] in doc:
-        deepest = max(deepest, _parallel_depth(doc, value["call"], memo))
-    if "parallel" in value:
-        deepest = max(deepest, 1 + _nested_parallel(doc, value["parallel"], memo))
-    return deepest
+    shape.parallel_depth, calls = subworkflow("main", ())
+    shape.call_depth = calls + 1
+    return shape

@@ -23,12 +23,14 @@ from ...executors import (
 from ...loader import Document, load_document
 from ...plan import Plan, PlanStep, PlanThread
 from .. import GenerateOptions
+from . import ENGINE
 
 TEMPLATE = Path(__file__).with_name("dag.py.tmpl")
 MAX_ID_COMPONENT = 60  # keeps level.thread.step.task ids well under Airflow's 250 characters
 
 
 def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
+    options = ENGINE.options_for(plan, options)
     if plan.params is None:
         raise LevelflowError([Problem(plan.source or plan.name, "platform parameters are needed to generate a Composer DAG")])
     compiler = _Compiler(plan, options)
@@ -36,6 +38,20 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
     if compiler.problems:
         raise LevelflowError(compiler.problems)
     return {f"{plan.name}.py": render(data, compiler.used)}
+
+
+def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
+    """What generation would refuse that the plan alone shows (`validate` runs this, without
+    platform parameters or job files): an executor operators mode does not know, a Dataflow
+    step whose JOB_NAME gives no Dataflow job name."""
+    compiler = _Compiler(plan, options)
+    for li, level in enumerate(plan.levels):
+        for ti, thread in enumerate(level.threads):
+            for si, step in run_order(thread):
+                executor = compiler.executor(step, (li, ti, si))
+                if options.step_mode == "operators" and executor == DATAFLOW_FLEX_TEMPLATE.name:
+                    compiler.check_dataflow_name(step, ("definition", li, "THREADS", ti, "STEPS", si, "JOB_NAME"))
+    return compiler.problems
 
 
 def render(data: dict, used: list[ComposerExecutor]) -> str:
@@ -143,15 +159,19 @@ class _Compiler:
         location = ("definition", where[0], "THREADS", where[1], "STEPS", where[2], "JOB_NAME")
         if entry.name == DATAFLOW_FLEX_TEMPLATE.name:
             data["dataflow_job_name"] = dataflow_job_name(step.job_name)
-            if not data["dataflow_job_name"] and job_format != NATIVE:
-                self.problem(location, f"JOB_NAME {step.job_name!r} gives an empty Dataflow job name (the AEF rule: "
-                                       "lower-cased, only a-z, 0-9 and '+' kept, leading digits dropped); "
-                                       "give the step a JOB_NAME with a letter")
+            if job_format != NATIVE:
+                self.check_dataflow_name(step, location)
         if entry.name == BQ_SAVED_QUERY.name:
             # The query is embedded unless an operator-native job file (or a bad one) is the step's.
             aef = job_format == AEF or self.options.jobs_dir is None
             data["sql"] = self.embedded_sql(step, location) if self.options.dataform_dir and aef else None
         return data
+
+    def check_dataflow_name(self, step: PlanStep, location: tuple) -> None:
+        if not dataflow_job_name(step.job_name):
+            self.problem(location, f"JOB_NAME {step.job_name!r} gives an empty Dataflow job name (the AEF rule: "
+                                   "lower-cased, only a-z, 0-9 and '+' kept, leading digits dropped); "
+                                   "give the step a JOB_NAME with a letter")
 
     def executor(self, step: PlanStep, where: tuple[int, int, int]) -> str:
         """The executor the Composer engine runs: COMPOSER_STEP first, a known one in operators mode."""

@@ -10,7 +10,8 @@ from .engine import Engine, StepRecord
 from .executors import Endpoints, ExecutorClient, HttpTransport, SimulatedTransport, StepError
 from .report import run_report
 from .runner import DEFAULT_MAX_PARALLEL, LocalRunOptions, prepare_run, stop_on_signals
-from .store import STEP_STATUSES, RunStore, default_state_path
+from ...plan import STEP_STATUSES
+from .store import RunStore, default_state_path
 
 __all__ = [
     "DEFAULT_MAX_PARALLEL", "Endpoints", "Engine", "ExecutorClient", "HttpTransport", "LocalRunOptions",

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ...plan import Plan, PlanLevel, PlanStep, PlanThread
+from ...plan import SETTLED_OK, Plan, PlanLevel, PlanStep, PlanThread
 from .executors import ExecutorClient, StepError
 from .store import RunStore, StoreError
 
@@ -93,7 +93,7 @@ class Engine:
         if self.store_failure is not None:
             self._stop_after_store_failure()
         self._settle_running()
-        if all(r.status in ("succeeded", "continued", "skipped") for r in self.records.values()):
+        if all(r.status in SETTLED_OK for r in self.records.values()):
             self.status = "succeeded"
         else:
             self.status = "interrupted" if self.stop_event.is_set() else "failed"
@@ -167,18 +167,15 @@ class Engine:
 
     def _run_thread(self, thread: PlanThread) -> str:
         """Steps in order, following NEXT; a failure (not continue-if-fail) ends the thread."""
-        steps = thread.steps
-        position = {step.job_id: n for n, step in enumerate(steps)}
-        n = 0
-        while n < len(steps):
+        steps, path = thread.steps, thread.executed_path()
+        for k, n in enumerate(path):
             record = self.records[steps[n].job_id]
             outcome = "succeeded" if record.status == "succeeded" else self._run_step(record)
             if outcome in ("failed", "interrupted"):
                 return outcome
-            following = position[record.step.next_job_id] if record.step.next_job_id else n + 1
+            following = path[k + 1] if k + 1 < len(path) else len(steps)  # NEXT jumps forward only
             for skipped in steps[n + 1:following]:
                 self._set(self.records[skipped.job_id], "skipped")
-            n = following
         return "succeeded"
 
     # -- steps ----------------------------------------------------------------------------------

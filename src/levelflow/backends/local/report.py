@@ -6,7 +6,8 @@ from collections import Counter
 from typing import Optional
 
 from ...errors import LevelflowError, Problem
-from .store import STEP_STATUSES, RunStore
+from ...plan import STEP_STATUSES
+from .store import RunStore
 
 
 def iso(epoch: Optional[float]) -> Optional[str]:

@@ -5,7 +5,7 @@ SIGKILL leaves a record that `--resume` can trust: a step marked succeeded never
 and a job whose id was recorded is polled again rather than started twice.
 
 The `steps` table is a contract with `levelflow graph --run`: `run_id`, `job_id` (the
-definition's JOB_ID) and `status`, one of STEP_STATUSES.
+definition's JOB_ID) and `status`, one of levelflow.plan.STEP_STATUSES.
 """
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from typing import Iterable, Optional
 
 from ...errors import LevelflowError, Problem
 
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skipped", "interrupted")
-RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
