@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import levelflow
 from levelflow.backends import GenerateOptions
+from levelflow.backends.composer.dag_source import BUILDERS
 from levelflow.executors import CATALOGUE
 
 from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
@@ -196,11 +197,16 @@ def test_cli_generates_the_composer_example(tmp_path):
 
 
 def test_catalogue_entries_are_complete():
+    """Each entry names a builder module that defines build_<module>(step, make) and, for an
+    executor with job files, registers a request function under the executor's name."""
     for name, entry in CATALOGUE.items():
-        functions = {node.name: node for node in ast.parse(entry.source).body if isinstance(node, ast.FunctionDef)}
-        assert [a.arg for a in functions[entry.builder].args.args] == ["step", "make"], name
-        for line in entry.imports:
-            ast.parse(line)
+        module = ast.parse((BUILDERS / f"{entry.composer}.py").read_text())
+        functions = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
+        assert [a.arg for a in functions[f"build_{entry.composer}"].args.args] == ["step", "make"], name
+        registered = [node.targets[0].slice.value for node in module.body if isinstance(node, ast.Assign)
+                      and isinstance(node.targets[0], ast.Subscript) and getattr(node.targets[0].value, "id", "") == "JOB_REQUESTS"]
+        assert registered == ([name] if entry.needs_job_params else []), name
+        assert (entry.request is not None) == entry.needs_job_params, name
 
 
 def test_jobs_dir_means_nothing_outside_operators_mode_so_it_is_refused(tmp_path):

@@ -1,19 +1,22 @@
-"""The executor catalogue of the Composer engine: which Google operators run each executor.
+"""The AEF executor catalogue: each executor's job file formats and the request it builds.
 
-One entry per executor. An entry holds fixed Python text written by levelflow (never text from
-a definition): the import lines of its operators, the function that turns the step's job
-parameter file into the operators' arguments (the API request the AEF executor itself would
-build), and a builder function that the generated DAG calls once per step. Adding an executor
-is one entry here plus its test. The request functions are real functions of this module: the
-DAG gets their source (`inspect.getsource`), and `levelflow generate --jobs-dir` calls them to
-check a job file before anything is written.
+One entry per executor, engine-neutral (pure Python, no Airflow): the formats of its job
+parameter file, and its request function, which builds from a job file the API request the
+AEF executor itself builds. An entry also names the module that runs the executor on the
+Composer engine (`Executor.composer`, a module of `levelflow.backends.composer.builders`,
+which documents the builders). Adding an executor is one entry here, one builder module and
+their tests. The request functions are real functions of this module: `levelflow generate
+--jobs-dir` calls them to check a job file before anything is written, and a generated DAG
+holds their source (and that of the functions and constants of this module that they use),
+included by `levelflow.backends.composer.dag_source`, so they use nothing but the standard
+library modules the DAG imports (`json`, `re`) and one another.
 
 **Job file formats.** A job parameter file (`<jobs bucket>/<executor>/<JOB_NAME>.json`) is in
 one of two formats, recognised by its keys:
 
 - *AEF format*: the keys the AEF executor functions read (the public AEF orchestration
   framework's `functions/data-processing-engines/<executor>/main.py`), e.g. Dataproc's
-  `dataproc_serverless_project_id`. The DAG builds from them the request that
+  `dataproc_serverless_project_id`. The request function builds from them the request that
   executor builds.
 - *operator-native format*: the operators' own arguments, e.g. Dataproc's `batch`.
 
@@ -21,37 +24,18 @@ Each format has one marker key (`JobFormat.marker`): a file holding the marker o
 format is in that format, and must then hold every key of that format. A file holding both
 markers, or neither, is an error that names both formats and their keys. The BigQuery executor
 has no job file in AEF format (it reads its query from a Dataform repository named by the
-workflow properties): for it a missing job file *is* the AEF format, and a file that exists
-must be operator-native.
-
-A builder has the signature `build(step, make)` and returns the step's tasks in run order;
-`make(operator_class, task_id, **kwargs)` creates one task with the step's retries and
-time-out. The step's `job_params` task (the DAG's `load_job_params`) loads the job file (from
-GCS at run time, or embedded with `--jobs-dir`), recognises its format and returns what the
-entry's request function returns: the operators' arguments. Builders read them through the
-DAG's Jinja macros:
-
-- `job_param(ti, KEY)`: KEY of the operators' arguments returned by the step's `job_params` task;
-- `sibling(ti, TASK)`: the XCom return value of another task of the same step;
-- `unique_id(ti)`: a per-run id made of the job name and the run id (Dataproc batch ids);
-- `query_variables(params, dag_run)`: the run's `start_date` / `end_date`.
+workflow properties, `sqlx_location`): for it a missing job file *is* the AEF format, and a
+file that exists must be operator-native.
 
 A request function has the signature `request(job_format, params, step, run)`: `job_format` is
 "aef" or "native", `params` the job file (`{}` when there is none), `step` the step's data and
 `run` holds the run's `dates` (`start_date` / `end_date`), `workflow_properties` (the run's,
 with the step's STEP_PROPERTIES merged over them), `workflow_name` (the run's `workflow_name`
-parameter, else the DAG id) and `project_id` (pProjectID). It raises ValueError on a bad value.
-
-The DAG renders templates as native objects, so `{{ job_param(ti, 'batch') }}` yields a dict.
-(A template whose result is a string is parsed as a Python literal by native rendering, so a
-structure that mixes values is better returned whole by one macro or one key.) An entry's
-source may define extra macros by adding them to `MACROS`, and registers its request function
-in `JOB_REQUESTS`. Operator fields that the provider does not template are made templated with
-`templated(OperatorClass, 'field', ...)`.
+parameter, else the pipeline name) and `project_id` (pProjectID). It returns the arguments of
+the executor's operators and raises ValueError on a bad value.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -82,12 +66,10 @@ class JobFormat:
 
 
 @dataclass(frozen=True)
-class ComposerExecutor:
+class Executor:
     name: str
     formats: tuple[JobFormat, ...]  # formats of its job parameter file (() for no job parameters)
-    imports: tuple[str, ...]  # import lines for its operators
-    builder: str  # name of the builder function defined by `source`
-    source: str  # Python source of the builder (and of its request function and macros)
+    composer: str  # its Composer builder module: levelflow.backends.composer.builders.<composer>
     request: Optional[Callable] = None  # request(job_format, params, step, run) -> the operators' arguments
 
     @property
@@ -121,10 +103,10 @@ SAMPLE_RUN = {"dates": {"start_date": "2000-01-01", "end_date": "2000-01-01"}, "
               "workflow_name": "sample", "project_id": "sample-project"}
 
 
-def check_job_file(entry: ComposerExecutor, params, step: dict) -> tuple[Optional[str], list[str]]:
+def check_job_file(entry: Executor, params, step: dict) -> tuple[Optional[str], list[str]]:
     """Generation-time check of a job file: (its format or None, the problems found).
 
-    The rule is the one the DAG's `load_job_params` applies at run time (module docstring).
+    The rule is the one a Composer DAG's `load_job_params` applies at run time (module docstring).
     """
     if not isinstance(params, dict):
         return None, ["job parameters must be a JSON object"]
@@ -194,7 +176,7 @@ def strip_config_block(text):
     raise ValueError("the leading config { ... } block is not closed (unbalanced braces)")
 
 
-# ---- request functions: the API request each AEF executor builds (sent to the DAG as source) ----
+# ---- request functions: the API request each AEF executor builds (a Composer DAG holds their source) ----
 
 def dataform_request(job_format, params, step, run):
     """Dataform operators' arguments: where, the compilation request and the invocation config."""
@@ -258,9 +240,9 @@ def dataproc_request(job_format, params, step, run):
 BQ_REPOSITORY_KEYS = ("dataform_project_id", "dataform_location", "repository_name")
 
 
-def read_sqlx(step, run):
-    """definitions/<workflow_name>/<JOB_NAME>.sqlx of the Dataform repository that the workflow
-    properties name, read now through the Dataform API."""
+def sqlx_location(step, run):
+    """Where a BigQuery step without an operator-native job file finds its query: (the Dataform
+    repository that the workflow properties name, definitions/<workflow_name>/<JOB_NAME>.sqlx)."""
     properties = run["workflow_properties"]
     missing = [key for key in BQ_REPOSITORY_KEYS if not properties.get(key)]
     if missing:
@@ -268,16 +250,9 @@ def read_sqlx(step, run):
                          f"reads its query from the Dataform repository named by workflow_properties "
                          f"{', '.join(BQ_REPOSITORY_KEYS)}; missing: {', '.join(missing)} (give them in the run's "
                          f"workflow_properties or the step's STEP_PROPERTIES)")
-    from airflow.providers.google.cloud.hooks.dataform import DataformHook
-
     repository = (f"projects/{properties['dataform_project_id']}/locations/{properties['dataform_location']}"
                   f"/repositories/{properties['repository_name']}")
-    path = f"definitions/{run['workflow_name']}/{step['job_name']}.sqlx"
-    try:
-        response = DataformHook().get_dataform_client().read_repository_file(request={"name": repository, "path": path})
-    except Exception as error:
-        raise RuntimeError(f"step {step['job_name']}: cannot read {path} of Dataform repository {repository}: {error}") from error
-    return response.contents.decode("utf-8")
+    return repository, f"definitions/{run['workflow_name']}/{step['job_name']}.sqlx"
 
 
 def bq_query_configuration(sql, dates):
@@ -289,158 +264,65 @@ def bq_query_configuration(sql, dates):
 
 
 def bq_request(job_format, params, step, run):
-    """BigQueryInsertJobOperator arguments: project_id, location, configuration."""
+    """BigQueryInsertJobOperator arguments: project_id, location, configuration.
+
+    In AEF format the query is step["sql"]: the .sqlx file at `sqlx_location`, its config block
+    dropped (`strip_config_block`), embedded at generation time or read by the engine first."""
     if job_format == "native":
         return params
-    sql = step.get("sql")
-    if sql is None:  # not embedded with --dataform-dir: read from the Dataform repository now
-        sql = strip_config_block(read_sqlx(step, run))
+    if step.get("sql") is None:
+        raise ValueError(f"step {step['job_name']}: no query: read it from sqlx_location(step, run) first")
     # The AEF executor's BigQuery client uses its own default project (the functions' project)
     # and lets BigQuery choose the location.
     return {"project_id": run["project_id"], "location": None,
-            "configuration": bq_query_configuration(sql, run["dates"])}
+            "configuration": bq_query_configuration(step["sql"], run["dates"])}
 
 
-def _source(functions, text: str, prelude: str = "") -> str:
-    """An entry's source: a prelude, then the source of these functions of this module, then text."""
-    return "\n" + prelude + "\n\n".join(inspect.getsource(function) for function in functions) + text
-
-
-DATAFORM_TAG = ComposerExecutor(
+DATAFORM_TAG = Executor(
     name="dataform-tag-executor",
     formats=(JobFormat(AEF, "repository_name", ("dataform_project_id", "dataform_location", "repository_name", "branch", "tags")),
              JobFormat(NATIVE, "repository_id", ("project_id", "region", "repository_id", "git_commitish", "tags"))),
-    imports=(
-        "from google.cloud.dataform_v1beta1 import WorkflowInvocation",
-        "from airflow.providers.google.cloud.operators.dataform import (\n"
-        "    DataformCreateCompilationResultOperator,\n"
-        "    DataformCreateWorkflowInvocationOperator,\n"
-        ")",
-        "from airflow.providers.google.cloud.sensors.dataform import DataformWorkflowInvocationStateSensor",
-    ),
-    builder="build_dataform_tag",
+    composer="dataform_tag",
     request=dataform_request,
-    source=_source([dataform_request], '''
-
-JOB_REQUESTS["dataform-tag-executor"] = dataform_request
-
-
-def dataform_invocation(ti):
-    # One macro for the whole dict: native rendering would turn a string result into a literal.
-    return {"compilation_result": sibling(ti, "compile")["name"], "invocation_config": job_param(ti, "invocation_config")}
-
-
-MACROS["dataform_invocation"] = dataform_invocation
-
-
-def build_dataform_tag(step, make):
-    """Compile the repository at a commit, invoke the tagged actions, wait for the invocation."""
-    where = dict(project_id="{{ job_param(ti, 'project_id') }}", region="{{ job_param(ti, 'region') }}",
-                 repository_id="{{ job_param(ti, 'repository_id') }}")
-    state = WorkflowInvocation.State
-    return [
-        make(DataformCreateCompilationResultOperator, "compile", **where,
-             compilation_result="{{ job_param(ti, 'compilation_result') }}"),
-        make(DataformCreateWorkflowInvocationOperator, "invoke", **where, asynchronous=True,
-             workflow_invocation="{{ dataform_invocation(ti) }}"),
-        make(templated(DataformWorkflowInvocationStateSensor, "project_id", "region", "repository_id"), "wait",
-             **where, workflow_invocation_id="{{ sibling(ti, 'invoke')['name'].split('/')[-1] }}",
-             expected_statuses={state.SUCCEEDED}, failure_statuses={state.FAILED, state.CANCELLED},
-             mode="reschedule", poke_interval=step["wait_seconds"], timeout=step["timeout_seconds"]),
-    ]
-'''),
 )
 
-DATAFLOW_FLEX_TEMPLATE = ComposerExecutor(
+DATAFLOW_FLEX_TEMPLATE = Executor(
     name="dataflow-flextemplate-job-executor",
     formats=(JobFormat(AEF, "dataflow_template_name", (
                  "project_id", "dataflow_location", "dataflow_template_name", "dataflow_template_version",
                  "dataflow_temp_bucket", "dataflow_job_params", "dataflow_max_workers", "network", "subnetwork")),
              JobFormat(NATIVE, "body", ("project_id", "location", "body"))),
-    imports=("from airflow.providers.google.cloud.operators.dataflow import DataflowStartFlexTemplateOperator",),
-    builder="build_dataflow_flex_template",
+    composer="dataflow_flex_template",
     request=dataflow_request,
-    source=_source([dataflow_request], '''
-
-JOB_REQUESTS["dataflow-flextemplate-job-executor"] = dataflow_request
-
-
-def build_dataflow_flex_template(step, make):
-    """Launch a flex template (body = the launch request) and wait for the job, deferred."""
-    return [make(DataflowStartFlexTemplateOperator, "run", project_id="{{ job_param(ti, 'project_id') }}",
-                 location="{{ job_param(ti, 'location') }}", body="{{ job_param(ti, 'body') }}",
-                 deferrable=True, poll_sleep=step["wait_seconds"])]
-'''),
 )
 
-DATAPROC_SERVERLESS = ComposerExecutor(
+DATAPROC_SERVERLESS = Executor(
     name="dataproc-serverless-job-executor",
     formats=(JobFormat(AEF, "dataproc_serverless_project_id", (
                  "dataproc_serverless_project_id", "dataproc_serverless_region", "jar_file_location",
                  "spark_app_main_class", "spark_args", "dataproc_serverless_runtime_version", "dataproc_service_account",
                  "spark_app_properties", "subnetwork")),
              JobFormat(NATIVE, "batch", ("project_id", "region", "batch"))),
-    imports=("from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator",),
-    builder="build_dataproc_serverless",
+    composer="dataproc_serverless",
     request=dataproc_request,
-    source=_source([dataproc_request], '''
-
-JOB_REQUESTS["dataproc-serverless-job-executor"] = dataproc_request
-
-
-def build_dataproc_serverless(step, make):
-    """Create a Dataproc Serverless batch with a per-run id and wait for it, deferred."""
-    return [make(DataprocCreateBatchOperator, "run", project_id="{{ job_param(ti, 'project_id') }}",
-                 region="{{ job_param(ti, 'region') }}", batch="{{ job_param(ti, 'batch') }}",
-                 batch_id="{{ unique_id(ti) }}", deferrable=True,
-                 polling_interval_seconds=step["wait_seconds"])]
-'''),
 )
 
-BQ_SAVED_QUERY = ComposerExecutor(
+BQ_SAVED_QUERY = Executor(
     name="bq-saved-query-executor",
     formats=(JobFormat(AEF, None, (), note="the query is definitions/<workflow_name>/<JOB_NAME>.sqlx of the Dataform "
                                           "repository named by workflow_properties " + ", ".join(BQ_REPOSITORY_KEYS)),
              JobFormat(NATIVE, "configuration", ("project_id", "location", "configuration"))),
-    imports=("from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator",),
-    builder="build_bq_query",
+    composer="bq_saved_query",
     request=bq_request,
-    source=_source([strip_config_block, read_sqlx, bq_query_configuration, bq_request], '''
-
-JOB_REQUESTS["bq-saved-query-executor"] = bq_request
-
-
-def build_bq_query(step, make):
-    """Run a BigQuery job (configuration = the job configuration built by the job_params task), deferred."""
-    return [make(templated(BigQueryInsertJobOperator, "location"), "run",
-                 project_id="{{ job_param(ti, 'project_id') }}", location="{{ job_param(ti, 'location') }}",
-                 configuration="{{ job_param(ti, 'configuration') }}", deferrable=True,
-                 poll_interval=step["wait_seconds"])]
-''', prelude=f"BQ_REPOSITORY_KEYS = {BQ_REPOSITORY_KEYS!r}\n\n\n"),
 )
 
-WORKFLOWS = ComposerExecutor(
+WORKFLOWS = Executor(  # TYPE workflows: another deployed Cloud Workflow, no job file
     name="workflows",
     formats=(),
-    imports=(
-        "from airflow.providers.google.cloud.operators.workflows import WorkflowsCreateExecutionOperator",
-        "from airflow.providers.google.cloud.sensors.workflows import WorkflowExecutionSensor",
-    ),
-    builder="build_workflows",
-    source='''
-def build_workflows(step, make):
-    """Run another deployed Cloud Workflow with this run's arguments and wait for it."""
-    where = dict(project_id=PIPELINE["project_id"], location=PIPELINE["region"], workflow_id=step["workflow_id"])
-    return [
-        make(WorkflowsCreateExecutionOperator, "start", **where,
-             execution="{{ workflow_execution(params, dag_run, ti) }}"),
-        make(WorkflowExecutionSensor, "wait", **where, execution_id="{{ sibling(ti, 'start')['name'].split('/')[-1] }}",
-             mode="reschedule", poke_interval=step["wait_seconds"], timeout=step["timeout_seconds"]),
-    ]
-''',
+    composer="workflows",
 )
 
-CATALOGUE: dict[str, ComposerExecutor] = {
+CATALOGUE: dict[str, Executor] = {
     entry.name: entry for entry in (DATAFORM_TAG, DATAFLOW_FLEX_TEMPLATE, DATAPROC_SERVERLESS, BQ_SAVED_QUERY, WORKFLOWS)
 }
 WORKFLOWS_EXECUTOR = WORKFLOWS.name

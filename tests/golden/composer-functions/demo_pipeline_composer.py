@@ -158,7 +158,7 @@ def workflow_properties(params):
     return value
 
 
-STEPS = {}  # step group id -> the step's data, filled while the DAG is built
+STEPS: dict = {}  # step group id -> the step's data, filled while the DAG is built
 
 
 def this_step(ti):
@@ -186,7 +186,7 @@ def templated(operator, *fields):
     return types.new_class(operator.__name__, (operator,), {}, lambda namespace: namespace.update(extra))
 
 
-JOB_REQUESTS = {}  # executor -> request(job_format, params, step, run): the operators' arguments
+JOB_REQUESTS: dict = {}  # executor -> request(job_format, params, step, run): the operators' arguments
 
 
 def _job_format(step, params, where):
@@ -433,10 +433,10 @@ def build_dag():
         user_defined_macros=MACROS,
         default_args={"owner": "levelflow"},
     ) as dag:
-        entry = []
+        entry: list = []
         for level in PIPELINE["levels"]:
             with TaskGroup(level["group_id"]):
-                ends = {}
+                ends: dict = {}
                 for thread in level["threads"]:
                     with TaskGroup(thread["group_id"]):
                         ends.update((task.task_id, task) for task in build_thread(thread["steps"], entry))

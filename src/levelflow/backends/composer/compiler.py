@@ -1,7 +1,8 @@
 """Composer engine: compile a Plan into one self-contained Airflow DAG file.
 
-The file is fixed code written by levelflow (`airflow_dag.py.tmpl`, plus the builders of the
-executors the pipeline uses, from `levelflow.executors`) and one data literal, PIPELINE,
+The file is fixed code written by levelflow (`dag_frame.py.tmpl` around the text of
+`dag_runtime.py` and of the builder modules, `builders/`, of the executors the pipeline uses;
+`dag_source` says what of a module's text the file holds) and one data literal, PIPELINE,
 made with `pprint.pformat` of plain dicts, lists, strings and numbers built from the plan.
 Every text that comes from a definition lives in that literal only, as inert data; the DAG
 builds its task groups and tasks from it in loops when Airflow parses the file.
@@ -17,15 +18,15 @@ from typing import Optional
 from ... import protocol
 from ...errors import LevelflowError, Problem
 from ...executors import (
-    AEF, BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, ComposerExecutor,
+    AEF, BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, Executor,
     check_job_file, dataflow_job_name, strip_config_block,
 )
 from ...loader import Document, load_document
 from ...plan import Plan, PlanStep, PlanThread
 from .. import GenerateOptions
-from . import ENGINE
+from . import ENGINE, dag_source
 
-TEMPLATE = Path(__file__).with_name("dag.py.tmpl")
+TEMPLATE = Path(__file__).with_name("dag_frame.py.tmpl")
 MAX_ID_COMPONENT = 60  # keeps level.thread.step.task ids well under Airflow's 250 characters
 
 
@@ -54,16 +55,21 @@ def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
     return compiler.problems
 
 
-def render(data: dict, used: list[ComposerExecutor]) -> str:
-    """Fixed code around the data literal: no text from a definition reaches code positions."""
+def render(data: dict, used: list[Executor]) -> str:
+    """Fixed code around the data literal: no text from a definition reaches code positions.
+
+    The frame's #@@RUNTIME@@ line becomes dag_runtime.py's text, whose marker lines become the
+    builders' imports, the builders' code with the BUILDERS registry, and the literal (last).
+    """
+    imports, chunks = dag_source.builders_text([entry.composer for entry in used])
+    builders = "\n".join("\n" + chunk for chunk in chunks)
+    registry = "\n\nBUILDERS = {" + "".join(f"\n    {entry.name!r}: build_{entry.composer}," for entry in used) + "\n}"
     text = TEMPLATE.read_text(encoding="utf-8")
-    imports = "\n".join(line for entry in used for line in entry.imports)
-    builders = "\n".join(entry.source for entry in used)
-    registry = "\n\nBUILDERS = {" + "".join(f"\n    {entry.name!r}: {entry.builder}," for entry in used) + "\n}"
-    for marker, value in (("#@@EXECUTOR_IMPORTS@@", imports), ("#@@EXECUTOR_BUILDERS@@", builders + registry),
-                          ("#@@PIPELINE@@", pprint.pformat(data, width=110, sort_dicts=True))):
-        assert text.count(marker) == 1, marker
-        text = text.replace(marker, value, 1)
+    for marker, value in (("#@@RUNTIME@@", dag_source.runtime_text().rstrip("\n")),
+                          ("#@@EXECUTOR_IMPORTS@@", "\n".join(imports)),
+                          ("#@@EXECUTOR_BUILDERS@@", builders + registry),
+                          ("#@@PIPELINE@@", "PIPELINE = " + pprint.pformat(data, width=110, sort_dicts=True))):
+        text = dag_source.fill(text, marker, value)
     return text
 
 
@@ -87,7 +93,7 @@ class _Compiler:
         self._document: Optional[Document] = None
 
     @property
-    def used(self) -> list[ComposerExecutor]:
+    def used(self) -> list[Executor]:
         return [entry for name, entry in CATALOGUE.items() if name in self.used_names]
 
     def pipeline_data(self) -> dict:
@@ -146,7 +152,7 @@ class _Compiler:
             data.update(self.job_data(entry, step, where))
         return data
 
-    def job_data(self, entry: ComposerExecutor, step: PlanStep, where: tuple[int, int, int]) -> dict:
+    def job_data(self, entry: Executor, step: PlanStep, where: tuple[int, int, int]) -> dict:
         """How an operators-mode step gets its job parameters, and what its request needs besides.
 
         `job_format` is the file's format when known at generation time (--jobs-dir), else None:
@@ -187,7 +193,7 @@ class _Compiler:
                      f"(or generate with --step-mode functions to call any executor function over HTTP)")
         return name
 
-    def embedded_params(self, entry: ComposerExecutor, params_object: str, step: PlanStep) -> tuple[Optional[dict], Optional[str]]:
+    def embedded_params(self, entry: Executor, params_object: str, step: PlanStep) -> tuple[Optional[dict], Optional[str]]:
         """The job file read from --jobs-dir at generation time and checked: (its content, its format).
 
         A missing file is an error, except for an executor with a format that has no job file
