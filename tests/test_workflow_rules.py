@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import workflow_rules
-from cloud_workflows_emulator import _mark_except_blocks, patched_emulator, run
+from cloud_workflows_emulator import _mark_except_blocks, patched_emulator, run, schema_errors
 from conftest import EXAMPLES, PARAMS, pipeline, run_cli, step
 from levelflow import load_params, load_plan
 from levelflow.backends.cloud_workflows import compiler as cw
@@ -99,6 +99,17 @@ def test_every_example_passes_the_rules():
     for name in ("demo_pipeline_cloud_workflows.json", "retail_daily.json"):
         files = cw.generate_workflows(load_plan(EXAMPLES / name, load_params(PARAMS)))
         assert workflow_rules.check(files) == [], name
+
+
+# A workflow source needs a `main`; runtime.yaml holds only subworkflows, so the test adds one.
+TRIVIAL_MAIN = "main:\n  params: [args]\n  steps:\n    - answer:\n        return: ${args}\n"
+
+
+def test_the_runtime_source_itself_passes_the_rules_and_the_schema():
+    """runtime.yaml as written (every step type's runner, post's sample branch), not only as generated."""
+    text = TRIVIAL_MAIN + cw.RUNTIME.read_text(encoding="utf-8")
+    assert workflow_rules.check({"runtime.yaml": text}) == []
+    assert schema_errors(text) == []
 
 
 # --- the strict harness: except-block variables end with the block ----------------------------

@@ -15,27 +15,34 @@ Shape of the output (every file is a complete workflow):
   looks at that level's threads and jumps to the report when one of them failed.
 - `finish` lists every step with its status and the workflow returns that report, or
   raises it (a map with `message`) when a step failed.
-- Shared subworkflows do the work, so a further step costs only its data: `run_thread`
-  (order, NEXT, stop on failure), `run_step` (type dispatch, STEP_PROPERTIES, RETRIES,
-  CONTINUE_IF_FAIL), `run_async_step` (start, poll every WAIT_TIME_SECONDS, time-out
+- The shared subworkflows (the runtime) do the work, so a further step costs only its data.
+  They are Cloud Workflows source, runtime.yaml beside this module, which says what each does:
+  `run_thread` (order, NEXT, stop on failure), `run_step` (type dispatch, STEP_PROPERTIES,
+  RETRIES, CONTINUE_IF_FAIL), `run_async_step` (start, poll every WAIT_TIME_SECONDS, time-out
   measured with sys.now()), `run_sync_step`, `run_workflow_step` (executions connector),
-  `call_executor` (the intermediate's request body, docs/executor-protocol.md) and `post` (OIDC http.post with one branch
-  per distinct call time-out, retried with back-off on transient faults by `transient`).
+  `call_executor` (the intermediate's request body, docs/executor-protocol.md), `post` (OIDC
+  http.post, retried with back-off on faults `transient` accepts), `shown`, `level_failed`,
+  `finish`, `not_started`. Per pipeline the compiler keeps what its step types need and fills
+  `post` with one branch per distinct call time-out (OIDC only on https).
 
 A pipeline whose source would exceed 128 KB (or whose variables are estimated above 512 KB)
 is split: `<name>-part-N.yaml` files each hold whole levels, and `<name>.yaml` runs them in
 order through the executions connector, passing the same arguments; a part that failed makes
-the later ones report their steps as not_started without running them. Every limit of docs/platform-limits.md is checked on the generated
-data before anything is returned; a definition that cannot fit raises LevelflowError.
+the later ones report their steps as not_started without running them. Every limit of
+docs/platform-limits.md is checked on the generated data before anything is returned; a
+definition that cannot fit raises LevelflowError.
 """
 from __future__ import annotations
 
 import collections
+import copy
+import functools
 import json
 import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import yaml
@@ -62,13 +69,13 @@ ERROR_MESSAGE_CHARS = 120  # a kept error's message and body are cut to these le
 ERROR_BODY_CHARS = 200
 CUT_MARK_BYTES = 40  # "... [cut: 123456 characters in all]"
 ERROR_BYTES = ERROR_MESSAGE_CHARS + ERROR_BODY_CHARS + 2 * CUT_MARK_BYTES + 60  # with its keys and code
-RUN_WORKFLOW = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
-EXECUTIONS = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions"  # .create, .get, .cancel
+EXECUTIONS = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions"  # .create, .get, .cancel in runtime.yaml
+RUN_WORKFLOW = EXECUTIONS + ".run"
 PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
 
-# Workflow steps executed per status poll (sleep, call_executor with its 5 steps, post with
-# its try and switch branch, the decision) and per step outside polling; used to estimate the
-# worst case against the 100,000 executed-steps limit.
+# Workflow steps executed per status poll (in runtime.yaml: sleep, call_executor with its 5
+# steps, post with its try and switch branch, the decision) and per step outside polling; used
+# to estimate the worst case against the 100,000 executed-steps limit.
 STEPS_PER_POLL = 14
 STEPS_PER_CALL = 30
 
@@ -105,7 +112,8 @@ class _FlowMap(dict):
 
 # Plain scalars that YAML 1.2 parsers read as numbers although PyYAML (YAML 1.1) writes them
 # unquoted, such as "1e5" or "0x1F": quoted, so that such strings stay strings everywhere.
-_YAML12_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+_YAML12_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+"
+                            r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 
 
 def _represent_str(dumper, text: str):
@@ -171,7 +179,8 @@ def _settings(plan: Plan) -> _Settings:
     functions = params.function_url("")
     for url in (intermediate, functions):
         if not _URL.match(url):
-            raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {url!r}")])
+            raise LevelflowError([Problem(_where(plan), "pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${', "
+                                                        f"got {url!r}")])
         if url.startswith("http://") and not protocol.is_loopback(url):
             raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl {url!r}: plain http is only for a loopback address "
                                                         "(a local double); Cloud Workflows authenticates calls (OIDC) on https only")])
@@ -366,7 +375,8 @@ def _level_steps(li: int, level: PlanLevel) -> list[dict]:
     if count == 1:
         return _thread_steps(li, 0, "done")
     if count <= MAX_BRANCHES:
-        return [_parallel(f"level_{li + 1}", "done", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "done")}} for ti in range(count)])]
+        return [_parallel(f"level_{li + 1}", "done", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "done")}}
+                                                      for ti in range(count)])]
     if count > MAX_BRANCHES ** MAX_PARALLEL_DEPTH:
         raise _too_many_threads(li, level)
     branches = []
@@ -374,7 +384,8 @@ def _level_steps(li: int, level: PlanLevel) -> list[dict]:
         name, result = f"l{li + 1}_g{gi + 1}", f"g{li + 1}_{gi + 1}"
         # The group runs in its own subworkflow; its threads' results come back as one map.
         branches.append({name: {"steps": [
-            {f"{name}_run": {"call": f"level_{li + 1}_group_{gi + 1}", "args": {"ctx": _expr("ctx"), "level": _expr(f"pipeline.levels[{li}]")}, "result": result}},
+            {f"{name}_run": {"call": f"level_{li + 1}_group_{gi + 1}",
+                             "args": {"ctx": _expr("ctx"), "level": _expr(f"pipeline.levels[{li}]")}, "result": result}},
             {f"{name}_keep": {"assign": [{f'done["{_key(li, ti)}"]': _expr(f'{result}["{_key(li, ti)}"]')} for ti in members]}},
         ]}})
     return [_parallel(f"level_{li + 1}", "done", branches)]
@@ -388,7 +399,8 @@ def _group_subworkflows(li: int, level: PlanLevel) -> dict:
         if len(members) == 1:
             run = _thread_steps(li, members[0], "out", "level")
         else:
-            run = [_parallel("threads", "out", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "out", "level")}} for ti in members])]
+            run = [_parallel("threads", "out", [{f"l{li + 1}_t{ti + 1}": {"steps": _thread_steps(li, ti, "out", "level")}}
+                                                for ti in members])]
         subworkflows[f"level_{li + 1}_group_{gi + 1}"] = {"params": ["ctx", "level"], "steps": [  # only its level: less memory
             {"init": {"assign": [{"out": {}}]}}, *run, {"done": {"return": _expr("out")}}]}
     return subworkflows
@@ -402,7 +414,8 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
         body += _level_steps(li, level)
         groups.update(_group_subworkflows(li, level))
         if li < len(levels) - 1:  # no later level starts once a thread of this one failed
-            body.append({f"level_{li + 1}_check": {"call": "level_failed", "args": {"done": _expr("done"), "level": li + 1, "threads": len(level.threads)}, "result": "stop"}})
+            check = {"done": _expr("done"), "level": li + 1, "threads": len(level.threads)}
+            body.append({f"level_{li + 1}_check": {"call": "level_failed", "args": check, "result": "stop"}})
             body.append({f"level_{li + 1}_stop": {"switch": [{"condition": _expr("stop"), "next": "report"}]}})
     init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
             *_context_assignments("pipeline.name"), {"done": {}}]
@@ -420,7 +433,18 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
 
 
 # ---------------------------------------------------------------------------------------------
-# The shared subworkflows
+# The shared subworkflows: runtime.yaml, and the parts of it that vary per pipeline
+
+RUNTIME = Path(__file__).with_name("runtime.yaml")
+_DISPATCH = re.compile(r'\$\{s\.type == "(\w+)"\}')  # a condition of run_step's by_type switch
+
+
+@functools.cache
+def runtime() -> dict:
+    """runtime.yaml's subworkflows, loaded once per process. Generated documents share them, so
+    they are never modified: what varies per pipeline is deep-copied first."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(RUNTIME.read_text(encoding="utf-8"), Loader=loader)
 
 
 def _all_steps(levels: Iterable[PlanLevel]) -> list[PlanStep]:
@@ -428,162 +452,50 @@ def _all_steps(levels: Iterable[PlanLevel]) -> list[PlanStep]:
 
 
 def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
+    """The runtime subworkflows the pipeline's step types need, in runtime.yaml's order, with
+    `post` filled for its call time-outs."""
     steps = _all_steps(levels)
-    types = {s.type for s in steps}
-    library = {
-        "run_thread": _run_thread(),
-        "run_step": _run_step(sorted(types)),
-    }
-    if "async" in types:
-        library["run_async_step"] = _run_async_step()
-    if "sync" in types:
-        library["run_sync_step"] = _run_sync_step()
-    if "async" in types:
-        library["call_executor"] = _call_executor()
-    if types & {"async", "sync"}:
+    library = dict(_runtime_for(frozenset(s.type for s in steps)))
+    if "post" in library:
         library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}), settings.https)
-        library["transient"] = _transient()
-    if "workflows" in types:
-        library["run_workflow_step"] = _run_workflow_step()
-    library["shown"] = _shown()
-    library["level_failed"] = _level_failed()
-    library["finish"] = _finish()
-    library["not_started"] = _not_started()
     return library
 
 
-def _run_thread() -> dict:
-    """Steps in order; NEXT skips forward; a failure stops the thread (CONTINUE_IF_FAIL excepted)."""
-    return {"params": ["ctx", "level", "thread"], "steps": [
-        {"init": {"assign": [{"records": []}, {"stopped": False}, {"goto": ""}]}},
-        {"walk": {"for": {"value": "s", "in": _expr("thread.jobs"), "steps": [
-            {"pick": {"switch": [
-                {"condition": _expr("stopped"), "assign": [{"res": {"status": "not_started"}}]},
-                {"condition": _expr('not(stopped) and goto != "" and goto != s.id'), "assign": [{"res": {"status": "skipped"}}]},
-                {"condition": _expr('not(stopped) and (goto == "" or goto == s.id)'), "steps": [
-                    {"run": {"call": "run_step", "args": {"ctx": _expr("ctx"), "s": _expr("s")}, "result": "res"}},
-                    {"follow": {"assign": [{"goto": _expr('default(map.get(s, "next"), "")')},
-                                           {"stopped": _expr('res.status == "failed"')}]}},
-                ]},
-            ]}},
-            {"record": {"assign": [
-                {"rec": {"level": _expr("level"), "thread": _expr("thread.id"), "job_id": _expr("s.id"), "job_name": _expr("s.job")}},
-                {"records": _expr("list.concat(records, map.merge(rec, res))")},
-            ]}},
-        ]}}},
-        {"done": {"return": {"failed": _expr("stopped"), "records": _expr("records")}}},
-    ]}
+@functools.cache  # one entry per set of step types: 7 at most
+def _runtime_for(types: frozenset[str]) -> dict:
+    """The runtime subworkflows that steps of `types` need (runtime.yaml's header says which):
+    run_step dispatches on `types` only, and what is no longer reached is left out."""
+    library = {**runtime(), "run_step": _run_step(types)}
+    reached = set(_entry_points())
+    todo = list(reached)
+    while todo:
+        for callee in (_callees(library[todo.pop()]) & library.keys()) - reached:
+            reached.add(callee)
+            todo.append(callee)
+    return {name: sub for name, sub in library.items() if name in reached}
 
 
-def _run_step(types: list[str]) -> dict:
-    """One step: its properties, its attempts (1 + RETRIES), and its outcome as data."""
-    runners = {"async": "run_async_step", "sync": "run_sync_step", "workflows": "run_workflow_step"}
-    dispatch = [{"condition": _expr(f's.type == "{kind}"'), "call": runners[kind],
-                 "args": {"ctx": _expr("ctx"), "s": _expr("s"), "props": _expr("props")}} for kind in types]
-    return {"params": ["ctx", "s"], "steps": [
-        {"init": {"assign": [{"own": _expr('default(map.get(s, "props"), ctx.default_props)')},
-                             {"tries": _expr('default(map.get(s, "retries"), 0) + 1')}, {"error": {}}, {"said": ""},
-                             {"answer": None}]}},
-        # properties holding "${" travel as JSON text with "$" escaped, so they can never be evaluated
-        {"decode": {"switch": [{"condition": _expr('"props_json" in s'), "assign": [{"own": _expr("json.decode(s.props_json)")}]}]}},
-        {"merge": {"assign": [{"props": _expr("map.merge(ctx.workflow_properties, own)")}]}},
-        {"attempts": {"for": {"value": "attempt", "range": _expr("[1, tries]"), "steps": [
-            {"once": {
-                "try": {"steps": [
-                    {"by_type": {"switch": dispatch}},
-                    {"succeeded": {"return": {"status": "succeeded", "attempts": _expr("attempt")}}},
-                ]},
-                "except": {"as": "e", "steps": [
-                    # kept errors are bounded, so that many failures fit the variables limit
-                    {"cut_message": {"call": "shown", "args": {"value": _expr('default(map.get(e, "message"), "")'),
-                                                               "limit": ERROR_MESSAGE_CHARS}, "result": "said"}},
-                    {"cut_body": {"call": "shown", "args": {"value": _expr('map.get(e, "body")'), "limit": ERROR_BODY_CHARS},
-                                  "result": "answer"}},
-                    {"remember": {"assign": [{"error": {"message": _expr("said"), "code": _expr('map.get(e, "code")'),
-                                                        "body": _expr("answer")}}]}}]},
-            }},
-        ]}}},
-        {"give_up": {"switch": [{"condition": _expr('"continue_if_fail" in s'),
-                                 "return": {"status": "continued", "attempts": _expr("tries"), "error": _expr("error")}}]}},
-        {"failed": {"return": {"status": "failed", "attempts": _expr("tries"), "error": _expr("error")}}},
-    ]}
+@functools.cache
+def _entry_points() -> frozenset[str]:
+    """The runtime subworkflows that no other one calls: those `main` calls."""
+    called = set().union(*(_callees(sub) for sub in runtime().values()))
+    return frozenset(runtime().keys() - called)
 
 
-def _executor_args(call_type: str, target: str, job: str) -> dict:
-    return {"ctx": _expr("ctx"), "s": _expr("s"), "props": _expr("props"), "call_type": call_type,
-            "target": _expr(target), "job": job}
-
-
-def _run_async_step() -> dict:
-    """Start the job, then poll every `wait` seconds until success, failure or `limit` seconds."""
-    limit = ERROR_MESSAGE_CHARS - 40
-    return {"params": ["ctx", "s", "props"], "steps": [
-        {"start": {"call": "call_executor", "args": _executor_args(protocol.GET_ID, "ctx.functions + s.fn", ""), "result": "answer"}},
-        {"check_id": {"switch": [{"condition": _expr('get_type(answer.body) == "string" and text.match_regex(answer.body, "^aef[_-]")'),
-                                  "next": "started"}]}},
-        {"no_id": {"call": "shown", "args": {"value": _expr("answer.body"), "limit": limit}, "result": "said"}},
-        {"not_an_id": {"raise": {"message": _expr('"get_id answered no job id: " + said')}}},
-        {"started": {"assign": [{"job": _expr("answer.body")}, {"since": _expr("sys.now()")}]}},
-        {"wait": {"call": "sys.sleep", "args": {"seconds": _expr("s.wait")}}},
-        {"poll": {"call": "call_executor",
-                  "args": _executor_args(protocol.GET_STATUS, 'ctx.functions + default(map.get(s, "status_fn"), s.fn)', _expr("job")),
-                  "result": "answer"}},
-        {"decide": {"switch": [
-            {"condition": _expr(f'answer.body == "{protocol.SUCCESS}"'), "return": _expr("job")},
-            {"condition": _expr(f'answer.body != "{protocol.RUNNING}"'), "next": "odd_answer"},
-            {"condition": _expr("sys.now() - since >= s.limit"),
-             "raise": {"message": _expr('"timed out: still running after " + string(sys.now() - since) + " s, limit " + string(s.limit) + " s"'),
-                       "job": _expr("job")}},
-        ]}},
-        {"again": {"next": "wait"}},
-        {"odd_answer": {"call": "shown", "args": {"value": _expr("answer.body"), "limit": limit}, "result": "said"}},
-        {"not_running": {"raise": {"message": _expr('"get_status answered " + said'), "job": _expr("job")}}},
-    ]}
-
-
-def _run_sync_step() -> dict:
-    """One POST of the executor's request body straight to FUNCTION_NAME (no intermediate); the
-    step succeeded only when the answer is a success state word (docs/executor-protocol.md)."""
-    body = {"workflow_properties": _expr("props"), "workflow_name": _expr("ctx.workflow_name"), "job_name": _expr("s.job"),
-            "query_variables": {"start_date": _expr('"\'" + ctx.query_variables.start_date + "\'"'),
-                                "end_date": _expr('"\'" + ctx.query_variables.end_date + "\'"')}}
-    words = json.dumps(list(protocol.SYNC_SUCCESS_WORDS))
-    return {"params": ["ctx", "s", "props"], "steps": [
-        {"send": {"call": "post", "args": {"url": _expr("ctx.functions + s.fn"), "body": body, "seconds": _expr("s.timeout")},
-                  "result": "answer"}},
-        {"succeeded": {"switch": [{"condition": _expr(f'get_type(answer.body) == "string" and answer.body in {words}'),
-                                   "return": _expr("answer.body")}]}},
-        {"show": {"call": "shown", "args": {"value": _expr("answer.body"), "limit": ERROR_MESSAGE_CHARS - 60}, "result": "said"}},
-        {"check": {"switch": [
-            {"condition": _expr('get_type(answer.body) == "map" and "error" in answer.body'),
-             "raise": {"message": _expr('s.fn + " answered an error: " + said'), "body": _expr("said")}},
-            {"condition": _expr('get_type(answer.body) == "string" and text.match_regex(answer.body, "^aef[_-]")'),
-             "raise": {"message": _expr('s.fn + " started job " + said + ": declare this step TYPE async"')}},
-        ]}},
-        {"not_done": {"raise": {"message": _expr('s.fn + " answered " + said + ", not a success state word"')}}},
-    ]}
-
-
-def _call_executor() -> dict:
-    """The intermediate's request body (docs/executor-protocol.md): async steps' get_id and get_status."""
-    body = {
-        "call_type": _expr("call_type"),
-        "workflow_name": _expr("ctx.workflow_name"),
-        "execution_id": _expr("ctx.execution_id"),
-        "job_name": _expr("s.job"),
-        "function_url_to_call": _expr("target"),
-        "query_variables": _expr("ctx.query_variables"),
-        "workflow_properties": _expr("ctx.workflow_properties"),
-        "step_properties": _expr("props"),
-    }
-    return {"params": ["ctx", "s", "props", "call_type", "target", "job"], "steps": [
-        {"body": {"assign": [{"body": body}, {"url": _expr("ctx.intermediate")}]}},
-        {"extras": {"switch": [
-            {"condition": _expr(f'call_type == "{protocol.GET_STATUS}"'), "assign": [{"body.async_job_id": _expr("job")}]},
-        ]}},
-        {"send": {"call": "post", "args": {"url": _expr("url"), "body": _expr("body"), "seconds": _expr("s.timeout")}, "result": "response"}},
-        {"done": {"return": _expr("response")}},
-    ]}
+def _run_step(types: frozenset[str]) -> dict:
+    """run_step whose `by_type` switch has one condition (`s.type == "<type>"`) per type in `types`."""
+    run_step = copy.deepcopy(runtime()["run_step"])
+    by_type = _step_body(run_step, "by_type")
+    dispatch = {}
+    for condition in by_type["switch"]:
+        match = _DISPATCH.fullmatch(condition["condition"])
+        if match is None:
+            raise ValueError(f"{RUNTIME}: a by_type condition must read s.type == \"<type>\", not {condition['condition']!r}")
+        dispatch[match.group(1)] = condition
+    if types - dispatch.keys():
+        raise ValueError(f"{RUNTIME}: run_step has no by_type condition for step type(s) {', '.join(sorted(types - dispatch.keys()))}")
+    by_type["switch"] = [condition for kind, condition in dispatch.items() if kind in types]
+    return run_step
 
 
 def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
@@ -598,105 +510,40 @@ def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
 
 
 def _post(timeouts: list[int], oidc: bool) -> dict:
-    """OIDC POST (plain to a loopback double over http), retried with exponential back-off while
-    the fault is transient."""
+    """post whose `by_timeout` switch has a branch like runtime.yaml's sample for each time-out,
+    with `auth` (OIDC) only when `oidc`."""
+    post = copy.deepcopy(runtime()["post"])
+    by_timeout = _step_body(post, "by_timeout")
+    [sample] = by_timeout["switch"]
+    del sample["condition"]  # _switch_by_value writes each branch's own
+    if not oidc:
+        del sample["args"]["auth"]
+
     def branch(seconds: int) -> dict:
-        auth = {"auth": {"type": "OIDC"}} if oidc else {}
-        return {"call": "http.post", "args": {"url": _expr("url"), **auth, "body": _expr("body"), "timeout": seconds},
-                "result": "response"}
+        made = copy.deepcopy(sample)  # no object twice in a document: the YAML dumper would write aliases
+        made["args"]["timeout"] = seconds
+        return made
 
-    return {"params": ["url", "body", "seconds"], "steps": [  # "timeout" would have to be a literal number
-        {"init": {"assign": [{"response": None}]}},
-        {"send": {
-            "try": {"steps": [{"by_timeout": {"switch": _switch_by_value("seconds", timeouts, branch)}}]},
-            "retry": {"predicate": _expr("transient"), "max_retries": protocol.MAX_TRANSIENT_RETRIES,
-                      "backoff": {"initial_delay": int(protocol.BACKOFF_INITIAL_SECONDS), "max_delay": int(protocol.BACKOFF_MAX_SECONDS),
-                                  "multiplier": int(protocol.BACKOFF_MULTIPLIER)}},
-        }},
-        {"done": {"return": _expr("response")}},
-    ]}
+    by_timeout["switch"] = _switch_by_value("seconds", timeouts, branch)
+    return post
 
 
-def _transient() -> dict:
-    """Retry predicate: HTTP 429/502/503/504 and connection failures; everything else is final."""
-    codes = ", ".join(str(c) for c in sorted(protocol.TRANSIENT_HTTP_STATUS))
-    return {"params": ["e"], "steps": [
-        {"check": {"switch": [
-            {"condition": _expr(f'default(map.get(e, "code"), 0) in [{codes}]'), "return": True},
-            {"condition": _expr('"ConnectionError" in default(map.get(e, "tags"), []) or "ConnectionFailedError" in default(map.get(e, "tags"), [])'),
-             "return": True},
-        ]}},
-        {"final": {"return": False}},
-    ]}
+def _step_body(subworkflow: dict, name: str) -> dict:
+    """The body of the step called `name` in a subworkflow (step names are unique there)."""
+    return next(_bodies_named(subworkflow["steps"], name))
 
 
-def _run_workflow_step() -> dict:
-    """Start another deployed workflow (executions connector), poll it every `wait` seconds, and
-    cancel it when it outlives `limit` seconds, so that a retry never runs beside it. Polling
-    ourselves keeps every executed step countable (the `run` connector polls unseen)."""
-    parent = '"projects/" + ctx.project + "/locations/" + ctx.location + "/workflows/" + s.workflow'
-    return {"params": ["ctx", "s", "props"], "steps": [
-        {"argument": {"assign": [{"argument": {"workflow_name": _expr("s.workflow"), "query_variables": _expr("ctx.query_variables"),
-                                               "workflow_properties": _expr("props")}}]}},
-        {"start": {"call": f"{EXECUTIONS}.create", "args": {"parent": _expr(parent),
-                                                            "body": {"argument": _expr("json.encode_to_string(argument)")}},
-                   "result": "execution"}},
-        {"started": {"assign": [{"since": _expr("sys.now()")}]}},
-        {"wait": {"call": "sys.sleep", "args": {"seconds": _expr("s.wait")}}},
-        {"poll": {"call": f"{EXECUTIONS}.get", "args": {"name": _expr("execution.name")}, "result": "execution"}},
-        {"decide": {"switch": [
-            {"condition": _expr('execution.state == "SUCCEEDED"'), "return": _expr("execution.name")},
-            {"condition": _expr('not(execution.state in ["ACTIVE", "QUEUED"])'), "next": "ended"},
-            {"condition": _expr("sys.now() - since >= s.limit"), "next": "give_up"},
-        ]}},
-        {"again": {"next": "wait"}},
-        {"ended": {"call": "shown", "args": {"value": _expr('map.get(execution, "error")'), "limit": ERROR_MESSAGE_CHARS - 60},
-                   "result": "said"}},
-        {"child_failed": {"raise": {"message": _expr('"workflow " + s.workflow + " ended " + execution.state + ": " + said'),
-                                    "job": _expr("execution.name")}}},
-        {"give_up": {"try": {"call": f"{EXECUTIONS}.cancel", "args": {"name": _expr("execution.name")}},
-                     "except": {"as": "e", "steps": [{"already_ended": {"assign": [{"cancel_error": _expr("e")}]}}]}}},
-        {"timed_out": {"raise": {"message": _expr('"timed out: workflow " + s.workflow + " still running after " + string(s.limit) + '
-                                                  '" s; its execution was cancelled"'), "job": _expr("execution.name")}}},
-    ]}
+def _bodies_named(value, name: str):
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and list(item) == [name]:
+                yield item[name]
+    for child in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        yield from _bodies_named(child, name)
 
 
-def _shown() -> dict:
-    """Any value as text of at most `limit` characters, marked when cut: answers and errors are
-    kept in the report, and a non-text (bytes) body must not make the report itself fail."""
-    return {"params": ["value", "limit"], "steps": [
-        {"as_text": {"switch": [
-            {"condition": _expr('get_type(value) == "null"'), "return": None},
-            {"condition": _expr('get_type(value) == "string"'), "assign": [{"whole": _expr("value")}]},
-            {"condition": _expr('get_type(value) == "bytes"'), "return": "(a non-text body)"},
-            {"condition": _expr('get_type(value) != "string"'), "assign": [{"whole": _expr("json.encode_to_string(value)")}]},
-        ]}},
-        {"cut": {"switch": [{"condition": _expr("len(whole) > limit"), "return": _expr(
-            'text.substring(whole, 0, limit) + "... [cut: " + string(len(whole)) + " characters in all]"')}]}},
-        {"whole_text": {"return": _expr("whole")}},
-    ]}
-
-
-def _level_failed() -> dict:
-    return {"params": ["done", "level", "threads"], "steps": [
-        {"scan": {"for": {"value": "ti", "range": _expr("[1, threads]"), "steps": [
-            {"check": {"switch": [{"condition": _expr('done[string(level) + "." + string(ti)].failed'), "return": True}]}},
-        ]}}},
-        {"none": {"return": False}},
-    ]}
-
-
-def _not_started() -> dict:
-    return {"params": ["level", "thread"], "steps": [
-        {"init": {"assign": [{"records": []}]}},
-        {"each": {"for": {"value": "s", "in": _expr("thread.jobs"), "steps": [
-            {"add": {"assign": [
-                {"rec": {"level": _expr("level"), "thread": _expr("thread.id"), "job_id": _expr("s.id"), "job_name": _expr("s.job"), "status": "not_started"}},
-                {"records": _expr("list.concat(records, rec)")},
-            ]}},
-        ]}}},
-        {"done": {"return": _expr("records")}},
-    ]}
+# The split parent's report, built as `finish` (runtime.yaml) builds its own: a test checks
+# that _collect("records") and _verdict("pipeline.name") equal finish's `add` loop and verdict.
 
 
 def _collect(records: str, keep: bool = True) -> dict:
@@ -720,26 +567,6 @@ def _verdict(name: str, listing: str = "steps") -> list[dict]:
             "failed": _expr("failed"), listing: _expr("steps")}}]}},
         {"succeeded": {"return": {"workflow": _expr(name), "status": "succeeded", "failed": [], listing: _expr("steps")}}},
     ]
-
-
-def _finish() -> dict:
-    """The report: every step in definition order with its status; steps of threads that never
-    ran (their level was not reached) are not_started."""
-    return {"params": ["pipeline", "done"], "steps": [
-        {"init": {"assign": [{"steps": []}, {"failed": []}, {"message": ""}]}},
-        {"levels": {"for": {"value": "level", "index": "li", "in": _expr("pipeline.levels"), "steps": [
-            {"threads": {"for": {"value": "thread", "index": "ti", "in": _expr("level.threads"), "steps": [
-                {"key": {"assign": [{"k": _expr('string(li + 1) + "." + string(ti + 1)')}, {"records": []}]}},
-                {"ran": {"switch": [
-                    {"condition": _expr("k in done"), "assign": [{"records": _expr("done[k].records")}]},
-                    {"condition": _expr("not(k in done)"), "call": "not_started",
-                     "args": {"level": _expr("level.id"), "thread": _expr("thread")}, "result": "records"},
-                ]}},
-                {"add": _collect("records")},
-            ]}}},
-        ]}}},
-        *_verdict("pipeline.name"),
-    ]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -766,7 +593,8 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         "job_id": _expr("part"), "job_name": _expr("part"), "status": "failed",
         "error": {"message": _expr('default(map.get(e, "message"), "")')}}]}
     summary = [] if full else [
-        {"summarize": {"assign": [{"summary": {"workflow": _expr("part"), "status": _expr("outcome.status"), "failed": _expr("outcome.failed")}}]}},
+        {"summarize": {"assign": [{"summary": {"workflow": _expr("part"), "status": _expr("outcome.status"),
+                                               "failed": _expr("outcome.failed")}}]}},
         {"skipped": {"switch": [{"condition": _expr('mode == "skip"'), "assign": [{"summary.status": "not_started"}]}]}},
         {"keep_summary": {"assign": [{"steps": _expr("list.concat(steps, summary)")}]}},
     ]
@@ -807,11 +635,13 @@ def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
     for name in parts:
         if len(name) > 64:
             raise LevelflowError([Problem(_where(plan), f"the pipeline needs {len(parts)} part workflows but the part name {name!r} is "
-                                                        f"{len(name)} characters, {len(name) - 64} more than a workflow id allows (64); use a shorter \"name\"")])
+                                                        f"{len(name)} characters, {len(name) - 64} more than a workflow id allows (64); "
+                                                        "use a shorter \"name\"")])
     parent = _parent_doc(plan, parts, settings)
     _check_doc(plan, parent)
     _check_parent_budget(plan, [levels for levels, _text in texts])
-    files = {f"{plan.name}.yaml": _with_header(render(parent), plan, plan.levels, f"Runs {len(parts)} part workflows in order: {', '.join(parts)}.")}
+    note = f"Runs {len(parts)} part workflows in order: {', '.join(parts)}."
+    files = {f"{plan.name}.yaml": _with_header(render(parent), plan, plan.levels, note)}
     for name, (levels, text) in zip(parts, texts):
         _check_steps_budget(plan, levels)
         files[f"{name}.yaml"] = _with_header(text, plan, levels, f"Part of {plan.name}; deploy it as workflow {name}.")
@@ -1010,6 +840,16 @@ def _callee(key: str, value: Any) -> Optional[str]:
     if key == "predicate" and isinstance(value, str) and value.startswith("${") and value.endswith("}"):
         return value[2:-1].strip()
     return None
+
+
+def _callees(value: Any) -> set[str]:
+    """Every name a piece of workflow calls (subworkflows, connectors, retry predicates)."""
+    if isinstance(value, list):
+        return set().union(*(_callees(item) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    found = {callee for key, item in value.items() if (callee := _callee(key, item)) is not None}
+    return found.union(*(_callees(item) for item in value.values()))
 
 
 def source_shape(document: Any) -> SourceShape:
