@@ -12,11 +12,10 @@ call is logged, at each hop:
 """
 from __future__ import annotations
 
+import http.client
 import json
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
@@ -29,25 +28,60 @@ FORWARD_TIMEOUT_SECONDS = 1800  # the longest call Cloud Functions allow
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
+_forward_connections = threading.local()  # per handler thread: (scheme, host, port) -> kept-alive connection
+
+
 def http_forward(url: str, body: dict) -> tuple[int, str, str]:
     """The intermediate's POST to an executor, over HTTP; only loopback addresses, since the
-    double never calls real Google endpoints."""
+    double never calls real Google endpoints. Each handler thread keeps its connection to each
+    executor host alive, as the deployed intermediate's HTTP client pool does."""
     parts = urllib.parse.urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not is_loopback(str(url)):
         raise ValueError(f"the double forwards only to loopback http(s) URLs, not {url!r}")
-    request = urllib.request.Request(str(url), data=json.dumps(body).encode("utf-8"), method="POST",
-                                     headers={"Content-Type": "application/json", FORWARDED_HEADER: "1"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=FORWARD_TIMEOUT_SECONDS) as response:
-            return response.status, response.reason, response.read().decode("utf-8")
-    except urllib.error.HTTPError as error:
-        return error.code, str(error.reason), error.read().decode("utf-8", "replace")
+    data = json.dumps(body).encode("utf-8")
+    headers = {"Content-Type": "application/json", FORWARDED_HEADER: "1"}
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    for attempt in (1, 2):  # a kept-alive connection the executor closed meanwhile is opened again, once
+        connection = _connection(parts)
+        try:
+            connection.request("POST", target or "/", body=data, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            _drop(parts)
+            if attempt == 2:
+                raise
+            continue
+        except Exception:
+            _drop(parts)
+            raise
+        if response.will_close:
+            _drop(parts)
+        return response.status, response.reason, text
+    raise AssertionError("unreachable")
+
+
+def _connection(parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+    pool = _forward_connections.__dict__.setdefault("pool", {})
+    key = (parts.scheme, parts.hostname, parts.port)
+    if key not in pool:
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        pool[key] = kind(parts.hostname or "127.0.0.1", parts.port, timeout=FORWARD_TIMEOUT_SECONDS)
+    return pool[key]
+
+
+def _drop(parts: urllib.parse.SplitResult) -> None:
+    connection = _forward_connections.__dict__.get("pool", {}).pop((parts.scheme, parts.hostname, parts.port), None)
+    if connection is not None:
+        connection.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "levelflow-double/2"
     protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
+    # The headers and the body leave in two writes; with Nagle's algorithm the body then waits
+    # for the client's delayed ACK of the headers (about 40 ms on Linux) on a kept-alive connection.
+    disable_nagle_algorithm = True
     double: AefDouble  # set on the subclass made by make_server
 
     def log_message(self, format, *args):  # keep the terminal for the call log
