@@ -52,6 +52,9 @@ from ...errors import LevelflowError, LevelflowWarning, Problem
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
 from . import ENGINE
+from .emit import Emitter, Scalars
+from .emit import FlowMap as _FlowMap  # a mapping written on one line (step descriptors), to keep the source compact
+from .emit import dumps as _fast_dumps
 
 # The platform limits, as the engine declares them (docs/platform-limits.md)
 MAX_SOURCE_BYTES = ENGINE.limit("source_bytes")
@@ -94,7 +97,7 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
     except _LimitError as exc:
         raise _problem(plan, str(exc), exc.path) from None
     _check_doc(plan, whole)
-    text = _with_header(render(whole), plan, plan.levels)
+    text = _with_header(render(whole, writer=settings.writer), plan, plan.levels)
     size = len(text.encode())
     if size <= MAX_SOURCE_BYTES and _variable_bytes(plan, plan.levels, settings) <= MAX_VARIABLE_BYTES:
         _check_steps_budget(plan, plan.levels)
@@ -104,10 +107,6 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------
 # Serialization
-
-
-class _FlowMap(dict):
-    """A mapping written on one line (step descriptors), to keep the source compact."""
 
 
 # Plain scalars that YAML 1.2 parsers read as numbers although PyYAML (YAML 1.1) writes them
@@ -138,8 +137,19 @@ if getattr(yaml, "CSafeDumper", None):
     DUMPERS["libyaml"] = _dumper(yaml.CSafeDumper)
 
 
-def render(doc: dict, emitter: str = "libyaml" if "libyaml" in DUMPERS else "python") -> str:
+PYYAML = "libyaml" if "libyaml" in DUMPERS else "python"
+
+
+def _pyyaml(doc, emitter: str = PYYAML) -> str:
     return yaml.dump(doc, Dumper=DUMPERS[emitter], sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20)
+
+
+def render(doc: dict, emitter: str = "fast", writer: Optional[Emitter] = None) -> str:
+    """The YAML text of a workflow. "fast" writes PyYAML's exact bytes without its representer
+    (emit.py), reusing the texts `writer` already wrote; "libyaml" and "python" are PyYAML's."""
+    if emitter == "fast":
+        return _fast_dumps(doc, _pyyaml, writer or Emitter(Scalars(_pyyaml, _YAML12_NUMBER)))
+    return _pyyaml(doc, emitter)
 
 
 def _with_header(text: str, plan: Plan, levels: Iterable[PlanLevel], note: str = "") -> str:
@@ -163,6 +173,16 @@ class _Settings:
     project: str
     region: str
     default_props: dict
+    # One generation's memory: the data and blocks of each level, built once and reused by every
+    # candidate part (so the writer reuses their texts), and that writer.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+    writer: Emitter = field(default_factory=lambda: Emitter(Scalars(_pyyaml, _YAML12_NUMBER)), compare=False, repr=False)
+
+    def once(self, key: tuple, build, *args):
+        """build(*args), the first time `key` is asked for in this generation."""
+        if key not in self.memo:
+            self.memo[key] = build(*args)
+        return self.memo[key]
 
     @property
     def https(self) -> bool:
@@ -246,16 +266,16 @@ def _step_data(step: PlanStep, settings: _Settings) -> _FlowMap:
 
 
 def _pipeline_data(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
-    return {
-        "name": plan.name,
-        "levels": [
-            {"id": level.level_id, "threads": [
-                {"id": thread.thread_id, "jobs": [_step_data(s, settings) for s in thread.steps]}
-                for thread in level.threads
-            ]}
-            for level in levels
-        ],
-    }
+    return {"name": plan.name, "levels": [_level_data(level, settings) for level in levels]}
+
+
+def _level_data(level: PlanLevel, settings: _Settings) -> dict:
+    return settings.once(("data", id(level)), lambda: {"id": level.level_id, "threads": [
+        {"id": thread.thread_id, "jobs": [_step_data(s, settings) for s in thread.steps]} for thread in level.threads]})
+
+
+def _level_json_bytes(level: PlanLevel, settings: _Settings) -> int:
+    return settings.once(("json", id(level)), lambda: len(json.dumps(_level_data(level, settings))))
 
 
 def _context_assignments(name_expr: str, *, full: bool = True) -> list[dict]:
@@ -406,17 +426,21 @@ def _group_subworkflows(li: int, level: PlanLevel) -> dict:
     return subworkflows
 
 
+def _level_check(li: int, level: PlanLevel) -> list[dict]:
+    check = {"done": _expr("done"), "level": li + 1, "threads": len(level.threads)}
+    return [{f"level_{li + 1}_check": {"call": "level_failed", "args": check, "result": "stop"}},
+            {f"level_{li + 1}_stop": {"switch": [{"condition": _expr("stop"), "next": "report"}]}}]
+
+
 def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings, *, part: bool) -> dict:
     """One complete workflow running `levels`: the whole pipeline, or one part of it."""
     body: list[dict] = []
     groups: dict = {}
     for li, level in enumerate(levels):
-        body += _level_steps(li, level)
-        groups.update(_group_subworkflows(li, level))
+        body += settings.once(("steps", id(level), li), _level_steps, li, level)
+        groups.update(settings.once(("groups", id(level), li), _group_subworkflows, li, level))
         if li < len(levels) - 1:  # no later level starts once a thread of this one failed
-            check = {"done": _expr("done"), "level": li + 1, "threads": len(level.threads)}
-            body.append({f"level_{li + 1}_check": {"call": "level_failed", "args": check, "result": "stop"}})
-            body.append({f"level_{li + 1}_stop": {"switch": [{"condition": _expr("stop"), "next": "report"}]}})
+            body += settings.once(("check", id(level), li), _level_check, li, level)
     init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
             *_context_assignments("pipeline.name"), {"done": {}}]
     steps = [{"init": {"assign": init}}, *_argument_steps("bad_arguments")]
@@ -457,7 +481,8 @@ def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
     steps = _all_steps(levels)
     library = dict(_runtime_for(frozenset(s.type for s in steps)))
     if "post" in library:
-        library["post"] = _post(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}), settings.https)
+        timeouts = tuple(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}))
+        library["post"] = settings.once(("post", timeouts), _post, list(timeouts), settings.https)
     return library
 
 
@@ -641,7 +666,7 @@ def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
     _check_doc(plan, parent)
     _check_parent_budget(plan, [levels for levels, _text in texts])
     note = f"Runs {len(parts)} part workflows in order: {', '.join(parts)}."
-    files = {f"{plan.name}.yaml": _with_header(render(parent), plan, plan.levels, note)}
+    files = {f"{plan.name}.yaml": _with_header(render(parent, writer=settings.writer), plan, plan.levels, note)}
     for name, (levels, text) in zip(parts, texts):
         _check_steps_budget(plan, levels)
         files[f"{name}.yaml"] = _with_header(text, plan, levels, f"Part of {plan.name}; deploy it as workflow {name}.")
@@ -654,14 +679,14 @@ def _largest_part(plan: Plan, levels: list[PlanLevel], settings: _Settings, gues
 
     def fits(count: int) -> Optional[str]:
         if count not in texts:
-            text = render(_workflow_doc(plan, tuple(levels[:count]), settings, part=True))
+            text = render(_workflow_doc(plan, tuple(levels[:count]), settings, part=True), writer=settings.writer)
             small = _source_size(text, plan, levels[:count]) <= MAX_SOURCE_BYTES
             texts[count] = text if small and _variable_bytes(plan, levels[:count], settings) <= MAX_VARIABLE_BYTES else None
         return texts[count]
 
     if fits(1) is None:
         level = levels[0]
-        size = _source_size(render(_workflow_doc(plan, (level,), settings, part=True)), plan, [level])
+        size = _source_size(render(_workflow_doc(plan, (level,), settings, part=True), writer=settings.writer), plan, [level])
         need, limit, what = (size, MAX_SOURCE_BYTES, "workflow source") if size > MAX_SOURCE_BYTES else \
             (_variable_bytes(plan, [level], settings), MAX_VARIABLE_BYTES, "variables (estimated)")
         raise LevelflowError([Problem(_where(plan), f"level {level.level_id!r} alone needs {need:,} bytes of {what}, "
@@ -695,7 +720,9 @@ def _variable_bytes(plan: Plan, levels, settings: _Settings) -> int:
     """Estimated peak of variables (512 KB per execution): the pipeline data in `main` and as
     `finish`'s argument, and the step records (with their bounded errors) in `done`, in
     `finish`'s argument and its report."""
-    data = len(json.dumps(_pipeline_data(plan, tuple(levels), settings)))
+    # json.dumps of {"name": ..., "levels": [...]}: its frame, each level's data, ", " between them
+    data = len(json.dumps({"name": plan.name, "levels": []})) + sum(_level_json_bytes(level, settings) for level in levels)
+    data += 2 * max(0, len(levels) - 1)
     return 2 * data + 3 * _records_bytes(levels)
 
 
@@ -853,49 +880,67 @@ def _callees(value: Any) -> set[str]:
 
 
 def source_shape(document: Any) -> SourceShape:
-    """Walk a parsed Cloud Workflows source (a step list, or `main` plus subworkflows)."""
+    """Walk a parsed Cloud Workflows source (a step list, or `main` plus subworkflows), following
+    the syntax only: steps, branches, loops, try/except and switch conditions. Values (assigned
+    data, call arguments, returns) are not walked: the pipeline's data is most of a source."""
     subworkflows = document if isinstance(document, dict) and "main" in document else {"main": document}
     shape = SourceShape()
     depths: dict[str, tuple[int, int]] = {}  # subworkflow -> (parallel depth, call depth) inside it
 
-    def visit(node: Any, stack: tuple, names: list) -> tuple[int, int]:
-        """(parallel nesting, call chain) reached from `node`, relative to it; step names into `names`."""
-        if isinstance(node, list):
-            return max((visit(item, stack, names) for item in node), default=(0, 0))
-        if not isinstance(node, dict):
-            return 0, 0
+    def deepest(results) -> tuple[int, int]:
         parallel, calls = 0, 0
-        for key, value in node.items():
-            if key in ("steps", "branches") and isinstance(value, list):
-                names.extend(next(iter(item)) for item in value if isinstance(item, dict) and len(item) == 1)
-            inner = visit(value, stack, names)
-            if key == "parallel" and isinstance(value, dict):
-                count = len(value.get("branches") or [])
-                shape.branches = max(shape.branches, count)
-                shape.fewest_branches = count if shape.fewest_branches is None else min(shape.fewest_branches, count)
-                inner = (inner[0] + 1, inner[1])
-            elif key == "switch" and isinstance(value, list):
-                shape.switch = max(shape.switch, len(value))
-            elif key == "assign" and isinstance(value, list):
-                shape.assign = max(shape.assign, len(value))
-            elif key == "call" and isinstance(value, str) and value.startswith("http.") and isinstance(node.get("args"), dict):
-                timeout = node["args"].get("timeout")
-                shape.http_timeout = max(shape.http_timeout, timeout if isinstance(timeout, int) else 0)
-            elif (callee := _callee(key, value)) is not None and callee in subworkflows:
-                if callee in stack:
-                    shape.recursion = shape.recursion or " -> ".join((*stack, callee))
-                else:
-                    depth = subworkflow(callee, stack)
-                    inner = (depth[0], depth[1] + 1)
+        for inner in results:
             parallel, calls = max(parallel, inner[0]), max(calls, inner[1])
         return parallel, calls
 
+    def steps(items: Any, stack: tuple, names: list) -> tuple[int, int]:
+        """A list of named steps: (parallel nesting, call chain) reached from it."""
+        if not isinstance(items, list):
+            return 0, 0
+        named = [next(iter(item.items())) for item in items if isinstance(item, dict) and len(item) == 1]
+        names.extend(name for name, _body in named)
+        return deepest(body(item, stack, names) for _name, item in named)
+
+    def called(callee: Optional[str], stack: tuple) -> tuple[int, int]:
+        if callee is None or callee not in subworkflows:
+            return 0, 0
+        if callee in stack:
+            shape.recursion = shape.recursion or " -> ".join((*stack, callee))
+            return 0, 0
+        depth = subworkflow(callee, stack)
+        return depth[0], depth[1] + 1
+
+    def body(node: Any, stack: tuple, names: list) -> tuple[int, int]:
+        """A step's body (or a switch condition, a try, a loop): what it runs."""
+        if not isinstance(node, dict):
+            return 0, 0
+        found = [steps(node.get("steps"), stack, names), called(_callee("call", node.get("call")), stack)]
+        call, args = node.get("call"), node.get("args")
+        if isinstance(call, str) and call.startswith("http.") and isinstance(args, dict) and isinstance(args.get("timeout"), int):
+            shape.http_timeout = max(shape.http_timeout, args["timeout"])
+        if isinstance(node.get("assign"), list):
+            shape.assign = max(shape.assign, len(node["assign"]))
+        if isinstance(node.get("switch"), list):
+            shape.switch = max(shape.switch, len(node["switch"]))
+            found += [body(condition, stack, names) for condition in node["switch"]]
+        parallel = node.get("parallel")
+        if isinstance(parallel, dict):
+            count = len(parallel.get("branches") or [])
+            shape.branches = max(shape.branches, count)
+            shape.fewest_branches = count if shape.fewest_branches is None else min(shape.fewest_branches, count)
+            inner = deepest([steps(parallel.get("branches"), stack, names), body(parallel.get("for"), stack, names)])
+            found.append((inner[0] + 1, inner[1]))
+        found += [body(node.get(key), stack, names) for key in ("for", "try", "except")]
+        retry = node.get("retry")
+        predicate = retry.get("predicate") if isinstance(retry, dict) else retry
+        found.append(called(_callee("predicate", predicate), stack))
+        return deepest(found)
+
     def subworkflow(name: str, stack: tuple) -> tuple[int, int]:
         if name not in depths:
-            body, names = subworkflows[name], list[str]()
-            if isinstance(body, list):  # a source that is one step list
-                names.extend(next(iter(item)) for item in body if isinstance(item, dict) and len(item) == 1)
-            depths[name] = visit(body, (*stack, name), names)
+            source, names = subworkflows[name], list[str]()
+            inner = (*stack, name)
+            depths[name] = steps(source, inner, names) if isinstance(source, list) else body(source, inner, names)
             shape.repeated_names += [f"{name}.{step}" for step, count in collections.Counter(names).items() if count > 1]
         return depths[name]
 
