@@ -1,13 +1,20 @@
 """Size and speed of the Cloud Workflows backend.
 
-    .venv/bin/python benchmarks/workflows_size.py
+    .venv/bin/python benchmarks/workflows_size.py [--original DIR] [--runs N]
 
 Prints the source bytes each further async step costs, the largest pipeline that fits one
-workflow file (128 KB), and generation time (median of a few runs) for 10 to 10,000 steps.
-Pipelines have levels of 5 threads of 4 async steps, like a typical ingestion pipeline.
+workflow file (128 KB), generation time in process (median of a few runs) for 10 to 10,000
+steps, and whole-process `levelflow generate` (fresh processes: median seconds and peak memory).
+With --original DIR (a checkout of the original AEF generator, whose `workflows_generator.py`
+takes DEFINITION PARAMETERS OUTPUT), the original runs on the same definitions in the same way,
+and the ratio is printed. Pipelines have levels of 5 threads of 4 async steps, like a typical
+ingestion pipeline.
 """
+import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,7 +62,48 @@ def largest_single_file(folder: Path) -> int:
     return low
 
 
+# A small launcher measures each run: a child's peak RSS counts from its fork, so it must be
+# forked from a small process, not from this one after it generated 10,000 steps.
+LAUNCHER = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
+            "code = subprocess.run(sys.argv[1:], capture_output=True).returncode; "
+            "print(code, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def whole_process(command: list[str], runs: int) -> tuple[float, float]:
+    """Median seconds and median peak RSS (MiB) of `command` in fresh processes."""
+    times, peaks = [], []
+    for _ in range(runs):
+        result = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        code, seconds, peak_kib = result.stdout.split()
+        if code != "0":
+            raise SystemExit(f"{' '.join(command)} failed (exit {code})")
+        times.append(float(seconds))
+        peaks.append(int(peak_kib) / 1024)
+    return statistics.median(times), statistics.median(peaks)
+
+
+def compare_processes(folder: Path, runs: int, original: "Path | None") -> None:
+    print(f"\nwhole process, median of {runs} fresh processes (peak RSS):")
+    params = ROOT / "examples" / "platform-parameters-dev.json"
+    for steps in (10, 1_000, 10_000):
+        definition_path = folder / f"bench_{steps}.json"
+        definition_path.write_text(json.dumps(definition(steps)))
+        ours = whole_process([sys.executable, "-m", "levelflow", "generate", str(definition_path), "--params", str(params),
+                              "--out", str(folder / f"out_{steps}")], runs)
+        line = f"{steps:>6,} steps: levelflow {ours[0]:6.3f} s {ours[1]:6.0f} MiB"
+        if original is not None:
+            theirs = whole_process([sys.executable, str(original / "workflows_generator.py"), str(definition_path), str(params),
+                                    str(folder / f"original_{steps}.yaml")], runs)
+            line += f" | original {theirs[0]:6.3f} s {theirs[1]:6.0f} MiB | ratio {ours[0] / theirs[0]:.2f}x"
+        print(line)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original", type=Path, help="a checkout of the original generator (has workflows_generator.py)")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per whole-process figure (default 5)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         base, more = size(generate(100, folder)), size(generate(200, folder))
@@ -71,6 +119,7 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             print(f"{steps:>6,} steps: {statistics.median(times) * 1000:8.1f} ms median of {runs}, "
                   f"{len(files)} file(s), {size(files):,} bytes")
+        compare_processes(folder, args.runs, args.original)
 
 
 if __name__ == "__main__":

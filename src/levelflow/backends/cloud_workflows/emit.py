@@ -20,16 +20,14 @@ import re
 from typing import Any, Callable
 
 import yaml
-from yaml.nodes import ScalarNode
 
 LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 # Names such as job ids, which PyYAML writes plain in every context unless its resolver reads them
-# as another type (yes, null, ...): written without asking PyYAML to write them.
+# as another type (_WORDS): written without asking PyYAML. A letter or "_" first: no number.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,100}")
 # Workflows expressions, which PyYAML writes plain as block values: printable ASCII, no ": " or
 # " #" (which would end a plain scalar), and no implicit type starts with "$".
 _EXPRESSION = re.compile(r"\$\{[ -~]*\}")
-_RESOLVER = yaml.resolver.Resolver()
 
 
 
@@ -41,7 +39,8 @@ class Unsupported(Exception):
     """A document the fast writer does not reproduce exactly: PyYAML writes it instead."""
 
 
-_STR = "tag:yaml.org,2002:str"
+# Names that YAML 1.1's resolver reads as booleans or null (in some capitalizations): PyYAML decides.
+_WORDS = frozenset(("yes", "no", "true", "false", "on", "off", "null"))
 
 
 class Scalars:
@@ -50,24 +49,44 @@ class Scalars:
     def __init__(self, dump: Callable[[Any], str], quoted: "re.Pattern[str] | None" = None):
         self.dump = dump  # the compiler's yaml.dump of a whole document
         self.quoted = quoted  # strings the dumper's representer always single-quotes (without quotes inside)
-        self.cache: dict[tuple, str] = {}
+        self.same_everywhere: dict[str, str] = {}  # strings written alike in every context
+        self.by_context: dict[tuple[bool, bool], dict[str, str]] = {(f, k): {} for f in (False, True) for k in (False, True)}
+        self.others: dict[tuple, str] = {}  # numbers, booleans, null
 
     def text(self, value: Any, flow: bool, key: bool) -> str:
+        if type(value) is str:
+            found = self.same_everywhere.get(value)
+            if found is not None:
+                return found
+            cache = self.by_context[flow, key]
+            found = cache.get(value)
+            if found is None:
+                found = self._anywhere(value)
+                if found is not None:
+                    self.same_everywhere[value] = found
+                    return found
+                found = cache[value] = self._written(value, flow, key)
+            return found
         cache_key = (type(value), value, flow, key)
-        found = self.cache.get(cache_key)
+        found = self.others.get(cache_key)
         if found is None:
-            found = self.cache[cache_key] = self._written(value, flow, key)
+            found = self.others[cache_key] = self._written(value, flow, key)
         return found
 
-    def _written(self, value: Any, flow: bool, key: bool) -> str:
-        if type(value) is str and _NAME.fullmatch(value) and _RESOLVER.resolve(ScalarNode, value, (True, False)) == _STR:
+    def _anywhere(self, value: str) -> "str | None":
+        """The text of a string that PyYAML writes alike in every context, when it is one: a name
+        its resolver reads as a string (written plain), or one the dumper always single-quotes."""
+        if _NAME.fullmatch(value) and value.lower() not in _WORDS:
             return value
+        if self.quoted is not None and len(value) < 100 and "'" not in value and self.quoted.fullmatch(value):
+            return f"'{value}'"
+        return None
+
+    def _written(self, value: Any, flow: bool, key: bool) -> str:
         if type(value) is int:
             return str(value)
         if not flow and not key and type(value) is str and _EXPRESSION.fullmatch(value) and ": " not in value and " #" not in value:
             return value
-        if type(value) is str and self.quoted is not None and "'" not in value and self.quoted.fullmatch(value):
-            return f"'{value}'"
         if isinstance(value, str) and any(mark in value for mark in LINE_BREAKS):
             raise Unsupported("a multi-line string")
         if key and not isinstance(value, str):
@@ -85,43 +104,39 @@ class Scalars:
 
 class Emitter:
     """Writes documents; keeps the text of every container it wrote, by identity and place, for as
-    long as the emitter lives (the caller keeps those objects alive and unchanged meanwhile)."""
+    long as the emitter lives (the caller keeps those objects alive and unchanged meanwhile).
+
+    A container met twice in one document is left to PyYAML, which writes an alias for it. The
+    containers inside a reused text are not counted again: a caller that puts one object both
+    inside a reused subtree and elsewhere in a document is not detected (the compiler builds no
+    such document; tests compare every document shape with PyYAML's text)."""
 
     def __init__(self, scalars: Scalars):
         self.scalars = scalars
-        self.cache: dict[tuple, tuple[Any, str, list[int]]] = {}  # (kind, id, indent) -> (object, text, containers in it)
+        self.cache: dict[tuple, tuple[Any, str]] = {}  # (kind, id, indent) -> (object, text)
         self._seen: set[int] = set()
-        self._order: list[int] = []
 
     def document(self, doc: dict) -> str:
         if not isinstance(doc, dict) or not doc:
             raise Unsupported("a document that is not a non-empty mapping")
-        self._seen, self._order = set(), []
+        self._seen = set()
         return self._mapping_lines(doc, 0)
 
     def _cached(self, kind: str, value: Any, indent: int, write: Callable[[], str]) -> str:
-        """The text of a container, written once; the containers in it still count as met in
-        this document (PyYAML would write an alias for one met twice)."""
+        """The text of a container, written once."""
+        self._note(value)
         key = (kind, id(value), indent)
         found = self.cache.get(key)
         if found is not None and found[0] is value:
-            inside = found[2]
-            if not self._seen.isdisjoint(inside):
-                raise Unsupported("an object that appears twice")
-            self._seen.update(inside)
-            self._order += inside
             return found[1]
-        start = len(self._order)
-        self._note(value)
         text = write()
-        self.cache[key] = (value, text, self._order[start:])
+        self.cache[key] = (value, text)
         return text
 
     def _note(self, value: Any) -> None:
         if id(value) in self._seen:
             raise Unsupported("an object that appears twice")
         self._seen.add(id(value))
-        self._order.append(id(value))
 
     # -- block style --------------------------------------------------------------------------
 
@@ -168,12 +183,18 @@ class Emitter:
         return self.scalars.text(value, False, False)
 
     def _flow(self, value: Any) -> str:
-        if isinstance(value, dict):
-            return self._cached("flow", value, 0, lambda: "{" + ", ".join(
-                f"{self.scalars.text(k, True, True)}: {self._flow(v)}" for k, v in value.items()) + "}")
-        if isinstance(value, list):
-            return self._cached("flow", value, 0, lambda: "[" + ", ".join(self._flow(v) for v in value) + "]")
+        if isinstance(value, (dict, list)):
+            return self._cached("flow", value, 0, lambda: self._flow_text(value))
         return self.scalars.text(value, True, False)
+
+    def _flow_text(self, value: Any) -> str:
+        text, parts = self.scalars.text, []
+        if isinstance(value, dict):
+            for key, item in value.items():  # scalars directly: step descriptors hold little else
+                inner = self._flow(item) if isinstance(item, (dict, list)) else text(item, True, False)
+                parts.append(f"{text(key, True, True)}: {inner}")
+            return "{" + ", ".join(parts) + "}"
+        return "[" + ", ".join(self._flow(item) for item in value) + "]"
 
 
 def dumps(doc: dict, dump: Callable[[Any], str], emitter: "Emitter | None" = None) -> str:
