@@ -31,6 +31,10 @@ order through the executions connector, passing the same arguments; a part that 
 the later ones report their steps as not_started without running them. Every limit of
 docs/platform-limits.md is checked on the generated data before anything is returned; a
 definition that cannot fit raises LevelflowError.
+
+The YAML is written by emit.py (PyYAML's exact bytes, without its slow representer). Each
+level's data and blocks are built once per generation (`_Settings.once`) and their text reused
+by every candidate part the splitter measures, so a pipeline's text is written about once.
 """
 from __future__ import annotations
 
