@@ -43,6 +43,7 @@ def describe_task(task):
         "class": type(task).__name__,
         "base_classes": [cls.__name__ for cls in type(task).__mro__],
         "upstream": sorted(task.upstream_task_ids),
+        "group": task.task_group.group_id if task.task_group is not None else None,
         "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
         "retries": task.retries,
         "execution_timeout": task.execution_timeout.total_seconds() if task.execution_timeout else None,
@@ -71,6 +72,7 @@ def describe_dag(dag):
         "doc_md": dag.doc_md,
         "native": dag.render_template_as_native_obj,
         "tasks": {task.task_id: describe_task(task) for task in dag.tasks},
+        "groups": sorted(group_id for group_id in dag.task_group.get_task_group_dict() if group_id),
     }
 
 

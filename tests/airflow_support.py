@@ -14,20 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from levelflow.backends.composer import BUILDER_TASKS
 from levelflow.backends.composer.compiler import component
+from levelflow.executors import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).with_name("airflow_harness.py")
 AIRFLOW_VERSIONS = {"airflow3": ROOT / ".venv-airflow3", "airflow2": ROOT / ".venv-airflow2"}
 
-# Operator tasks of each executor's step group, in run order (after the job_params task).
-CATALOGUE_TASKS = {
-    "dataform-tag-executor": ["compile", "invoke", "wait"],
-    "dataflow-flextemplate-job-executor": ["run"],
-    "dataproc-serverless-job-executor": ["run"],
-    "bq-saved-query-executor": ["run"],
-    "workflows": ["start", "wait"],
-}
+# Operator tasks of each executor's step, in run order (after the job_params task): the names
+# `levelflow plan` counts with (the Composer engine's BUILDER_TASKS), which the real-Airflow
+# tests check against the builders and the DAGs.
+CATALOGUE_TASKS = {name: list(BUILDER_TASKS[entry.composer]) for name, entry in CATALOGUE.items()}
 
 
 def airflow_venv(version: str) -> Path:
@@ -91,7 +89,8 @@ def run_order(steps: list[dict]) -> list[dict]:
 
 
 def step_task_ids(prefix: str, step: dict, mode: str) -> list[str]:
-    """The task ids one step becomes, in run order."""
+    """The task ids one step becomes, in run order: `<thread>.<step>` in functions mode, else
+    `<thread>.<step>.<task>` (tasks of the thread's group; a step has no group of its own)."""
     name = f"{prefix}.{component(step['JOB_NAME'])}"
     if mode == "functions" and step["TYPE"] != "workflows":
         return [name]

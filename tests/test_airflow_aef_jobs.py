@@ -279,9 +279,11 @@ def test_step_data_carries_formats_and_embedded_query(tmp_path):
                                     options=GenerateOptions(jobs_dir=jobs, dataform_dir=dataform))
     module = ast.parse(written.read_text())
     (literal,) = [n.value for n in module.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PIPELINE"]
-    dp, bq_aef, bq_native = [thread["steps"][0] for thread in ast.literal_eval(literal)["levels"][0]["threads"]]
+    data = ast.literal_eval(literal)
+    dp, bq_aef, bq_native = [thread["steps"][0] for thread in data["levels"][0]["threads"]]
     assert (dp["job_format"], dp["job_params"]) == ("aef", DATAPROC_AEF)  # the file as data; the request is built at run time
-    assert dp["job_formats"]["aef"]["marker"] == "dataproc_serverless_project_id"
+    assert data["job_formats"][DATAPROC]["aef"]["marker"] == "dataproc_serverless_project_id"
+    assert sorted(data["job_formats"]) == sorted([DATAPROC, BQ])
     assert (bq_aef["job_format"], bq_aef["job_params"], bq_aef["sql"]) == ("aef", None, SQL_AFTER_CONFIG)
     assert (bq_native["job_format"], bq_native["job_params"], bq_native["sql"]) == ("native", NATIVE_JOBS[BQ], None)
 

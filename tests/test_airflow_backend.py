@@ -58,7 +58,9 @@ def test_dag_file_is_fixed_code_plus_a_pure_data_literal(write_json, tmp_path):
     steps = data["levels"][0]["threads"][0]["steps"]
     assert [s["job_name"] for s in steps] == ["job_a", "job_b"]
     assert steps[0]["job_params_object"] == "dataflow-flextemplate-job-executor/job_a.json"
-    assert steps[0]["job_keys"] == list(CATALOGUE["dataflow-flextemplate-job-executor"].job_keys)
+    # the job file formats once per executor, not once per step
+    assert data["job_formats"] == {"dataflow-flextemplate-job-executor": CATALOGUE["dataflow-flextemplate-job-executor"].formats_data()}
+    assert "job_formats" not in steps[0]
     assert "DAG" in text and "airflow" in text
     assert "schedule_interval" not in text and "provide_context" not in text
 
@@ -151,7 +153,7 @@ def test_functions_mode_accepts_any_executor_and_resolves_urls(write_json, tmp_p
     assert (first["function_url"], first["status_url"]) == (f"{base}/my-custom-fn", f"{base}/my-status-fn")
     assert first["timeout_seconds"] == 300 and first["wait_seconds"] == 10  # 5 minutes, polled every 10 s
     assert sync["function_url"] == f"{base}/notifier" and sync["timeout_seconds"] == 1800
-    assert first["job_params"] is None and first["job_keys"] == []
+    assert first["job_params"] is None and data["job_formats"] == {}  # no step has a job_params task
     assert "DataflowStartFlexTemplateOperator" not in text  # no operator imports needed
 
 
@@ -220,3 +222,29 @@ def test_jobs_dir_means_nothing_outside_operators_mode_so_it_is_refused(tmp_path
                            "--jobs-dir", jobs, "--step-mode", "functions")
     assert in_functions.returncode == 2 and "not --step-mode functions" in in_functions.stderr
     assert not out.exists()
+
+
+def test_the_literal_is_compact_sorted_and_one_line_per_step(write_json, tmp_path):
+    from levelflow.backends.composer.compiler import literal
+
+    data = pipeline([[[composer_step("a", STEP_PROPERTIES={"z": 1, "a": "x\ny"}), composer_step("b")], [composer_step("c")]]],
+                    engine="composer")
+    text = generate(write_json, tmp_path, data)
+    node = pipeline_literal(text)
+    lines = ast.get_source_segment(text, node).splitlines()
+    steps = [line for line in lines if line.lstrip().startswith("{'call_timeout_seconds'")]
+    assert len(steps) == 3 and all("'job_name': 'job_" in line for line in steps)
+    assert ast.literal_eval("\n".join(lines)[len("PIPELINE = "):]) == ast.literal_eval(node.value)
+    assert "{'a': 'x\\ny', 'z': 1}" in text  # keys sorted, line breaks escaped
+    for bad in (float("nan"), float("inf"), (1, 2), {1: "x"}, object()):
+        with pytest.raises(ValueError):
+            literal({"levels": [], "x": bad})
+
+
+def test_a_job_file_with_nan_is_refused(write_json, tmp_path):
+    jobs = tmp_path / "jobs" / "dataflow-flextemplate-job-executor"
+    jobs.mkdir(parents=True)
+    (jobs / "job_a.json").write_text('{"project_id": "p", "location": "l", "body": {"x": NaN}}')
+    path = write_json(pipeline([[[composer_step("a")]]], engine="composer"))
+    result = run_cli("generate", path, "--params", PARAMS, "--out", tmp_path / "out", "--jobs-dir", tmp_path / "jobs")
+    assert result.returncode == 1 and f"{jobs / 'job_a.json'}: cannot read job parameters: NaN is not a JSON number" in result.stderr

@@ -15,6 +15,7 @@ import pytest
 import levelflow
 from levelflow.errors import LevelflowWarning
 from levelflow.backends import GenerateOptions
+from levelflow.backends.composer.compiler import component
 from levelflow.scenario import Scenario
 from levelflow.stub_server import RunningStub
 
@@ -169,6 +170,45 @@ def test_dag_settings(parsed):
         assert dag["schedule"] == definition.get("schedule")
         assert dag["doc_md"].startswith(f"# {dag_id}\n")
         assert all(len(task_id) <= 250 for task_id in dag["tasks"])
+
+
+def test_groups_are_levels_and_threads_only(parsed):
+    """The graph view shows a group per level and per thread in it; a step's tasks sit in its
+    thread's group (no group per step: Airflow's cost of a new group grows with the DAG)."""
+    version, result, cases = parsed
+    for dag_id, (definition, mode) in cases.items():
+        dag = result["dags"][dag_id]
+        expected = {}
+        for level in definition["definition"]:
+            level_id = f"level_{component(level['LEVEL_ID'])}"
+            expected[f"{level_id}.done"] = level_id
+            for thread in level["THREADS"]:
+                prefix = thread_prefix(level, thread)
+                for step in run_order(thread["STEPS"]):
+                    for task_id in step_task_ids(prefix, step, mode):
+                        expected[task_id] = prefix
+                    if step.get("CONTINUE_IF_FAIL"):
+                        expected[gate_id(prefix, step)] = prefix
+        assert {task_id: task["group"] for task_id, task in dag["tasks"].items()} == expected, dag_id
+        assert dag["groups"] == sorted(set(expected.values())), dag_id
+
+
+def test_plan_figures_tell_the_dags_task_ids(parsed):
+    """`levelflow plan`'s longest task id is the longest id of the DAG (in operators mode, whose
+    ids are the longer; functions mode when the executors are not operators mode's)."""
+    from levelflow import report
+    from levelflow.model import Pipeline
+
+    version, result, cases = parsed
+    params = levelflow.load_params(EXAMPLES / "platform-parameters-dev.json")
+    for dag_id, (definition, mode) in cases.items():
+        plan = levelflow.build_plan(Pipeline.model_validate(definition), params)
+        figures = {figure["name"]: figure for figure in report.build_report(plan)["limits"]}
+        longest = max(result["dags"][dag_id]["tasks"], key=len)
+        if mode == "operators" or dag_id.startswith("shape_functions"):
+            assert len(figures["task_id length (longest)"]["note"]) == len(longest), dag_id
+        if mode == "operators":
+            assert figures["task_id length (longest)"]["note"] in result["dags"][dag_id]["tasks"], dag_id
 
 
 def test_steps_carry_retries_and_continue_gates(parsed):

@@ -170,12 +170,28 @@ def test_composer_figures_follow_the_task_group_naming(tmp_path):
     plan, _ = plan_of(data, tmp_path)
     built = report.build_report(plan)
     longest = figure(built, "task_id length (longest)")
-    assert longest["note"] == composer.task_id("1", "t" * 128, long_name)
-    assert longest["value"] == len(longest["note"]) and longest["note"].startswith("level_1.thread_t")
-    assert longest["status"] == ("over" if longest["value"] > 250 else "ok")
+    # the step's tasks are <step>.<task> in its thread's group; job_params is its longest (operators mode)
+    assert longest["note"] == composer.task_id("1", "t" * 128, long_name, "job_params")
+    assert longest["note"] == f"level_1.thread_{'t' * 51}-{sha8('t' * 128)}.{'n' * 51}-{sha8(long_name)}.job_params"
+    assert longest["value"] == len(longest["note"]) and longest["status"] == "ok"
     assert figure(built, "steps that become tasks")["value"] == 4  # "skipped" never runs
     assert figure(built, "task groups (levels and threads)")["value"] == 2 + 3
     assert figure(built, "threads in one level (largest)")["value"] == 2
+
+
+def test_composer_longest_task_id_of_a_functions_only_pipeline(tmp_path):
+    """Executors that only functions mode runs: the step's call and its continue gate."""
+    data = pipeline([[[step("A", FUNCTION_ID_NAME="my-own", CONTINUE_IF_FAIL=True), step("B", FUNCTION_ID_NAME="x")]]],
+                    engine="composer")
+    plan, _ = plan_of(data, tmp_path)
+    longest = figure(report.build_report(plan), "task_id length (longest)")
+    assert longest["note"] == composer.task_id("1", "1", "job_A", "continue") == "level_1.thread_1.job_A.continue"
+
+
+def sha8(text):
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def test_percent_and_status_thresholds():

@@ -2,16 +2,16 @@
 
 The file is fixed code written by levelflow (`dag_frame.py.tmpl` around the text of
 `dag_runtime.py` and of the builder modules, `builders/`, of the executors the pipeline uses;
-`dag_source` says what of a module's text the file holds) and one data literal, PIPELINE,
-made with `pprint.pformat` of plain dicts, lists, strings and numbers built from the plan.
-Every text that comes from a definition lives in that literal only, as inert data; the DAG
-builds its task groups and tasks from it in loops when Airflow parses the file.
+`dag_source` says what of a module's text the file holds) and one data literal, PIPELINE, of
+plain dicts, lists, strings and numbers built from the plan (`literal`: keys sorted, one line
+per step). Every text that comes from a definition lives in that literal only, as inert data;
+the DAG builds its task groups and tasks from it in loops when Airflow parses the file.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import pprint
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -68,9 +68,56 @@ def render(data: dict, used: list[Executor]) -> str:
     for marker, value in (("#@@RUNTIME@@", dag_source.runtime_text().rstrip("\n")),
                           ("#@@EXECUTOR_IMPORTS@@", "\n".join(imports)),
                           ("#@@EXECUTOR_BUILDERS@@", builders + registry),
-                          ("#@@PIPELINE@@", "PIPELINE = " + pprint.pformat(data, width=110, sort_dicts=True))):
+                          ("#@@PIPELINE@@", "PIPELINE = " + literal(data))):
         text = dag_source.fill(text, marker, value)
     return text
+
+
+def literal(data: dict) -> str:
+    """`data` as one Python literal, deterministic and compact: dict keys sorted, each value by
+    `repr`, one line per top-level key, per executor's job formats, per level, per thread and
+    per step (so that a file of 10,000 steps is written in a second and a diff shows the steps
+    that changed). Only None, bools, numbers, strings, lists and dicts with string keys are
+    data; anything else (a non-finite float, a tuple, an object) is refused."""
+    data = _plain(data, "PIPELINE")
+    lines = ["{"]
+    for key, value in data.items():
+        if key == "levels":
+            lines.append(f"    {key!r}: [")
+            for level in value:
+                lines.append("        {" + _head(level, "threads") + "'threads': [")
+                for thread in level["threads"]:
+                    lines.append("            {" + _head(thread, "steps") + "'steps': [")
+                    lines += [f"                {step!r}," for step in thread["steps"]]
+                    lines.append("            ]},")
+                lines.append("        ]},")
+            lines.append("    ],")
+        elif key == "job_formats" and value:
+            lines += [f"    {key!r}: {{"] + [f"        {name!r}: {formats!r}," for name, formats in value.items()] + ["    },"]
+        else:
+            lines.append(f"    {key!r}: {value!r},")
+    return "\n".join(lines + ["}"])
+
+
+def _head(record: dict, nested: str) -> str:
+    """The items of a level or thread before its nested list, which sorts last."""
+    assert list(record)[-1] == nested, record.keys()
+    return "".join(f"{key!r}: {value!r}, " for key, value in record.items() if key != nested)
+
+
+def _plain(value, where: str):
+    """`value` with every dict's keys sorted, checked to be literal data."""
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise ValueError(f"{where}: keys must be strings, got {sorted(map(repr, value))}")
+        return {key: _plain(value[key], f"{where}.{key}") for key in sorted(value)}
+    if isinstance(value, list):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value!r} is not a finite number")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"{where}: {type(value).__name__} is not data of a DAG literal")
 
 
 def component(text: str) -> str:
@@ -78,6 +125,10 @@ def component(text: str) -> str:
     if len(text) <= MAX_ID_COMPONENT:
         return text
     return f"{text[:MAX_ID_COMPONENT - 9]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def run_order(thread: PlanThread) -> list[tuple[int, PlanStep]]:
@@ -98,6 +149,13 @@ class _Compiler:
 
     def pipeline_data(self) -> dict:
         plan, params = self.plan, self.plan.platform()
+        levels = [  # first: the steps' data says which executors are used
+            {"group_id": f"level_{component(level.level_id)}", "threads": [
+                {"group_id": f"thread_{component(thread.thread_id)}",
+                 "steps": [self.step_data(step, (li, ti, si)) for si, step in run_order(thread)]}
+                for ti, thread in enumerate(level.threads)]}
+            for li, level in enumerate(plan.levels)
+        ]
         return {
             "dag_id": plan.name,
             "mode": self.options.step_mode,
@@ -116,14 +174,16 @@ class _Compiler:
                 "success": protocol.SUCCESS,
                 "sync_success_words": list(protocol.SYNC_SUCCESS_WORDS),
             },
-            "levels": [
-                {"group_id": f"level_{component(level.level_id)}", "threads": [
-                    {"group_id": f"thread_{component(thread.thread_id)}",
-                     "steps": [self.step_data(step, (li, ti, si)) for si, step in run_order(thread)]}
-                    for ti, thread in enumerate(level.threads)]}
-                for li, level in enumerate(plan.levels)
-            ],
+            "job_formats": self.job_formats(),
+            "levels": levels,
         }
+
+    def job_formats(self) -> dict:
+        """The job file formats of each executor whose steps have a job_params task (operators
+        mode): once per DAG, not once per step; known once the steps' data is made (`used_names`)."""
+        if self.options.step_mode != "operators":
+            return {}
+        return {entry.name: entry.formats_data() for entry in self.used if entry.needs_job_params}
 
     def step_data(self, step: PlanStep, where: tuple[int, int, int]) -> dict:
         executor = self.executor(step, where)
@@ -146,7 +206,7 @@ class _Compiler:
             "retries": step.retries,
             "continue_if_fail": step.continue_if_fail,
             "step_properties": step.step_properties,
-            "job_keys": [], "job_formats": {}, "job_format": None, "job_params_object": None, "job_params": None,
+            "job_format": None, "job_params_object": None, "job_params": None,
         }
         if needs_params and entry is not None:
             data.update(self.job_data(entry, step, where))
@@ -160,8 +220,7 @@ class _Compiler:
         """
         params_object = f"{entry.name}/{step.job_name}.json"
         params, job_format = self.embedded_params(entry, params_object, step) if self.options.jobs_dir else (None, None)
-        data = {"job_keys": list(entry.job_keys), "job_formats": entry.formats_data(), "job_format": job_format,
-                "job_params_object": params_object, "job_params": params}
+        data = {"job_format": job_format, "job_params_object": params_object, "job_params": params}
         location = ("definition", where[0], "THREADS", where[1], "STEPS", where[2], "JOB_NAME")
         if entry.name == DATAFLOW_FLEX_TEMPLATE.name:
             data["dataflow_job_name"] = dataflow_job_name(step.job_name)
@@ -202,13 +261,13 @@ class _Compiler:
         assert self.options.jobs_dir is not None  # only called with --jobs-dir
         path = Path(self.options.jobs_dir) / params_object
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
+            value = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
         except FileNotFoundError:
             if entry.fileless_format is not None:
                 return None, entry.fileless_format
             self.problems.append(Problem(str(path), "job parameter file not found in --jobs-dir"))
             return None, None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, NaN or Infinity
             self.problems.append(Problem(str(path), f"cannot read job parameters: {exc}"))
             return None, None
         sample = {"job_name": step.job_name, "dataflow_job_name": dataflow_job_name(step.job_name) or "sample", "sql": ""}

@@ -10,6 +10,11 @@ ends in a marker comment is replaced, whole, by generated text:
 - `#@@EXECUTOR_BUILDERS@@`: the builder modules of those executors (`builders/`), then
   `BUILDERS = {executor: builder}` (here an empty dict).
 
+The DAG it builds (`build_dag`): a task group per level and, in it, per thread; a step's
+tasks are `<step>.<task>` in its thread's group (a functions-mode step is the one task
+`<step>`), so a task's step is its id less its last component (`_step_group`), which is how
+`job_param`, `sibling` and `this_step` find the step's other tasks and data.
+
 As a module it is what the builder modules import their names from (`JOB_REQUESTS`, `MACROS`,
 `PIPELINE`, `job_param`, `sibling`, `templated`, ...), so that ruff and mypy check them, and
 the tests import it, and them, in real Airflow 2 and 3. It imports nothing from levelflow:
@@ -48,6 +53,8 @@ PARAMS_TASK = "job_params"  # the task of a step that loads its job parameters
 # ---- run-time helpers, used from templates (Jinja macros) and from tasks --------------------
 
 def _step_group(ti):
+    """The step's id (`<level group>.<thread group>.<step>`) of one of its tasks: a step's
+    tasks are `<step>.<task>` in their thread's group, and step names hold no '.'."""
     return ti.task_id.rsplit(".", 1)[0]
 
 
@@ -88,7 +95,7 @@ def workflow_properties(params):
     return value
 
 
-STEPS: dict = {}  # step group id -> the step's data, filled while the DAG is built
+STEPS: dict = {}  # step id (`_step_group`) -> the step's data, filled while the DAG is built
 
 
 def this_step(ti):
@@ -121,7 +128,7 @@ JOB_REQUESTS: dict = {}  # executor -> request(job_format, params, step, run): t
 
 def _job_format(step, params, where):
     """The format of a job file: the one whose marker key it holds, all of that format's keys present."""
-    formats = step["job_formats"]
+    formats = PIPELINE["job_formats"][step["executor"]]
     found = [name for name, spec in formats.items() if spec["marker"] is not None and spec["marker"] in params]
     if len(found) != 1:
         known = "; ".join(f"{name} format: keys {spec['keys']} (recognised by {spec['marker']!r})"
@@ -158,7 +165,8 @@ def load_job_params(step, **context):
     if params is None and job_format is None:
         params = _download_job_params(step, where)
         if params is None:
-            job_format = next((name for name, spec in step["job_formats"].items() if spec["marker"] is None), None)
+            formats = PIPELINE["job_formats"][step["executor"]]
+            job_format = next((name for name, spec in formats.items() if spec["marker"] is None), None)
             if job_format is None:
                 raise FileNotFoundError(f"{where}: job parameter file not found")
     if params is not None:
@@ -294,57 +302,72 @@ BUILDERS: dict = {}  #@@EXECUTOR_BUILDERS@@
 
 
 # ---- the DAG ------------------------------------------------------------------------------------
+#
+# Built as Airflow builds large DAGs cheaply: a task group per level and per thread only (a new
+# group and a new dependency each cost Airflow time that grows with the DAG), a step's tasks
+# named `<step>.<task>` inside its thread's group, and each dependency set once, in bulk where
+# one task has several (`done` on the ends of a level's threads, the next level's threads on it).
 
-def _maker(step):
+def _maker(step, prefix):
     def make(operator, task_id, **kwargs):
-        return operator(task_id=task_id, retries=step["retries"],
+        return operator(task_id=prefix + task_id, retries=step["retries"],
                         execution_timeout=timedelta(seconds=step["timeout_seconds"]), **kwargs)
 
     return make
 
 
-def build_step(step):
-    """The step's tasks in run order, and its `continue` gate for a CONTINUE_IF_FAIL step."""
+def build_step(step, thread_id):
+    """The step's tasks in run order, and its `continue` gate for a CONTINUE_IF_FAIL step.
+
+    In functions mode a step is one task, `<step>`; otherwise its tasks are `<step>.<task>`
+    (`<step>.job_params` first when its executor reads a job file), chained in that order.
+    """
     if PIPELINE["mode"] == "functions" and step["type"] != "workflows":
         task = PythonOperator(task_id=step["task_id"], python_callable=functools.partial(call_executor, step),
                               retries=step["retries"], execution_timeout=timedelta(seconds=step["timeout_seconds"] + 600))
-        return [task], _gate(step, step["task_id"] + ".continue")
-    with TaskGroup(step["task_id"]) as group:
-        STEPS[group.group_id] = step
-        tasks = []
-        if step["job_keys"]:
-            tasks.append(PythonOperator(task_id=PARAMS_TASK, python_callable=functools.partial(load_job_params, step),
-                                        retries=step["retries"]))
-        tasks += BUILDERS[step["executor"]](step, _maker(step))
-        for before, after in zip(tasks, tasks[1:]):
-            before >> after
-        return tasks, _gate(step, "continue")
+        return [task], _gate(step)
+    STEPS[thread_id + "." + step["task_id"]] = step
+    tasks = []
+    if step["executor"] in PIPELINE["job_formats"]:
+        tasks.append(PythonOperator(task_id=step["task_id"] + "." + PARAMS_TASK,
+                                    python_callable=functools.partial(load_job_params, step), retries=step["retries"]))
+    tasks += BUILDERS[step["executor"]](step, _maker(step, step["task_id"] + "."))
+    for before, after in zip(tasks, tasks[1:]):
+        after.set_upstream(before)
+    return tasks, _gate(step)
 
 
-def _gate(step, task_id):
+def _gate(step):
     # all_done: runs once the step ended, whether it succeeded or failed.
-    return EmptyOperator(task_id=task_id, trigger_rule="all_done") if step["continue_if_fail"] else None
+    if not step["continue_if_fail"]:
+        return None
+    return EmptyOperator(task_id=step["task_id"] + ".continue", trigger_rule="all_done")
 
 
-def build_thread(steps, entry):
-    """Chain a thread's steps after the `entry` tasks; return what a successor must wait for.
+def build_thread(steps, thread_id, entry):
+    """Chain a thread's steps after the `entry` tasks; return (its first task, what a successor
+    must wait for).
 
     A step starts when every task it waits for succeeded. After a CONTINUE_IF_FAIL step, that
     is the step's `continue` gate (the step ended, however) plus the witness that the thread
     was still going when the step began (the non-gate task it waited for), so that a thread
-    or pipeline stopped earlier never resumes.
+    or pipeline stopped earlier never resumes. The caller makes the first step wait for
+    `entry` (for every thread of the level at once).
     """
-    gates = set()
+    first, gates = None, set()
     for step in steps:
-        tasks, gate = build_step(step)
-        tasks[0].set_upstream(entry)
+        tasks, gate = build_step(step, thread_id)
+        if first is None:
+            first = tasks[0]
+        else:
+            tasks[0].set_upstream(entry)
         if gate is None:
             entry = [tasks[-1]]
             continue
-        tasks[-1] >> gate
+        gate.set_upstream(tasks[-1])
         entry = [gate] + [task for task in entry if task.task_id not in gates]
         gates.add(gate.task_id)
-    return entry
+    return first, entry
 
 
 def build_dag():
@@ -360,15 +383,19 @@ def build_dag():
         user_defined_macros=MACROS,
         default_args={"owner": "levelflow"},
     ) as dag:
-        entry: list = []
+        before = None  # the previous level's `done`
         for level in PIPELINE["levels"]:
             with TaskGroup(level["group_id"]):
-                ends: dict = {}
+                firsts: list = []
+                ends: dict = {}  # task id -> a task the next level waits for
                 for thread in level["threads"]:
-                    with TaskGroup(thread["group_id"]):
-                        ends.update((task.task_id, task) for task in build_thread(thread["steps"], entry))
+                    with TaskGroup(thread["group_id"]) as group:
+                        first, end = build_thread(thread["steps"], group.group_id, [before] if before else [])
+                    firsts.append(first)
+                    ends.update((task.task_id, task) for task in end)
                 done = EmptyOperator(task_id="done")  # all threads ended well: the next level may start
                 done.set_upstream(list(ends.values()))
-            entry = [done]
+            if before is not None:
+                before.set_downstream(firsts)
+            before = done
     return dag
-

@@ -11,8 +11,10 @@ A builder module holds, as ordinary code:
 
 - the imports of its operators;
 - `build_<module>(step, make)`, the builder, which returns the step's tasks in run order;
-  `make(operator_class, task_id, **kwargs)` creates one task with the step's retries and
-  time-out, and `step` is the step's data from the DAG's PIPELINE literal;
+  `make(operator_class, name, **kwargs)` creates the step's task `<step>.<name>` (in its
+  thread's task group) with the step's retries and time-out, and `step` is the step's data
+  from the DAG's PIPELINE literal; the names are the engine's `BUILDER_TASKS` (what
+  `levelflow plan` counts with);
 - for an executor with job files, the registration of its request function in
   `JOB_REQUESTS`, imported from `levelflow.executors` (where the requests live, engine-neutral)
   or wrapped here when the Composer engine must do something first (`bq_saved_query` reads
