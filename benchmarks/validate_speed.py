@@ -1,14 +1,16 @@
 """`levelflow validate`: time and memory for 1,000 to 100,000 steps, and start-up.
 
-    .venv/bin/python benchmarks/validate_speed.py [--sizes 1000 10000 100000] [--repeat 5]
+    .venv/bin/python benchmarks/validate_speed.py [--sizes 1000 10000 100000] [--repeat 5] [--src DIR]
 
 Each definition has levels of 10 threads of 10 steps; the steps cycle through those of
 examples/retail_daily.json (async, sync and workflows steps, string-quoted numbers,
-STEP_PROPERTIES, CONTINUE_IF_FAIL, a NEXT jump), renamed to be unique, written as indented
-JSON like the examples. Each size is validated by `python -m levelflow validate` in --repeat
-fresh processes; the figures are the median wall time and the median peak RSS of the whole
-process (ru_maxrss of the child), with per-1,000-steps figures to show linearity. The start-up
-row validates examples/demo_pipeline_composer.json, beside `python -c "import yaml, json"`.
+STEP_PROPERTIES, CONTINUE_IF_FAIL, a NEXT jump per thread), renamed to be unique, written as
+indented JSON like the examples. Each is validated by `python -m levelflow validate` in
+--repeat fresh processes; the figures are medians of the whole process: wall seconds, CPU
+seconds (user + system: steadier than wall time on a shared machine) and peak RSS, with the
+figures per 1,000 steps to show linearity. The start-up row validates
+examples/demo_pipeline_composer.json, beside `python -c "import yaml, json"`. --src measures
+another copy of levelflow's sources (e.g. an older commit's, for a before / after).
 """
 from __future__ import annotations
 
@@ -48,43 +50,47 @@ def definition(steps: int) -> dict:
     return {"name": f"bench-{steps}", "engine": "cloud_workflows", "schedule": "0 3 * * *", "definition": levels}
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one fresh process."""
+def run(args: list[str], src: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one fresh process."""
     start = time.perf_counter()
-    pid = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}).pid
+    pid = subprocess.Popen(args, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(src)}).pid
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(args)} failed (exit status {os.waitstatus_to_exitcode(status)})")
-    return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def measure(args: list[str], repeat: int) -> tuple[float, float]:
-    runs = [run(args) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+def measure(args: list[str], repeat: int, src: Path) -> tuple[float, float, float]:
+    runs = [run(args, src) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--src", type=Path, default=ROOT / "src", help="levelflow's sources to measure (default: this checkout's)")
+    parser.add_argument("--write", nargs=2, metavar=("STEPS", "FILE"), help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.write:  # in a child process, so that this one stays small: a child's peak RSS counts its parent's at fork
+        Path(options.write[1]).write_text(json.dumps(definition(int(options.write[0])), indent=2))
+        return
     validate = [sys.executable, "-m", "levelflow", "validate"]
-    print(f"python {sys.version.split()[0]}; median of {options.repeat} fresh processes each")
-    print(f"{'definition':<34} {'seconds':>8} {'peak MiB':>9} {'s / 1k steps':>13} {'MiB / 1k steps':>15}")
+    print(f"python {sys.version.split()[0]}; {options.src}; median of {options.repeat} fresh processes each")
+    print(f"{'definition':<36} {'seconds':>8} {'cpu s':>7} {'peak MiB':>9} {'s / 1k steps':>13} {'MiB / 1k steps':>15}")
     with tempfile.TemporaryDirectory() as temp:
         for steps in options.sizes:
             path = Path(temp) / f"bench-{steps}.json"
-            path.write_text(json.dumps(definition(steps), indent=2))
-            seconds, mib = measure([*validate, str(path)], options.repeat)
-            label = f"{steps:,} steps ({path.stat().st_size / 2 ** 20:.1f} MiB)"
-            print(f"{label:<34} {seconds:8.2f} {mib:9.0f} {seconds / steps * 1000:13.4f} {mib / steps * 1000:15.2f}")
-    small, small_mib = measure([*validate, str(SMALL)], options.repeat)
-    floor, floor_mib = measure([sys.executable, "-c", "import yaml, json"], options.repeat)
-    for label, seconds, mib in ((f"start-up: validate {SMALL.name}", small, small_mib),
-                                ('python -c "import yaml, json"', floor, floor_mib)):
-        print(f"{label:<34} {seconds:8.3f} {mib:9.0f}")
-    print(f"start-up ratio: {small / floor:.2f}x")
+            subprocess.run([sys.executable, __file__, "--write", str(steps), str(path)], check=True)
+            seconds, cpu, mib = measure([*validate, str(path)], options.repeat, options.src)
+            label = f"{steps:,} steps ({path.stat().st_size / 2 ** 20:.1f} MiB of JSON)"
+            print(f"{label:<36} {seconds:8.2f} {cpu:7.2f} {mib:9.0f} {seconds / steps * 1000:13.4f} {mib / steps * 1000:15.2f}")
+    small = measure([*validate, str(SMALL)], options.repeat, options.src)
+    floor = measure([sys.executable, "-c", "import yaml, json"], options.repeat, options.src)
+    for label, (seconds, cpu, mib) in ((f"start-up: validate {SMALL.stem}", small), ('python -c "import yaml, json"', floor)):
+        print(f"{label:<36} {seconds:8.3f} {cpu:7.3f} {mib:9.0f}")
+    print(f"start-up: {small[0] / floor[0]:.2f}x the imports of yaml and json (CPU: {small[1] / floor[1]:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,10 @@ place in the file.
 
 Recording positions costs far more than parsing (about 2 KB per step), and they are needed
 only to locate a problem. So a file is first read by the fast parsers (json.loads, libyaml),
-which vouch only for a file that the position-recording readers below would accept as it is;
-the positions are read, by those readers, when a problem is first located. Anything the fast
-parsers cannot vouch for (a syntax error, a duplicate key, a YAML alias, a value out of the
-bounds of docs/limits.md...) goes to the position-recording readers at once, whose messages
-are the only ones a user sees.
+which vouch only for a file that levelflow's position-recording readers (below, and
+yaml_reader.py) read alike; those readers read it again when a problem is first located. A
+file the fast parsers cannot vouch for (a syntax error, a duplicate key, a YAML alias, a value
+beyond docs/limits.md...) goes to those readers at once: theirs are the only messages a user sees.
 """
 from __future__ import annotations
 

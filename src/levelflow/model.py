@@ -34,8 +34,9 @@ def _fail(message: str) -> PydanticCustomError:
 
 
 def _remembered(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`check`, remembering what it made of each text it accepted: a big definition repeats
-    the same TYPE, executors and numbers in every step. Values are immutable; at most 4,096."""
+    """`check`, remembering what it made of each text it accepted (at most 4,096): a big
+    definition repeats the same TYPE, executors and numbers in every step. What it makes is
+    immutable (text, a number, a boolean), so steps may share it."""
     accepted: dict[str, Any] = {}
 
     def remembered_check(value: Any) -> Any:
@@ -245,7 +246,7 @@ Schedule = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Step(_Strict):
@@ -284,6 +285,20 @@ class Step(_Strict):
     read_input_from: Optional[str] = Field(
         None, alias="READ_INPUT_FROM", description="Accepted for compatibility with the original generator; not used."
     )
+
+    @model_validator(mode="after")
+    def _share_fields_set(self) -> "Step":
+        """Steps that give the same keys share one set of them (pydantic's model_fields_set,
+        which a frozen model never changes): about 700 bytes less per step."""
+        given = self.__pydantic_fields_set__
+        # keyed by the set's order, which follows its insertions: equal orders, equal sets
+        shared = _FIELDS_SETS.setdefault(tuple(given), given)
+        if shared is not given:
+            object.__setattr__(self, "__pydantic_fields_set__", shared)
+        return self
+
+
+_FIELDS_SETS: dict[tuple, set[str]] = {}
 
 
 class Thread(_Strict):
@@ -324,7 +339,7 @@ REQUIRED_PARAMS = {
 
 
 class PlatformParams(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
     pRegion: str = Field(pattern=r"^[a-z]+-[a-z]+\d+$")
     pProjectID: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     pFunctionIntermediateName: ExecutorName

@@ -104,21 +104,25 @@ class Plan:
 
 
 def _plan_step(step: Step, params: Optional[PlatformParams]) -> PlanStep:
-    kind = step.type
     executor = step.function_id_name or step.function_name or step.composer_step
+    if step.type == "async":
+        status = step.function_status_name or executor
+    else:
+        status = None
+    default_timeout = DEFAULT_SYNC_CALL_TIMEOUT if step.type == "sync" else DEFAULT_ASYNC_CALL_TIMEOUT
     properties = step.step_properties
     if properties is None:
         properties = {"jobs_definitions_bucket": params.pJobsDefinitionsBucket} if params else {}
     return PlanStep(
         job_id=step.job_id,
         job_name=step.job_name,
-        type=kind,
-        executor=executor if kind != "workflows" else None,
-        status_executor=(step.function_status_name or executor) if kind == "async" else None,
-        workflow_id=step.workflows_name if kind == "workflows" else None,
+        type=step.type,
+        executor=executor if step.type != "workflows" else None,
+        status_executor=status,
+        workflow_id=step.workflows_name if step.type == "workflows" else None,
         wait_seconds=step.wait_time_seconds or DEFAULT_WAIT_SECONDS,
         timeout_minutes=step.async_timeout_minutes or DEFAULT_ASYNC_TIMEOUT_MINUTES,
-        call_timeout_seconds=step.timeout_seconds or (DEFAULT_SYNC_CALL_TIMEOUT if kind == "sync" else DEFAULT_ASYNC_CALL_TIMEOUT),
+        call_timeout_seconds=step.timeout_seconds or default_timeout,
         continue_if_fail=step.continue_if_fail,
         step_properties=dict(properties),
         next_job_id=step.next,

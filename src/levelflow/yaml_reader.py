@@ -9,8 +9,14 @@ from typing import Any
 import yaml
 
 from .errors import LevelflowError, Problem
-from .limits import MAX_DEPTH, MAX_NUMBER_CHARS
+from .limits import MAX_DEPTH, MAX_NUMBER_CHARS, shorten
 from .loader import UNSURE, Document
+
+
+# What libyaml reads otherwise than PyYAML's own reader, which alone decides (found by
+# tests/test_fast_reading.py): tabs, byte-order marks, tags, "?", a block scalar's header
+# followed by a comment. A file holding any of them is not read by libyaml.
+_LIBYAML_DIFFERS = re.compile(r"[\t\ufeff!?]|[|>][-+0-9]*#")
 
 
 def fast_yaml(text: str) -> Any:
@@ -18,7 +24,7 @@ def fast_yaml(text: str) -> Any:
     (also without libyaml). Nesting: libyaml refuses more than 1,000 levels, check_values more
     than MAX_DEPTH; aliases: looked for (as events) only in a file that can define an anchor."""
     loader_class = getattr(yaml, "CSafeLoader", None)
-    if loader_class is None:
+    if loader_class is None or _LIBYAML_DIFFERS.search(text):
         return UNSURE
     loader = None
     try:
@@ -104,9 +110,11 @@ def _yaml_value(loader, node, path, positions, problems, file, depth=0):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 mark = key_node.start_mark
-                problems.append(Problem(file, f"keys must be text; {key_node.value!r} reads as {type(key).__name__} in YAML: quote it",
+                # a list or mapping as a key (`? [1]`) is shown as read, and kept as that text (hashable)
+                written = key_node.value if isinstance(key_node, yaml.ScalarNode) else shorten(repr(key))
+                problems.append(Problem(file, f"keys must be text; {written!r} reads as {type(key).__name__} in YAML: quote it",
                                         path, mark.line + 1, mark.column + 1))
-                key = key_node.value
+                key = written
             if key in result:
                 mark = key_node.start_mark
                 problems.append(Problem(file, f"duplicate key {key!r}", path + (key,), mark.line + 1, mark.column + 1))
