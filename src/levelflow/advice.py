@@ -19,17 +19,17 @@ def pipeline_warnings(document: Document, pipeline: Pipeline, name: str) -> list
     for li, level in enumerate(pipeline.definition):
         for ti, thread in enumerate(level.threads):
             for si, step in enumerate(thread.steps):
-                where = ("definition", li, "THREADS", ti, "STEPS", si)
-                if step.type == "async" and has_failing_word(step.job_name):
+                if step.type == "async":
+                    if has_failing_word(step.job_name):
+                        found.append(document.problem(
+                            ("definition", li, "THREADS", ti, "STEPS", si, "JOB_NAME"),
+                            f"the job name {step.job_name!r} contains {_WORDS}: the AEF intermediate fails every answer "
+                            "containing those words, and executors put the job name in their answers (BigQuery job ids), "
+                            "so the step fails although its job started; rename the job"))
+                    saved_queries = saved_queries or "bq-saved-query-executor" in (step.function_id_name, step.composer_step)
+                elif step.type == "sync" and step.function_name in ASYNC_EXECUTORS:
                     found.append(document.problem(
-                        (*where, "JOB_NAME"),
-                        f"the job name {step.job_name!r} contains {_WORDS}: the AEF intermediate fails every answer "
-                        "containing those words, and executors put the job name in their answers (BigQuery job ids), "
-                        "so the step fails although its job started; rename the job"))
-                saved_queries |= step.type == "async" and "bq-saved-query-executor" in (step.function_id_name, step.composer_step)
-                if step.type == "sync" and step.function_name in ASYNC_EXECUTORS:
-                    found.append(document.problem(
-                        (*where, "FUNCTION_NAME"),
+                        ("definition", li, "THREADS", ti, "STEPS", si, "FUNCTION_NAME"),
                         f"{step.function_name} starts a job and answers its id, so a sync step calling it always fails "
                         "(the job is left running unwatched); declare the step TYPE async with FUNCTION_ID_NAME"))
     if saved_queries and has_failing_word(name):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from .errors import LevelflowError, LevelflowWarning, Problem
-from .loader import load_document
+from .loader import gc_paused, load_document
 from .model import WORKFLOW_ID_PATTERN, Pipeline, PlatformParams
 from .plan import Plan, build_plan
 from .validate import validate_params, validate_pipeline
@@ -35,9 +35,10 @@ def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mod
     `step_mode` or the engine's default mode). Returns the warnings; raises LevelflowError."""
     from .backends import GenerateOptions, engine_for
 
-    document, pipeline, advice = _checked(path)
-    plan = build_plan(pipeline, source=str(path), engine=engine)
-    problems = engine_for(plan.engine).problems(plan, GenerateOptions(step_mode=step_mode))
+    with gc_paused():  # one pause for the whole check (see loader.gc_paused)
+        document, pipeline, advice = _checked(path)
+        plan = build_plan(pipeline, source=str(path), engine=engine)
+        problems = engine_for(plan.engine).problems(plan, GenerateOptions(step_mode=step_mode))
     if problems:  # engines locate by JSON path; the document knows the line
         raise LevelflowError([document.problem(p.path, p.message) if p.path and p.line is None else p for p in problems])
     return pipeline, advice
@@ -46,13 +47,14 @@ def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mod
 def _checked(path: str | Path):
     from .advice import pipeline_warnings
 
-    document = load_document(path)
-    pipeline = validate_pipeline(document)
-    if pipeline.name is None and not re.fullmatch(WORKFLOW_ID_PATTERN, Path(path).stem):
-        raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, "
-                                                    "then letters, digits, '_' or '-', ending with a letter or digit, at most 64 "
-                                                    "characters); rename the file or add a \"name\" key")])
-    return document, pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
+    with gc_paused():  # a big definition's data and models (see loader.gc_paused)
+        document = load_document(path)
+        pipeline = validate_pipeline(document)
+        if pipeline.name is None and not re.fullmatch(WORKFLOW_ID_PATTERN, Path(path).stem):
+            raise LevelflowError([document.problem((), f"the file name {Path(path).stem!r} cannot name a workflow or DAG (a letter, "
+                                                        "then letters, digits, '_' or '-', ending with a letter or digit, at most 64 "
+                                                        "characters); rename the file or add a \"name\" key")])
+        return document, pipeline, pipeline_warnings(document, pipeline, pipeline.name or Path(path).stem)
 
 
 def warn_about(problems: Iterable[Problem]) -> None:
@@ -72,7 +74,8 @@ def load_plan(path: str | Path, params: Optional[PlatformParams] = None, engine:
     """A definition's plan; its warnings are emitted as LevelflowWarning."""
     pipeline, advice = check_pipeline(path)
     warn_about(advice)
-    return build_plan(pipeline, params, source=str(path), engine=engine)
+    with gc_paused():
+        return build_plan(pipeline, params, source=str(path), engine=engine)
 
 
 def is_params_file(path: Path) -> bool:

@@ -1,6 +1,7 @@
 """The `levelflow` command line: a thin layer over the Python API."""
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import warnings
@@ -9,12 +10,13 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .api import check_definition, find_definitions
 from .cli_common import engine_option, print_warnings, reports_problems, step_mode_option, strict_option
 from .cli_local import register as register_local_commands
 from .errors import LevelflowError
 from .scaffold import SCAFFOLD_ENGINES
-from .schema import schema_text
+
+# Each command imports what it needs (the API, pydantic's models, an engine) when it runs, so
+# that `levelflow --help` or a small `validate` starts fast.
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -46,10 +48,14 @@ def validate(paths, output_format, engine, step_mode, strict):
     against the deployed AEF functions. Exit status: 0 all valid, 1 a problem (or, with
     --strict, a warning), 2 usage error.
     """
+    from .api import check_definition, find_definitions
     from .backends import usage_problem
 
     if problem := usage_problem(engine, step_mode, {}):
         raise click.UsageError(problem)
+    # No cyclic garbage collection in this short process: it would rescan a big definition's
+    # data and models again and again as they grow, and they hold no reference cycles.
+    gc.disable()
     results: list[dict] = []
     failed = False
     warned = 0
@@ -89,6 +95,7 @@ def schema(output):
     Point an editor at it with "$schema" in a definition, or map it to
     workflow-definitions/*.json in your editor's settings.
     """
+    from .schema import schema_text
     from .writer import write_atomic
 
     if output:
@@ -120,7 +127,7 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
     Every definition is validated and compiled before anything is written; outputs are
     written atomically, so a failed run leaves earlier files as they were.
     """
-    from .api import generate as generate_files
+    from .api import find_definitions, generate as generate_files
     from .backends import GenerateOptions
 
     if (out_dir is None) == (output_file is None):

@@ -44,6 +44,48 @@ def number_problem(value: Any) -> str | None:
 def check_values(data: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, str]]:
     """(path, problem) for every value out of bounds: depth, string length and Unicode, key
     length, number size and finiteness."""
+    if _within_bounds(data):  # the usual case, decided without building a path per node
+        return iter(())
+    return _problems(data, prefix)
+
+
+def _within_bounds(data: Any) -> bool:
+    """Whether `_problems` would find nothing: the same rules, answered yes or no."""
+    checked_keys: set = set()  # keys recur in every step: each distinct one is checked once
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            keys = value.keys()
+            if not keys <= checked_keys:
+                for key in keys - checked_keys:
+                    if len(str(key)) > MAX_KEY_CHARS or string_problem(str(key)):
+                        return False
+                    checked_keys.add(key)
+            items: Any = value.values()
+        elif isinstance(value, list):
+            items = value
+        else:
+            return _scalar_problem(value) is None
+        if depth >= MAX_DEPTH and items:
+            return False
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if len(item) > MAX_STRING_CHARS or not item.isascii() and string_problem(item):
+                    return False
+            elif kind is dict or kind is list or isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+            elif item is not None and kind is not bool and _scalar_problem(item) is not None:
+                return False
+    return True
+
+
+def _scalar_problem(value: Any) -> str | None:
+    return string_problem(value) if isinstance(value, str) else number_problem(value)
+
+
+def _problems(data: Any, prefix: tuple) -> Iterator[tuple[tuple, str]]:
     stack = [(prefix, data, 0)]
     while stack:
         path, value, depth = stack.pop()

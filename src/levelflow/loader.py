@@ -1,21 +1,29 @@
-"""Read JSON and YAML documents while remembering where every node came from.
+"""Read JSON and YAML documents; say where every node came from when there is a problem.
 
-`load_document` returns a `Document`: the plain Python data plus a map from each node's JSON
-path (a tuple of keys and indices) to its (line, column), both 1-based. Validation errors are
-keyed by the same paths, so every message can point at its place in the file.
+`load_document` returns a `Document`: the plain Python data, and where each node is in the
+file: a map from each node's JSON path (a tuple of keys and indices) to its (line, column),
+both 1-based. Validation errors are keyed by the same paths, so every message can point at its
+place in the file.
+
+Recording positions costs far more than parsing (about 2 KB per step), and they are needed
+only to locate a problem. So a file is first read by the fast parsers (json.loads, libyaml),
+which vouch only for a file that levelflow's position-recording readers (below, and
+yaml_reader.py) read alike; those readers read it again when a problem is first located. A
+file the fast parsers cannot vouch for (a syntax error, a duplicate key, a YAML alias, a value
+beyond docs/limits.md...) goes to those readers at once: theirs are the only messages a user sees.
 """
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import json
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import LevelflowError, Problem
 from .limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NUMBER_CHARS, check_values
@@ -29,9 +37,13 @@ class Document:
     file: str
     data: Any
     positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    # A document read by the fast parsers: reads `positions` when a problem is first located
+    read_positions: Optional[Callable[[], dict[tuple, tuple[int, int]]]] = field(default=None, repr=False, compare=False)
 
     def locate(self, path: tuple) -> tuple[int | None, int | None]:
         """Position of the deepest node of `path` that exists in the file."""
+        if self.read_positions is not None:
+            self.positions, self.read_positions = self.read_positions(), None
         path = tuple(path)
         while path not in self.positions and path:
             path = path[:-1]
@@ -42,8 +54,33 @@ class Document:
         return Problem(self.file, message, tuple(path), line, column)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large tree of new objects is built (a big
+    definition's data, its models, its plan): the collector would scan the growing tree again
+    and again, for nothing, since such trees hold no reference cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_document(file: str | Path) -> Document:
     """Read a JSON or YAML file of at most MAX_FILE_BYTES; every value checked against docs/limits.md."""
+    name = str(file)
+    is_yaml = name.lower().endswith(YAML_SUFFIXES)
+    with gc_paused():
+        text = _read_text(file)
+        data = fast_yaml(text) if is_yaml else fast_json(text)
+        if data is not UNSURE and next(check_values(data), None) is None:
+            return Document(name, data, read_positions=lambda: _positions_again(name, is_yaml, data))
+        return _located_document(text, name, is_yaml)
+
+
+def _read_text(file: str | Path) -> str:
     name = str(file)
     try:
         info = os.stat(file)
@@ -60,14 +97,61 @@ def load_document(file: str | Path) -> Document:
     if len(raw) > MAX_FILE_BYTES:
         raise LevelflowError([Problem(name, f"larger than the {MAX_FILE_BYTES // (1024 * 1024)} MiB a definition file may have")])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LevelflowError([Problem(name, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
-    document = parse_yaml(text, name) if name.lower().endswith(YAML_SUFFIXES) else parse_json(text, name)
+
+
+def _located_document(text: str, name: str, is_yaml: bool) -> Document:
+    """The position-recording readers, then the bounds of every value: every problem located."""
+    document = parse_yaml(text, name) if is_yaml else parse_json(text, name)
     problems = [document.problem(path, message) for path, message in check_values(document.data)]
     if problems:
         raise LevelflowError(problems)
     return document
+
+
+def _positions_again(name: str, is_yaml: bool, data: Any) -> dict[tuple, tuple[int, int]]:
+    """The file read again, with positions; it must still hold what was validated."""
+    with gc_paused():
+        document = _located_document(_read_text(name), name, is_yaml)
+    if document.data != data:
+        raise LevelflowError([Problem(name, "changed while levelflow was reading it; run the command again")])
+    return document.positions
+
+
+# ---------------------------------------------------------------- the fast parsers
+class _Unsure(Exception):
+    """Raised inside a fast parser: the position-recording reader must read this file."""
+
+
+UNSURE: Any = object()  # what a fast parser returns for a file it cannot vouch for
+
+
+def _object(pairs: list) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # a duplicate key: json.loads would keep the last one silently
+        raise _Unsure
+    return result
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _Unsure
+    return float(text)
+
+
+def _constant(text: str):
+    raise _Unsure  # NaN, Infinity: not JSON
+
+
+def fast_json(text: str) -> Any:
+    """json.loads, for a file the position-recording JSON reader reads alike; else UNSURE.
+    (Too deep nesting and whole numbers too large are left to check_values.)"""
+    try:
+        return json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_object, parse_float=_float, parse_constant=_constant)
+    except (_Unsure, ValueError, RecursionError):  # ValueError: invalid JSON, an integer of thousands of digits
+        return UNSURE
 
 
 # ---------------------------------------------------------------- JSON
@@ -188,111 +272,14 @@ def parse_json(text: str, file: str = "<string>") -> Document:
     return Document(file, data, reader.positions)
 
 
-# ---------------------------------------------------------------- YAML
-def _scan_yaml(text: str, file: str) -> None:
-    """Before composing (which recurses and expands aliases): refuse aliases, and nesting deeper
-    than MAX_DEPTH, from the event stream, which PyYAML produces without recursion."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            mark = event.start_mark
-            raise LevelflowError([Problem(file, f"YAML aliases (*{event.anchor}) are not allowed in definitions: "
-                                                "they can expand beyond any memory; write the value out", (),
-                                          mark.line + 1, mark.column + 1)])
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                raise LevelflowError([Problem(file, f"nested more than {MAX_DEPTH} levels deep (the limit)", (),
-                                              mark.line + 1, mark.column + 1)])
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
-
-
+# ---------------------------------------------------------------- YAML (yaml_reader.py: PyYAML is imported for YAML files only)
 def parse_yaml(text: str, file: str = "<string>") -> Document:
-    loader = None
-    try:
-        _scan_yaml(text, file)
-        loader = yaml.SafeLoader(text)
-        node = loader.get_single_node()
-        document = Document(file, None)
-        problems: list[Problem] = []
-        if node is not None:
-            document.data = _yaml_value(loader, node, (), document.positions, problems, file)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"invalid YAML: {exc.problem or exc.context}"
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise LevelflowError([Problem(file, message, (), line, column)]) from None
-    except yaml.reader.ReaderError as exc:
-        line, column = _line_col(text, exc.position)
-        raise LevelflowError([Problem(file, f"invalid YAML: {exc.reason} (character {exc.character!r})", (), line, column)]) from None
-    except yaml.YAMLError as exc:
-        raise LevelflowError([Problem(file, f"invalid YAML: {exc}")]) from None
-    except ValueError as exc:  # a scalar PyYAML cannot convert (an integer of thousands of digits, a bad date)
-        raise LevelflowError([Problem(file, f"invalid YAML value: {str(exc)[:200]}")]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    if problems:
-        raise LevelflowError(problems)
-    return document
+    from .yaml_reader import parse_yaml as parse
+
+    return parse(text, file)
 
 
-def _line_col(text: str, position: int) -> tuple[int, int]:
-    line = text.count("\n", 0, position) + 1
-    return line, position - (text.rfind("\n", 0, position) + 1) + 1
+def fast_yaml(text: str) -> Any:
+    from .yaml_reader import fast_yaml as parse
 
-
-def _yaml_value(loader, node, path, positions, problems, file, depth=0):
-    if depth > MAX_DEPTH:
-        raise yaml.MarkedYAMLError(problem=f"nested more than {MAX_DEPTH} levels deep (the limit)", problem_mark=node.start_mark)
-    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                mark = key_node.start_mark
-                problems.append(Problem(file, f"keys must be text; {key_node.value!r} reads as {type(key).__name__} in YAML: quote it",
-                                        path, mark.line + 1, mark.column + 1))
-                key = key_node.value
-            if key in result:
-                mark = key_node.start_mark
-                problems.append(Problem(file, f"duplicate key {key!r}", path + (key,), mark.line + 1, mark.column + 1))
-            result[key] = _yaml_value(loader, value_node, path + (key,), positions, problems, file, depth + 1)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _yaml_value(loader, item, path + (index,), positions, problems, file, depth + 1)
-            for index, item in enumerate(node.value)
-        ]
-    surprise = _yaml11_surprise(node)
-    if surprise:
-        problems.append(Problem(file, surprise, path, node.start_mark.line + 1, node.start_mark.column + 1))
-        return node.value
-    if len(node.value) > MAX_NUMBER_CHARS and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-        problems.append(Problem(file, f"a number of {len(node.value):,} characters, more than the {MAX_NUMBER_CHARS} allowed",
-                                path, node.start_mark.line + 1, node.start_mark.column + 1))
-        return None
-    value = loader.construct_object(node, deep=True)
-    # Dates and times become their ISO text: the definition format knows only JSON types.
-    if not isinstance(value, (str, int, float, bool, type(None))):
-        value = node.value
-    return value
-
-
-_OCTAL_OR_SEXAGESIMAL = re.compile(r"[-+]?(0[0-9_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)")
-_YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
-
-
-def _yaml11_surprise(node) -> str | None:
-    """Plain scalars YAML 1.1 (PyYAML) reads otherwise than YAML 1.2 and JSON: reported, not guessed."""
-    if not isinstance(node, yaml.ScalarNode) or node.style is not None:
-        return None
-    text = node.value
-    if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and (_OCTAL_OR_SEXAGESIMAL.fullmatch(text) or "_" in text):
-        return f"YAML 1.1 reads {text!r} as a number other than it looks ({text!r}); quote it, or write the number plainly"
-    if node.tag == "tag:yaml.org,2002:bool" and text.lower() in _YAML11_BOOLEANS:
-        return f"YAML 1.1 reads {text!r} as a boolean; write true or false, or quote it"
-    return None
+    return parse(text)

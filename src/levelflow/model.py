@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
@@ -22,10 +22,34 @@ EXECUTOR_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$"  # the Workflows API's rule for a workflow id
 MAX_NAME_LENGTH = 128
 STEP_TYPES = ("async", "sync", "workflows")
+# Compiled once: the validators below run for every step of a definition (re.fullmatch with a
+# pattern string would look its compiled form up on every call)
+_NAME = re.compile(NAME_PATTERN)
+_WHOLE_TEXT = re.compile(r"[+-]?\d+")
+_CRON_TEXT = re.compile(r"[0-9A-Za-z*/,\- ]+")
 
 
 def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("levelflow", message)
+
+
+def _remembered(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`check`, remembering what it made of each text it accepted (at most 4,096): a big
+    definition repeats the same TYPE, executors and numbers in every step. What it makes is
+    immutable (text, a number, a boolean), so steps may share it."""
+    accepted: dict[str, Any] = {}
+
+    def remembered_check(value: Any) -> Any:
+        if type(value) is not str:
+            return check(value)
+        result = accepted.get(value, accepted)
+        if result is accepted:
+            result = check(value)
+            if len(accepted) < 4096:
+                accepted[value] = result
+        return result
+
+    return remembered_check
 
 
 def shown(value: Any) -> str:
@@ -41,7 +65,7 @@ def _number(value: Any, *, whole: bool, what: str) -> float | int:
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+            value = int(text) if _WHOLE_TEXT.fullmatch(text) else float(text)
         except ValueError:
             raise _fail(f"{what}, got {shown(value)}") from None
     if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -61,7 +85,7 @@ def _ranged(*, whole: bool, what: str, low: float, high: float | None = None, lo
             raise _fail(f"{what}, got {shown(value)}")
         return number
 
-    return check
+    return _remembered(check)
 
 
 def _identifier(value: Any) -> str:
@@ -71,7 +95,7 @@ def _identifier(value: Any) -> str:
     text = str(value).strip()
     if not text:
         raise _fail("must not be empty")
-    if not re.fullmatch(NAME_PATTERN, text) or len(text) > MAX_NAME_LENGTH:
+    if not _NAME.fullmatch(text) or len(text) > MAX_NAME_LENGTH:
         raise _fail(
             f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '_' or '-' "
             f"(it becomes part of generated step and task names), got {shown(value)}"
@@ -82,7 +106,7 @@ def _identifier(value: Any) -> str:
 def _job_name(value: Any) -> str:
     if not isinstance(value, str):
         raise _fail(f"must be a string, got {shown(value)}")
-    if not re.fullmatch(NAME_PATTERN, value) or len(value) > MAX_NAME_LENGTH:
+    if not _NAME.fullmatch(value) or len(value) > MAX_NAME_LENGTH:
         raise _fail(
             f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '_' or '-': it becomes a workflow "
             f"step name, an Airflow task id and a GCS object name, got {shown(value)}"
@@ -91,12 +115,14 @@ def _job_name(value: Any) -> str:
 
 
 def _pattern(pattern: str, what: str):
+    regex = re.compile(pattern)
+
     def check(value: Any) -> str:
-        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        if not isinstance(value, str) or not regex.fullmatch(value):
             raise _fail(f"must be {what}, got {shown(value)}")
         return value
 
-    return check
+    return _remembered(check)
 
 
 def _flag(value: Any) -> bool:
@@ -118,7 +144,8 @@ def _refuse_constant(name: str):
 
 def _json_object(value: Any) -> dict:
     if isinstance(value, str):
-        if text_depth(value) > MAX_DEPTH:  # checked before parsing: json.loads recurses
+        # checked before parsing: json.loads recurses (fewer brackets than the limit cannot nest deeper)
+        if value.count("[") + value.count("{") > MAX_DEPTH and text_depth(value) > MAX_DEPTH:
             raise _fail(f"the string holds JSON nested more than {MAX_DEPTH} levels deep (the limit)")
         try:
             value = json.loads(value, parse_constant=_refuse_constant)
@@ -152,7 +179,7 @@ def _step_type(value: Any) -> str:
 
 def _schedule(value: Any) -> str:
     presets = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
-    if isinstance(value, str) and (value in presets or len(value.split()) == 5 and re.fullmatch(r"[0-9A-Za-z*/,\- ]+", value)):
+    if isinstance(value, str) and (value in presets or len(value.split()) == 5 and _CRON_TEXT.fullmatch(value)):
         return value
     raise _fail(f"must be a 5-field cron expression or one of {', '.join(presets)}, got {shown(value)}")
 
@@ -207,10 +234,10 @@ EstimatedMinutes = Annotated[
     BeforeValidator(_ranged(whole=False, low=0, low_open=False, high=525600, what="must be a number of minutes >= 0")),
     WithJsonSchema(_NUMBER_OR_TEXT),
 ]
-Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema(_FLAG_SCHEMA)]
+Flag = Annotated[bool, BeforeValidator(_remembered(_flag)), WithJsonSchema(_FLAG_SCHEMA)]
 JsonObject = Annotated[dict, BeforeValidator(_json_object), WithJsonSchema({"anyOf": [{"type": "object"}, {"type": "string"}]})]
 Engine = Annotated[str, BeforeValidator(_engine), WithJsonSchema({})]  # schema.py adds the registered engines
-StepType = Annotated[str, BeforeValidator(_step_type), WithJsonSchema({"enum": list(STEP_TYPES)})]
+StepType = Annotated[str, BeforeValidator(_remembered(_step_type)), WithJsonSchema({"enum": list(STEP_TYPES)})]
 Schedule = Annotated[
     str,
     BeforeValidator(_schedule),
@@ -219,7 +246,7 @@ Schedule = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Step(_Strict):
@@ -258,6 +285,20 @@ class Step(_Strict):
     read_input_from: Optional[str] = Field(
         None, alias="READ_INPUT_FROM", description="Accepted for compatibility with the original generator; not used."
     )
+
+    @model_validator(mode="after")
+    def _share_fields_set(self) -> "Step":
+        """Steps that give the same keys share one set of them (pydantic's model_fields_set,
+        which a frozen model never changes): about 700 bytes less per step."""
+        given = self.__pydantic_fields_set__
+        # keyed by the set's order, which follows its insertions: equal orders, equal sets
+        shared = _FIELDS_SETS.setdefault(tuple(given), given)
+        if shared is not given:
+            object.__setattr__(self, "__pydantic_fields_set__", shared)
+        return self
+
+
+_FIELDS_SETS: dict[tuple, set[str]] = {}
 
 
 class Thread(_Strict):
@@ -298,7 +339,7 @@ REQUIRED_PARAMS = {
 
 
 class PlatformParams(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
     pRegion: str = Field(pattern=r"^[a-z]+-[a-z]+\d+$")
     pProjectID: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     pFunctionIntermediateName: ExecutorName

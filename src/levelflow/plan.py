@@ -21,7 +21,7 @@ STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skip
 SETTLED_OK = ("succeeded", "continued", "skipped")  # a run whose every step ends so has succeeded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan may hold 100,000 steps (docs/limits.md)
 class PlanStep:
     job_id: str
     job_name: str

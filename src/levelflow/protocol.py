@@ -142,8 +142,7 @@ def is_failure_body(text: str) -> bool:
 def has_failing_word(text: str) -> bool:
     """True when the intermediate would fail an answer holding `text` (it contains "error" or
     "exception", in any case)."""
-    lowered = text.lower()
-    return any(word in lowered for word in FAILING_WORDS)
+    return any(map(text.lower().__contains__, FAILING_WORDS))
 
 
 def error_dict(text: str) -> Optional[dict]:

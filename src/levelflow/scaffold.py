@@ -6,7 +6,6 @@ from pathlib import Path
 
 from . import __version__
 from .errors import LevelflowError, Problem
-from .writer import write_all_atomic
 
 # Where pre-commit fetches levelflow's hook definitions (.pre-commit-hooks.yaml) from by
 # default; `levelflow init --hook-repo URL` names another Git URL (a fork, a mirror).
@@ -143,5 +142,7 @@ def init_repository(directory: str | Path, *, engine: str = "cloud_workflows", f
     existing = [path for path in files if path.exists()]
     if existing and not force:
         raise LevelflowError([Problem(str(path), "already exists; nothing was written (use --force to overwrite)") for path in existing])
+    from .writer import write_all_atomic  # (imported when writing: the CLI imports this module for SCAFFOLD_ENGINES)
+
     write_all_atomic(files)
     return list(files)

@@ -77,6 +77,8 @@ def _as_dict(value: Any) -> dict:
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # the usual case, first
+        return value.strip()
     return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
@@ -86,18 +88,16 @@ def cross_problems(document: Document) -> list[Problem]:
     Runs on the raw data so that it reports even when some fields are malformed.
     """
     problems: list[Problem] = []
-    seen: dict[str, dict[str, tuple]] = {"LEVEL_ID": {}, "THREAD_ID": {}, "JOB_ID": {}, "JOB_NAME": {}}
+    first_use: dict[str, dict[str, tuple]] = {"LEVEL_ID": {}, "THREAD_ID": {}, "JOB_ID": {}, "JOB_NAME": {}}
 
-    def unique(key: str, value: Any, path: tuple) -> None:
-        text = _text(value)
+    def unique(key: str, text: str | None, path: tuple) -> None:
+        """`text` (a value read by _text) is used once for `key`; `path` is where."""
         if text is None:
             return
-        first = seen[key].get(text)
-        if first is not None:
+        first = first_use[key].setdefault(text, path)
+        if first is not path:  # (each path is a new tuple)
             scope = " in this level" if key == "THREAD_ID" else ""
             problems.append(document.problem(path, f"duplicate {key} {text!r}{scope}; it is already used at {_where(first)}"))
-        else:
-            seen[key][text] = path
 
     def _where(path: tuple) -> str:
         line, _ = document.locate(path)
@@ -106,36 +106,30 @@ def cross_problems(document: Document) -> list[Problem]:
     root = _as_dict(document.data)
     for li, level in enumerate(_as_list(root.get("definition"))):
         level = _as_dict(level)
-        unique("LEVEL_ID", level.get("LEVEL_ID"), ("definition", li, "LEVEL_ID"))
-        seen["THREAD_ID"] = {}  # thread ids are unique within their level (established files reuse "1")
+        unique("LEVEL_ID", _text(level.get("LEVEL_ID")), ("definition", li, "LEVEL_ID"))
+        first_use["THREAD_ID"] = {}  # thread ids are unique within their level (established files reuse "1")
         for ti, thread in enumerate(_as_list(level.get("THREADS"))):
             thread = _as_dict(thread)
-            base = ("definition", li, "THREADS", ti)
-            unique("THREAD_ID", thread.get("THREAD_ID"), base + ("THREAD_ID",))
+            base = ("definition", li, "THREADS", ti, "STEPS")
+            unique("THREAD_ID", _text(thread.get("THREAD_ID")), ("definition", li, "THREADS", ti, "THREAD_ID"))
             steps = [_as_dict(s) for s in _as_list(thread.get("STEPS"))]
             ids = [_text(s.get("JOB_ID")) for s in steps]
             for si, step in enumerate(steps):
-                path = base + ("STEPS", si)
-                unique("JOB_ID", step.get("JOB_ID"), path + ("JOB_ID",))
-                unique("JOB_NAME", step.get("JOB_NAME"), path + ("JOB_NAME",))
+                unique("JOB_ID", ids[si], (*base, si, "JOB_ID"))
+                unique("JOB_NAME", _text(step.get("JOB_NAME")), (*base, si, "JOB_NAME"))
                 kind = step.get("TYPE")
                 required = REQUIRED_BY_TYPE.get(kind) if isinstance(kind, str) else None
-                if required and not any(key in step for key in required[0]):
-                    problems.append(document.problem(path, required[1]))
+                if required and step.keys().isdisjoint(required[0]):
+                    problems.append(document.problem((*base, si), required[1]))
                 if "NEXT" in step:
                     target = _text(step["NEXT"])
                     if target not in ids:
-                        problems.append(
-                            document.problem(
-                                path + ("NEXT",), f"must name the JOB_ID of a step of the same thread, got {shown(step['NEXT'])}"
-                            )
-                        )
+                        message = f"must name the JOB_ID of a step of the same thread, got {shown(step['NEXT'])}"
                     elif ids.index(target) <= si:
-                        problems.append(
-                            document.problem(
-                                path + ("NEXT",), f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"
-                            )
-                        )
+                        message = f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"
+                    else:
+                        continue
+                    problems.append(document.problem((*base, si, "NEXT"), message))
     return problems
 
 
