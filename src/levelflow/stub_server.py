@@ -108,7 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/_calls":
             with self.double.lock:
-                return self._send(200, json.dumps(self.double.calls, default=str), "application/json")
+                records = self.double.calls.records()
+            return self._send(200, json.dumps(records, default=str), "application/json")
         if self.path == "/_health":
             return self._send(200, "ok")
         if self.path.startswith("/v1/"):

@@ -157,19 +157,29 @@ def scaled_scenario(scenario: Scenario, time_scale: float) -> Scenario:
                                        "jobs": {name: scaled(b) for name, b in scenario.jobs.items()}})
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 class SimulatedTransport:
     """The AEF double in process: both hops and the Executions API, no sockets."""
 
     def __init__(self, scenario: Scenario, time_scale: float = 1.0, intermediate_name: str = DEFAULT_INTERMEDIATE):
         self.double = AefDouble(scaled_scenario(scenario, time_scale), intermediate_name=intermediate_name,
                                 adopt_unknown_jobs=True)
+        self._paths: dict[str, str] = {}  # URL -> its path: a run calls a handful of URLs
+
+    def _path(self, url: str) -> str:
+        path = self._paths.get(url)
+        if path is None:
+            path = self._paths[url] = urlsplit(url).path
+        return path
 
     def _forward(self, url: str, body: dict) -> tuple[int, str, str]:
-        status, text, _kind = self.double.handle("POST", urlsplit(url).path, body, self._forward, forwarded=True)
-        return status, HTTPStatus(status).phrase, text
+        status, text, _kind = self.double.handle("POST", self._path(url), body, self._forward, forwarded=True)
+        return status, _PHRASES.get(status) or HTTPStatus(status).phrase, text
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
-        status, text, _kind = self.double.handle("POST", urlsplit(url).path, body, self._forward)
+        status, text, _kind = self.double.handle("POST", self._path(url), body, self._forward)
         return status, text
 
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
@@ -184,11 +194,14 @@ class Endpoints:
 
     plan: Plan
     base_url: Optional[str] = None  # --executor-url: replaces https://<region>-<project>.cloudfunctions.net
+    _urls: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # name -> URL, made once
 
     def function(self, name: str) -> str:
-        if self.base_url:
-            return f"{self.base_url.rstrip('/')}/{name}"
-        return self.plan.function_url(name)
+        url = self._urls.get(name)
+        if url is None:
+            url = f"{self.base_url.rstrip('/')}/{name}" if self.base_url else self.plan.function_url(name)
+            self._urls[name] = url
+        return url
 
     @property
     def intermediate(self) -> str:
@@ -270,8 +283,15 @@ class WorkflowExecutionsApi:
         return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout, stream=True), url, timeout)
 
 
+BACKOFF_DELAYS = tuple(protocol.backoff_delays())
+
+
 @dataclass
 class ExecutorClient:
+    """The protocol, one step's call at a time. What a step sends never changes during a run
+    (only the job id of a poll), so each body is made once per step and kept; the dicts sent
+    are never changed afterwards (a transport or the double may keep them, as its call log does)."""
+
     transport: Transport
     endpoints: Endpoints
     execution_id: str
@@ -279,21 +299,28 @@ class ExecutorClient:
     arguments: RunArguments
     time_scale: float = 1.0
     executions: WorkflowExecutionsApi = field(default_factory=WorkflowExecutionsApi)
+    _bodies: dict = field(default_factory=dict, init=False, repr=False)  # (call type, JOB_ID) -> (url, body)
 
     def polls(self, step: PlanStep) -> bool:
         """Async steps start a job and poll it; so do workflows steps (an execution)."""
         return step.type in ("async", "workflows")
 
-    def _body(self, call_type: str, step: PlanStep, function_url: str, async_job_id: str | None = None) -> dict:
-        return protocol.request_body(
-            call_type, workflow_name=self.arguments.workflow_name, execution_id=self.execution_id,
-            job_name=step.job_name, function_url_to_call=function_url,
-            query_variables=self.arguments.query_variables, workflow_properties=self.arguments.workflow_properties,
-            step_properties=self.arguments.step_properties(step), async_job_id=async_job_id)
+    def _request(self, call_type: str, step: PlanStep) -> tuple[str, dict]:
+        """The intermediate's URL and the request body of a get_id (or, without its async_job_id, a get_status)."""
+        key = (call_type, step.job_id)
+        request = self._bodies.get(key)
+        if request is None:
+            executor = step.executor if call_type == protocol.GET_ID else step.status_executor
+            request = self._bodies[key] = (self.endpoints.intermediate, protocol.request_body(
+                call_type, workflow_name=self.arguments.workflow_name, execution_id=self.execution_id,
+                job_name=step.job_name, function_url_to_call=self.endpoints.function(_named(executor)),
+                query_variables=self.arguments.query_variables, workflow_properties=self.arguments.workflow_properties,
+                step_properties=self.arguments.step_properties(step)))
+        return request
 
     def _retrying(self, what: str, send: Callable[[], tuple[int, str]]) -> tuple[int, str]:
         """Send, retrying transient faults (429/502/503/504, no connection) with back-off."""
-        delays = protocol.backoff_delays()
+        delays = BACKOFF_DELAYS
         for retry in range(len(delays) + 1):
             try:
                 status, text = send()
@@ -332,8 +359,7 @@ class ExecutorClient:
         """Start a polled step's job; answers its id (for a workflow, the execution's name)."""
         if step.type == "workflows":
             return self._start_execution(step)
-        url = self.endpoints.intermediate
-        body = self._body(protocol.GET_ID, step, self.endpoints.function(_named(step.executor)))
+        url, body = self._request(protocol.GET_ID, step)
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
         if status == 200 and protocol.is_job_id(answer) and len(answer) > MAX_JOB_ID_CHARS:
@@ -348,8 +374,8 @@ class ExecutorClient:
     def is_done(self, step: PlanStep, async_job_id: str) -> bool:
         if step.type == "workflows":
             return self._execution_done(step, async_job_id)
-        url = self.endpoints.intermediate
-        body = self._body(protocol.GET_STATUS, step, self.endpoints.function(_named(step.status_executor)), async_job_id)
+        url, base = self._request(protocol.GET_STATUS, step)
+        body = {**base, "async_job_id": async_job_id}  # last, as protocol.request_body puts it
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
         if status == 200 and answer in (protocol.RUNNING, protocol.SUCCESS):
@@ -362,10 +388,12 @@ class ExecutorClient:
         """A sync step: one call of FUNCTION_NAME with the executor's request body; success only
         on a 2xx answer that is a success state word."""
         function = _named(step.executor)
-        url = self.endpoints.function(function)
-        body = protocol.executor_body(workflow_name=self.arguments.workflow_name, job_name=step.job_name,
-                                      query_variables=self.arguments.query_variables,
-                                      properties=self.arguments.step_properties(step))
+        key = ("sync", step.job_id)
+        if key not in self._bodies:
+            self._bodies[key] = (self.endpoints.function(function), protocol.executor_body(
+                workflow_name=self.arguments.workflow_name, job_name=step.job_name,
+                query_variables=self.arguments.query_variables, properties=self.arguments.step_properties(step)))
+        url, body = self._bodies[key]
         status, text = self._retrying("sync call", lambda: self.transport.post(url, body, step.call_timeout_seconds))
         problem = protocol.sync_failure(function, status, text, ANSWER_SHOWN)
         if problem:
