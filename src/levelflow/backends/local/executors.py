@@ -15,7 +15,9 @@ URL (`<base>/v1`), or the simulator's.
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import http.client
 import json
 import threading
 import time
@@ -29,6 +31,7 @@ from ...protocol import is_loopback
 from ...plan import Plan, PlanStep
 from ...scenario import Scenario
 from ...aef_double import DEFAULT_INTERMEDIATE, AefDouble
+from ...loopback_http import AnswerTimeout, AnswerTooLarge, DeadlinePassed, LoopbackClient
 
 EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -61,11 +64,77 @@ def needs_id_token(url: str) -> bool:
     return urlsplit(url).scheme == "https" and not is_loopback(url)
 
 
+class LoopbackHttp:
+    """Plain-HTTP calls to this machine (the double, a local functions-framework) over
+    `levelflow.loopback_http`, a kept-alive connection per engine thread and host: `requests`
+    costs several times what the double takes to answer, for what a loopback call needs none of.
+    The rules are those of `http_answer`: the whole call within its time-out, at most
+    MAX_ANSWER_BYTES, no connection (refused, reset, closed without an answer) transient, no
+    answer in time final."""
+
+    def __init__(self):
+        self._client = LoopbackClient()
+
+    def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers, data = {}, None
+        if payload is not None:
+            data = json.dumps(payload).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        try:
+            answer = self._client.call(parts.hostname or "127.0.0.1", parts.port or 80, method, target, data, headers,
+                                       timeout, deadline=time.monotonic() + timeout, max_bytes=MAX_ANSWER_BYTES)
+        except AnswerTooLarge:
+            raise StepError(f"{url} answered more than {MAX_ANSWER_BYTES // 1024:,} KiB; an executor's answer is "
+                            "a job id or a state word") from None
+        except DeadlinePassed:
+            raise StepError(f"{url} did not finish answering within {timeout:g} s (TIMEOUT_SECONDS, the whole call)") from None
+        except AnswerTimeout as exc:
+            if exc.answering:
+                raise StepError(f"{url} did not finish answering within {timeout:g} s (TIMEOUT_SECONDS, the whole call)") from None
+            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
+        except (OSError, http.client.RemoteDisconnected) as exc:  # refused, reset, closed without an answer: transient
+            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
+        except http.client.HTTPException as exc:
+            raise StepError(f"call to {url} failed: {exc!r}") from None
+        return answer.status, answer.body.decode(_charset(answer.headers.get("content-type")), "replace")
+
+
+def _charset(content_type: Optional[str]) -> str:
+    """The answer's encoding as `requests` takes it: the charset it names, ISO-8859-1 for text
+    without one, else UTF-8."""
+    if not content_type:
+        return "utf-8"
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip("'\"")
+            try:
+                return codecs.lookup(charset).name
+            except LookupError:
+                return "utf-8"
+    return "ISO-8859-1" if "text" in content_type else "utf-8"
+
+
+def is_local_http(url: str) -> bool:
+    """A plain-http URL on this machine: called over LoopbackHttp."""
+    return urlsplit(url).scheme == "http" and is_loopback(url)
+
+
 class HttpTransport:
     def __init__(self):
         self._local = threading.local()  # one requests.Session per engine thread
         self._tokens: dict[str, tuple[str, float]] = {}
         self._token_lock = threading.Lock()
+        self._loopback = LoopbackHttp()
+        self._kinds: dict[str, str] = {}  # URL -> "local" | "google" (ID token) | "other"
+
+    def _kind(self, url: str) -> str:
+        kind = self._kinds.get(url)
+        if kind is None:
+            kind = self._kinds[url] = "local" if is_local_http(url) else "google" if needs_id_token(url) else "other"
+        return kind
 
     def _session(self, url: str):
         """One session per engine thread and kind of host; loopback skips proxy settings (and their cost)."""
@@ -97,8 +166,11 @@ class HttpTransport:
             return token
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
+        kind = self._kind(url)
+        if kind == "local":
+            return self._loopback.send("POST", url, body, timeout)
         headers = {"Content-Type": "application/json"}
-        if needs_id_token(url):
+        if kind == "google":
             headers["Authorization"] = f"Bearer {self._id_token(url)}"
         return http_answer(lambda: self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout,
                                                            stream=True), url, timeout)
@@ -246,6 +318,7 @@ class WorkflowExecutionsApi:
     def __init__(self, root: str = EXECUTIONS_API, sender: Optional[SimulatedTransport] = None):
         self.root = root.rstrip("/")
         self.sender = sender  # the simulator answers in process
+        self._loopback = LoopbackHttp() if is_local_http(self.root) else None  # the double under a base URL
         self._local = threading.local()
         self._credentials = None
         self._lock = threading.Lock()
@@ -280,6 +353,8 @@ class WorkflowExecutionsApi:
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
         if self.sender is not None:
             return self.sender.send(method, url, payload, timeout)
+        if self._loopback is not None:
+            return self._loopback.send(method, url, payload, timeout)
         return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout, stream=True), url, timeout)
 
 
