@@ -37,8 +37,8 @@ class AnswerTimeout(TimeoutError):
         self.answering = answering
 
 
-class DeadlinePassed(Exception):
-    """The whole call took longer than its deadline (an answer trickled in)."""
+class DeadlinePassed(AnswerTimeout):
+    """The whole call took longer than its deadline (an answer trickled in, or none came)."""
 
 
 class AnswerTooLarge(Exception):
@@ -131,12 +131,20 @@ def _exchange(connection: _Connection, request: bytes, method: str, timeout: flo
     sock.sendall(request)
 
     def receive(answering: bool) -> bytes:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlinePassed(answering)
+            if remaining < (sock.gettimeout() or 0) - 0.01:  # the deadline comes before the read time-out
+                sock.settimeout(remaining)
         try:
             chunk = sock.recv(READ_BYTES)
         except TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlinePassed(answering) from None
             raise AnswerTimeout(answering) from None
         if deadline is not None and time.monotonic() > deadline:
-            raise DeadlinePassed()
+            raise DeadlinePassed(True)
         return chunk
 
     while (end := buffer.find(b"\r\n\r\n")) < 0:
