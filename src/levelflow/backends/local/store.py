@@ -1,20 +1,26 @@
-"""The run record: an embedded SQLite database, written ahead of every action of the engine.
+"""The run record: an embedded SQLite database, written ahead of the engine's actions.
 
-Every state change is committed before the engine acts on it (WAL mode): before it calls an
-executor, before it waits, before a worker leaves a level. So a process killed with SIGKILL
-leaves a record that `--resume` can trust: a step marked succeeded never runs again, and a job
-whose id was recorded is polled again rather than started twice.
+Every state change is on record before the engine does anything that depends on it (WAL
+mode), so a process killed with SIGKILL leaves a record that `--resume` can trust: a step
+marked succeeded never runs again, and a job whose id was recorded is polled again rather
+than started twice. Commits are few and shared (they are most of the engine's own cost):
 
-Commits are few and shared, which is most of the engine's own cost per step:
-
-- **Batches.** The engine gathers the changes it makes between two actions in a `batch` (a
-  list) and commits them in one transaction just before the next action (`commit(batch)`):
-  the end of a step, the steps a NEXT skips and the start of the next step's attempt are one
-  commit. Nothing happens outside the process between a change and its commit, so a crash
-  loses only changes the engine had not acted on yet; a crash in that gap (microseconds of
-  the engine's own code) is the same as a crash just before the change: an async step whose
-  end was not committed has its job id recorded, so a resume polls it again and finds it
-  ended; a sync step is called again, as after a crash during its call.
+- **Batches.** A worker gathers its changes in a `Batch` and commits them in one transaction
+  (`commit(batch)`) before its next action: before a sync call (so another process reading
+  the record sees the step running through a long call, and every earlier step's end), before
+  a wait (a poll's, or a back-off's), before its first poll of a job (with the job id), and
+  when it leaves a level. The end of a step, the steps a NEXT skips and the next attempt's
+  start are so one commit with the job id of that attempt.
+- **The start of an async (or workflows) attempt** is committed with its job id, after the
+  start call returns, when nothing before it needs recording first. A crash during the start
+  call therefore leaves the record as it was before the attempt: the previous step's end, if
+  that step was async, is not on record yet, and neither is the attempt. What a resume does
+  is the same as when the attempt had been recorded without a job id: the previous step's job
+  id is on record, so it is polled again (it answers that it ended: nothing runs twice); the
+  step whose start was cut off is started again, as before (a job the lost call may have
+  started is the executor's: its id never came back). The end of a *sync* step is committed
+  before any later call (`Batch.replayable`), since a resume would call it again. Until the
+  start call returns, another process sees the previous step running and this one pending.
 - **Group commit.** Writes that several engine threads make at the same time go into one
   transaction: a writer queues its statements, and whichever writer holds the connection
   commits everything queued so far. Every writer returns only once its statements are
