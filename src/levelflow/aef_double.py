@@ -128,6 +128,62 @@ class _Execution:
 
 
 # ---------------------------------------------------------------------------------------------
+# The call log
+
+
+class CallLog:
+    """Every call the double answered, in order: what `GET /_calls` returns and the tests read,
+    a sequence of records {seq, time, hop, entry, function, call_type, job_name, async_job_id,
+    status, answer, body}. A call costs one tuple here; its record is made when it is read, from
+    the body it was sent (bodies are never changed once sent: the engine's are kept per step,
+    the double's own are new for every forward)."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: list[tuple] = []
+
+    def add(self, when: float, hop: str, entry: bool, function: str, status: int, text: str, body) -> int:
+        """Log one call (the caller holds the double's lock); its seq."""
+        self._calls.append((when, hop, entry, function, status, text, body))
+        return len(self._calls)
+
+    @staticmethod
+    def record(seq: int, call: tuple) -> dict:
+        when, hop, entry, function, status, text, body = call
+        data = body if isinstance(body, dict) else {}
+        return {"seq": seq, "time": when, "hop": hop, "entry": entry, "function": function,
+                "call_type": data.get("call_type") if hop == "intermediate" else None,
+                "job_name": str(data.get("job_name", "")) if hop != "executions" else function,
+                "async_job_id": data.get("async_job_id") if hop == "intermediate" else data.get("job_id"),
+                "status": status, "answer": text, "body": body}
+
+    def records(self) -> list[dict]:
+        return [self.record(seq, call) for seq, call in enumerate(self._calls[:], 1)]
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __iter__(self):
+        return iter(self.records())
+
+    def __getitem__(self, index):
+        calls = self._calls[:]
+        if isinstance(index, slice):
+            return [self.record(seq, calls[seq - 1]) for seq in range(len(calls) + 1)[1:][index]]
+        seq = index + 1 if index >= 0 else len(calls) + index + 1
+        if not 1 <= seq <= len(calls):
+            raise IndexError("call log index out of range")
+        return self.record(seq, calls[seq - 1])
+
+    def clear(self) -> None:
+        self._calls.clear()
+
+    def __repr__(self) -> str:
+        return f"CallLog({len(self._calls)} calls)"
+
+
+# ---------------------------------------------------------------------------------------------
 # The double
 
 
@@ -142,12 +198,16 @@ class AefDouble:
     log_file: Optional[str] = None
     adopt_unknown_jobs: bool = False  # simulator: a job id from an earlier process goes on from now
     sleep: Callable[[float], None] = time.sleep
-    calls: list = field(default_factory=list)
+    calls: CallLog = field(default_factory=CallLog)
     jobs: dict = field(default_factory=dict)  # job id -> _Job
     executions: dict = field(default_factory=dict)  # execution name -> _Execution
     calls_per_job: dict = field(default_factory=dict)  # job name (or workflow id) -> calls at the entry hop
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self._intermediate = Intermediate(self)
+        self._executors = Executors(self)
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -155,44 +215,39 @@ class AefDouble:
         """One call: `path` picks the hop (the intermediate's name, an executor's, or /v1/...)."""
         path = path.split("?", 1)[0]
         if path.startswith("/v1/") and self.role != "intermediate":
-            return self._entry(method, path, body, "executions", path.split("/")[7] if path.count("/") >= 7 else "",
-                               lambda: self._executions(method, path, body))
+            workflow = path.split("/")[7] if path.count("/") >= 7 else ""
+            return self._entry(workflow, body, "executions", workflow, lambda: self._executions(method, path, body))
         if method != "POST":
             return 405, "Method Not Allowed", TEXT
         function = path.rstrip("/").rsplit("/", 1)[-1]
         job = str(body.get("job_name", "")) if isinstance(body, dict) else ""
         if function == self.intermediate_name and self.role != "executors":
-            return self._entry(method, path, body, "intermediate", job, lambda: Intermediate(self).answer(body, forward))
+            return self._entry(function, body, "intermediate", job, lambda: self._intermediate.answer(body, forward))
         if self.role == "intermediate":
             return 404, f"no function {function!r} here (this double plays only the intermediate {self.intermediate_name!r})", TEXT
-        work = lambda: Executors(self).answer(function, body, direct=not forwarded)  # noqa: E731
+        work = lambda: self._executors.answer(function, body, direct=not forwarded)  # noqa: E731
         if forwarded:
             return self._logged("executor", function, body, work, entry=False)
-        return self._entry(method, path, body, "executor", job, work)
+        return self._entry(function, body, "executor", job, work)
 
-    def _entry(self, method: str, path: str, body, hop: str, key: str, work: Callable[[], Answer]) -> Answer:
+    def _entry(self, function: str, body, hop: str, key: str, work: Callable[[], Answer]) -> Answer:
         """A call from outside the double: scripted latency and transient faults apply here."""
-        behaviour = self.behaviour(key)
+        behaviour = self.scenario.behaviour(key)
         if behaviour.latency_ms:
             self.sleep(behaviour.latency_ms / 1000)
         with self.lock:
             number = self.calls_per_job[key] = self.calls_per_job.get(key, 0) + 1
-        function = path.rstrip("/").rsplit("/", 1)[-1] if hop != "executions" else key
-        if number in behaviour.transient:
+        if behaviour.transient and number in behaviour.transient:
             return self._logged(hop, function, body, lambda: (503, "Service Unavailable (scripted transient fault)", TEXT))
         return self._logged(hop, function, body, work)
 
     def _logged(self, hop: str, function: str, body, work: Callable[[], Answer], entry: bool = True) -> Answer:
         status, text, kind = work()
-        data = body if isinstance(body, dict) else {}
         with self.lock:
-            record = {"seq": len(self.calls) + 1, "time": time.time(), "hop": hop, "entry": entry, "function": function,
-                      "call_type": data.get("call_type") if hop == "intermediate" else None,
-                      "job_name": str(data.get("job_name", "")) if hop != "executions" else function,
-                      "async_job_id": data.get("async_job_id") if hop == "intermediate" else data.get("job_id"),
-                      "status": status, "answer": text, "body": body}
-            self.calls.append(record)
+            call = (time.time(), hop, entry, function, status, text, body)
+            seq = self.calls.add(*call)
             if self.log_file:
+                record = CallLog.record(seq, call)
                 with open(self.log_file, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         return status, text, kind

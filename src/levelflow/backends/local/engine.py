@@ -1,12 +1,15 @@
 """The local engine: runs a Plan with the semantics of docs/semantics.md on one machine.
 
 Levels run in order; the threads of a level run concurrently on worker threads (at most
-`max_parallel` at once); the steps of a thread run in order. Every state change is committed
-to the RunStore before the engine goes on, which is what makes `--resume` safe after a crash.
+`max_parallel` at once, kept from level to level: a pool); the steps of a thread run in order.
+Every state change is committed to the RunStore before the engine acts on it (calls an
+executor, waits, or a worker leaves its level), which is what makes `--resume` safe after a
+crash; the changes made between two actions are one commit (store.py says why that is safe).
 Waits go through one stop event, so Ctrl-C / SIGTERM ends every wait at once.
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -15,7 +18,7 @@ from typing import Callable, Optional
 
 from ...plan import SETTLED_OK, Plan, PlanLevel, PlanStep, PlanThread
 from .executors import ExecutorClient, StepError
-from .store import RunStore, StoreError
+from .store import Batch, RunStore, StoreError
 
 STOP_GRACE_SECONDS = 10.0  # after a stop, how long calls in flight may take to return
 
@@ -56,6 +59,49 @@ class Progress:
         self.status[key], self.ended[key] = status, time.time()
 
 
+class WorkerPool:
+    """Worker threads kept across levels. Starting an OS thread costs about as much as a level
+    of short steps (more while other threads hold the interpreter), and a kept thread keeps its
+    HTTP connections alive. Threads are started only when no idle one is left, so there are never
+    more than the most workers a level asked for at once (plus any abandoned after a stop)."""
+
+    def __init__(self, name: str = "levelflow-worker"):
+        self._name = name
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._started = 0
+
+    def submit(self, work: Callable[[], None]) -> threading.Event:
+        """Run `work` on a pool thread; the event is set when it has returned (or raised)."""
+        done = threading.Event()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                self._started += 1
+                threading.Thread(target=self._serve, daemon=True, name=f"{self._name}-{self._started}").start()
+        self._tasks.put((work, done))
+        return done
+
+    def _serve(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            work, done = task
+            try:
+                work()
+            finally:
+                with self._lock:
+                    self._idle += 1  # counted before `done`: the next level reuses this thread
+                done.set()
+
+    def close(self) -> None:
+        """Let every thread end once its current work (if any) has returned."""
+        with self._lock:
+            count = self._started
+        for _ in range(count):
+            self._tasks.put(None)
+
+
 class Engine:
     def __init__(self, plan: Plan, store: RunStore, run_id: str, records: dict[str, StepRecord],
                  client_factory: Callable[[Callable[[float], None]], ExecutorClient], *,
@@ -69,6 +115,8 @@ class Engine:
         self.started_at = time.time()
         self.status = "running"
         self.store_failure: Optional[StoreError] = None  # set: the record cannot be written, stop
+        self.pool = WorkerPool()
+        self._local = threading.local()  # .batch: the worker's changes not committed yet
 
     # -- control --------------------------------------------------------------------------------
 
@@ -76,7 +124,11 @@ class Engine:
         self.stop_event.set()
 
     def sleep(self, seconds: float) -> None:
-        """Wait on the scaled clock; a stop request ends the wait at once."""
+        """Wait on the scaled clock; a stop request ends the wait at once. A worker's changes
+        are committed before it waits (a back-off while starting a job shows the step running)."""
+        batch = getattr(self._local, "batch", None)
+        if batch and seconds > 0:
+            self.store.commit(batch)
         if self.stop_event.wait(max(seconds, 0.0)):
             raise Interrupted()
 
@@ -85,11 +137,14 @@ class Engine:
     def run(self) -> str:
         """Run every level in order; returns and records succeeded, failed or interrupted.
         Raises StoreError when the run record could not be written: the run stopped at once."""
-        for level in self.plan.levels:
-            if self.stop_event.is_set():
-                break
-            if "failed" in self._run_level(level).values():
-                break
+        try:
+            for level in self.plan.levels:
+                if self.stop_event.is_set():
+                    break
+                if "failed" in self._run_level(level).values():
+                    break
+        finally:
+            self.pool.close()
         if self.store_failure is not None:
             self._stop_after_store_failure()
         self._settle_running()
@@ -121,12 +176,9 @@ class Engine:
     def _run_level(self, level: PlanLevel) -> dict[str, str]:
         """Run the level's threads on at most max_parallel workers; thread id -> outcome."""
         self.progress.begin(level.level_id)
-        queue, outcomes = deque(level.threads), dict[str, str]()
-        workers = [threading.Thread(target=self._worker, args=(level, queue, outcomes), daemon=True,
-                                    name=f"levelflow-{level.level_id}-{n}")
-                   for n in range(min(self.max_parallel, len(level.threads)))]
-        for worker in workers:
-            worker.start()
+        threads, outcomes = deque(level.threads), dict[str, str]()
+        workers = [self.pool.submit(lambda: self._worker(level, threads, outcomes))
+                   for _ in range(min(self.max_parallel, len(level.threads)))]
         self._join(workers)
         if "failed" in outcomes.values():
             status = "failed"
@@ -137,55 +189,65 @@ class Engine:
         self.progress.end(level.level_id, status)
         return outcomes
 
-    def _join(self, workers: list[threading.Thread]) -> None:
+    def _join(self, workers: list[threading.Event]) -> None:
         """Wait for the workers; after a stop, give calls in flight a grace period, no more."""
         deadline = None
         for worker in workers:
-            while worker.is_alive():
-                worker.join(0.1)
+            while not worker.wait(0.1):
                 if self.stop_event.is_set():
                     deadline = deadline or time.monotonic() + STOP_GRACE_SECONDS
                     if time.monotonic() > deadline:
                         return
 
-    def _worker(self, level: PlanLevel, queue: deque, outcomes: dict) -> None:
-        while not self.stop_event.is_set():
+    def _worker(self, level: PlanLevel, threads: deque, outcomes: dict) -> None:
+        batch = self._local.batch = Batch()  # committed before the worker's next action
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    thread = threads.popleft()
+                except IndexError:
+                    return
+                key = (level.level_id, thread.thread_id)
+                self.progress.begin(key)
+                try:
+                    outcome = self._run_thread(thread, batch)
+                except StoreError as exc:
+                    outcome = self._store_failed(exc)
+                self.progress.end(key, outcome)
+                outcomes[thread.thread_id] = outcome
+        finally:
             try:
-                thread = queue.popleft()
-            except IndexError:
-                return
-            key = (level.level_id, thread.thread_id)
-            self.progress.begin(key)
-            try:
-                outcome = self._run_thread(thread)
-            except StoreError as exc:  # stop everything: no step or level starts unrecorded
-                self.store_failure = self.store_failure or exc
-                self.stop_event.set()
-                outcome = "interrupted"
-            self.progress.end(key, outcome)
-            outcomes[thread.thread_id] = outcome
+                self.store.commit(batch)  # the worker leaves the level: what it did is on record
+            except StoreError as exc:
+                self._store_failed(exc)
 
-    def _run_thread(self, thread: PlanThread) -> str:
+    def _store_failed(self, exc: StoreError) -> str:
+        """Stop everything: no step or level starts unrecorded."""
+        self.store_failure = self.store_failure or exc
+        self.stop_event.set()
+        return "interrupted"
+
+    def _run_thread(self, thread: PlanThread, batch: Batch) -> str:
         """Steps in order, following NEXT; a failure (not continue-if-fail) ends the thread."""
         steps, path = thread.steps, thread.executed_path()
         for k, n in enumerate(path):
             record = self.records[steps[n].job_id]
-            outcome = "succeeded" if record.status == "succeeded" else self._run_step(record)
+            outcome = "succeeded" if record.status == "succeeded" else self._run_step(record, batch)
             if outcome in ("failed", "interrupted"):
                 return outcome
             following = path[k + 1] if k + 1 < len(path) else len(steps)  # NEXT jumps forward only
             for skipped in steps[n + 1:following]:
-                self._set(self.records[skipped.job_id], "skipped")
+                self._set(self.records[skipped.job_id], "skipped", batch)
         return "succeeded"
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _set(self, record: StepRecord, status: str) -> None:
+    def _set(self, record: StepRecord, status: str, batch: Batch) -> None:
         record.status = status
-        self.store.set_step_status(self.run_id, record.step.job_id, status)
+        self.store.set_step_status(self.run_id, record.step.job_id, status, batch)
         self.on_change(record)
 
-    def _run_step(self, record: StepRecord) -> str:
+    def _run_step(self, record: StepRecord, batch: Batch) -> str:
         """Up to RETRIES + 1 attempts; returns succeeded, failed, continued or interrupted."""
         final_failure = "continued" if record.step.continue_if_fail else "failed"
         budget = record.step.retries + 1
@@ -194,52 +256,67 @@ class Engine:
                 return "interrupted"
             try:
                 if number == 0 and record.reopen:
-                    self._poll_again(record)
+                    self._poll_again(record, batch)
                 else:
-                    self._attempt(record)
+                    self._attempt(record, batch)
             except Interrupted:
-                self._end_attempt(record, "interrupted", None, "interrupted")
+                self._end_attempt(record, "interrupted", None, "interrupted", batch)
                 return "interrupted"
             except StoreError:
                 raise
             except StepError as exc:
                 last = number == budget - 1
-                self._end_attempt(record, "failed", str(exc), final_failure if last else None)
+                self._end_attempt(record, "failed", str(exc), final_failure if last else None, batch)
                 continue
             except Exception as exc:  # a bug or an unexpected library error must not hang the run
-                self._end_attempt(record, "failed", f"unexpected error: {exc!r}", final_failure)
+                self._end_attempt(record, "failed", f"unexpected error: {exc!r}", final_failure, batch)
                 return final_failure
-            self._end_attempt(record, "succeeded", None, "succeeded")
+            self._end_attempt(record, "succeeded", None, "succeeded", batch)
             return "succeeded"
         return final_failure
 
-    def _attempt(self, record: StepRecord) -> None:
+    def _attempt(self, record: StepRecord, batch: Batch) -> None:
         step = record.step
         record.attempts += 1
         record.status, record.async_job_id, record.error, record.polls = "running", None, None, 0
         record.started_at, record.ended_at = time.time(), None
-        self.store.begin_attempt(self.run_id, step.job_id, record.attempts, record.started_at)
+        begun = batch.mark()
+        self.store.begin_attempt(self.run_id, step.job_id, record.attempts, record.started_at, batch)
+        polled = self.client.polls(step)
+        if not polled or not batch.replayable:
+            # A sync call: committed before it, with what came before, so that another process
+            # reading the record sees the step running through a long call. Before starting a
+            # job, only what a resume could not redo (a sync step's end) must be committed first.
+            self.store.commit(batch)
         self.on_change(record)
-        if not self.client.polls(step):
+        if not polled:
             self.client.run_sync(step)
             return
         deadline = time.monotonic() + self._timeout(step)
         job = self.client.start(step)
-        # Committed before the first poll: a resume polls this job instead of starting another.
-        self.store.record_job_id(self.run_id, step.job_id, record.attempts, job)
+        # Committed before the first poll, with the attempt's start (and the previous step's end)
+        # when the start call did not wait: a resume polls this job instead of starting another.
+        # A crash during the start call leaves no job id on record, as before: the resume starts
+        # the step again (a job the lost call may have started is the executor's, as always).
+        if batch.rewind(begun):  # the attempt's start is not on record yet: recorded with its job id
+            self.store.begin_attempt(self.run_id, step.job_id, record.attempts, record.started_at, batch, job)
+        else:
+            self.store.record_job_id(self.run_id, step.job_id, record.attempts, job, batch)
+        self.store.commit(batch)
         record.async_job_id = job
         self.on_change(record)
         self.sleep(step.wait_seconds * self.time_scale)
         self._poll(record, deadline)
 
-    def _poll_again(self, record: StepRecord) -> None:
+    def _poll_again(self, record: StepRecord, batch: Batch) -> None:
         """Resume: poll the job recorded by an earlier process, on its original time-out."""
         assert record.reopen is not None  # only called for a job to poll again
         attempt, started_at = record.reopen
         record.reopen = None
         record.attempts, record.status, record.error, record.polls = attempt, "running", None, 0
         record.started_at, record.ended_at = started_at, None
-        self.store.resume_attempt(self.run_id, record.step.job_id, attempt)
+        self.store.resume_attempt(self.run_id, record.step.job_id, attempt, batch)
+        self.store.commit(batch)
         self.on_change(record)
         elapsed = time.time() - started_at
         self._poll(record, time.monotonic() + self._timeout(record.step) - elapsed)
@@ -262,10 +339,13 @@ class Engine:
             self.sleep(step.wait_seconds * self.time_scale)
 
     def _end_attempt(self, record: StepRecord, attempt_status: str, error: Optional[str],
-                     step_status: Optional[str]) -> None:
+                     step_status: Optional[str], batch: Batch) -> None:
+        """Into the batch: committed before the engine's next action (the next attempt or step)."""
         record.error = error
+        if not self.client.polls(record.step):
+            batch.replayable = False  # a resume would call it again: on record before the next call
         if step_status is not None:
             record.status, record.ended_at = step_status, time.time()
         self.store.end_attempt(self.run_id, record.step.job_id, record.attempts, attempt_status,
-                               record.polls, error, step_status)
+                               record.polls, error, step_status, batch)
         self.on_change(record)

@@ -15,7 +15,9 @@ URL (`<base>/v1`), or the simulator's.
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import http.client
 import json
 import threading
 import time
@@ -29,6 +31,7 @@ from ...protocol import is_loopback
 from ...plan import Plan, PlanStep
 from ...scenario import Scenario
 from ...aef_double import DEFAULT_INTERMEDIATE, AefDouble
+from ...loopback_http import AnswerTimeout, AnswerTooLarge, LoopbackClient
 
 EXECUTIONS_API = "https://workflowexecutions.googleapis.com/v1"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -61,11 +64,75 @@ def needs_id_token(url: str) -> bool:
     return urlsplit(url).scheme == "https" and not is_loopback(url)
 
 
+class LoopbackHttp:
+    """Plain-HTTP calls to this machine (the double, a local functions-framework) over
+    `levelflow.loopback_http`, a kept-alive connection per engine thread and host: `requests`
+    costs several times what the double takes to answer, for what a loopback call needs none of.
+    The rules are those of `http_answer`: the whole call within its time-out, at most
+    MAX_ANSWER_BYTES, no connection (refused, reset, closed without an answer) transient, no
+    answer in time final."""
+
+    def __init__(self):
+        self._client = LoopbackClient()
+
+    def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers, data = {}, None
+        if payload is not None:
+            data = json.dumps(payload).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        try:
+            answer = self._client.call(parts.hostname or "127.0.0.1", parts.port or 80, method, target, data, headers,
+                                       timeout, deadline=time.monotonic() + timeout, max_bytes=MAX_ANSWER_BYTES)
+        except AnswerTooLarge:
+            raise StepError(f"{url} answered more than {MAX_ANSWER_BYTES // 1024:,} KiB; an executor's answer is "
+                            "a job id or a state word") from None
+        except AnswerTimeout as exc:  # a read waited too long, or the whole call took too long
+            if exc.answering:
+                raise StepError(f"{url} did not finish answering within {timeout:g} s (TIMEOUT_SECONDS, the whole call)") from None
+            raise StepError(f"{url} did not answer within {timeout:g} s (TIMEOUT_SECONDS)") from None
+        except (OSError, http.client.RemoteDisconnected) as exc:  # refused, reset, closed without an answer: transient
+            raise ConnectionProblem(f"cannot reach {url}: {exc}") from None
+        except http.client.HTTPException as exc:
+            raise StepError(f"call to {url} failed: {exc!r}") from None
+        return answer.status, answer.body.decode(_charset(answer.headers.get("content-type")), "replace")
+
+
+def _charset(content_type: Optional[str]) -> str:
+    """The answer's encoding as `requests` takes it: the charset it names, ISO-8859-1 for text
+    without one, else UTF-8."""
+    if not content_type:
+        return "utf-8"
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip("'\"")
+            try:
+                return codecs.lookup(charset).name
+            except LookupError:
+                return "utf-8"
+    return "ISO-8859-1" if "text" in content_type else "utf-8"
+
+
+def is_local_http(url: str) -> bool:
+    """A plain-http URL on this machine: called over LoopbackHttp."""
+    return urlsplit(url).scheme == "http" and is_loopback(url)
+
+
 class HttpTransport:
     def __init__(self):
         self._local = threading.local()  # one requests.Session per engine thread
         self._tokens: dict[str, tuple[str, float]] = {}
         self._token_lock = threading.Lock()
+        self._loopback = LoopbackHttp()
+        self._kinds: dict[str, str] = {}  # URL -> "local" | "google" (ID token) | "other"
+
+    def _kind(self, url: str) -> str:
+        kind = self._kinds.get(url)
+        if kind is None:
+            kind = self._kinds[url] = "local" if is_local_http(url) else "google" if needs_id_token(url) else "other"
+        return kind
 
     def _session(self, url: str):
         """One session per engine thread and kind of host; loopback skips proxy settings (and their cost)."""
@@ -97,8 +164,11 @@ class HttpTransport:
             return token
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
+        kind = self._kind(url)
+        if kind == "local":
+            return self._loopback.send("POST", url, body, timeout)
         headers = {"Content-Type": "application/json"}
-        if needs_id_token(url):
+        if kind == "google":
             headers["Authorization"] = f"Bearer {self._id_token(url)}"
         return http_answer(lambda: self._session(url).post(url, data=json.dumps(body), headers=headers, timeout=timeout,
                                                            stream=True), url, timeout)
@@ -157,19 +227,29 @@ def scaled_scenario(scenario: Scenario, time_scale: float) -> Scenario:
                                        "jobs": {name: scaled(b) for name, b in scenario.jobs.items()}})
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 class SimulatedTransport:
     """The AEF double in process: both hops and the Executions API, no sockets."""
 
     def __init__(self, scenario: Scenario, time_scale: float = 1.0, intermediate_name: str = DEFAULT_INTERMEDIATE):
         self.double = AefDouble(scaled_scenario(scenario, time_scale), intermediate_name=intermediate_name,
                                 adopt_unknown_jobs=True)
+        self._paths: dict[str, str] = {}  # URL -> its path: a run calls a handful of URLs
+
+    def _path(self, url: str) -> str:
+        path = self._paths.get(url)
+        if path is None:
+            path = self._paths[url] = urlsplit(url).path
+        return path
 
     def _forward(self, url: str, body: dict) -> tuple[int, str, str]:
-        status, text, _kind = self.double.handle("POST", urlsplit(url).path, body, self._forward, forwarded=True)
-        return status, HTTPStatus(status).phrase, text
+        status, text, _kind = self.double.handle("POST", self._path(url), body, self._forward, forwarded=True)
+        return status, _PHRASES.get(status) or HTTPStatus(status).phrase, text
 
     def post(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
-        status, text, _kind = self.double.handle("POST", urlsplit(url).path, body, self._forward)
+        status, text, _kind = self.double.handle("POST", self._path(url), body, self._forward)
         return status, text
 
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
@@ -184,11 +264,14 @@ class Endpoints:
 
     plan: Plan
     base_url: Optional[str] = None  # --executor-url: replaces https://<region>-<project>.cloudfunctions.net
+    _urls: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # name -> URL, made once
 
     def function(self, name: str) -> str:
-        if self.base_url:
-            return f"{self.base_url.rstrip('/')}/{name}"
-        return self.plan.function_url(name)
+        url = self._urls.get(name)
+        if url is None:
+            url = f"{self.base_url.rstrip('/')}/{name}" if self.base_url else self.plan.function_url(name)
+            self._urls[name] = url
+        return url
 
     @property
     def intermediate(self) -> str:
@@ -233,6 +316,7 @@ class WorkflowExecutionsApi:
     def __init__(self, root: str = EXECUTIONS_API, sender: Optional[SimulatedTransport] = None):
         self.root = root.rstrip("/")
         self.sender = sender  # the simulator answers in process
+        self._loopback = LoopbackHttp() if is_local_http(self.root) else None  # the double under a base URL
         self._local = threading.local()
         self._credentials = None
         self._lock = threading.Lock()
@@ -267,11 +351,20 @@ class WorkflowExecutionsApi:
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
         if self.sender is not None:
             return self.sender.send(method, url, payload, timeout)
+        if self._loopback is not None:
+            return self._loopback.send(method, url, payload, timeout)
         return http_answer(lambda: self._session().request(method, url, json=payload, timeout=timeout, stream=True), url, timeout)
+
+
+BACKOFF_DELAYS = tuple(protocol.backoff_delays())
 
 
 @dataclass
 class ExecutorClient:
+    """The protocol, one step's call at a time. What a step sends never changes during a run
+    (only the job id of a poll), so each body is made once per step and kept; the dicts sent
+    are never changed afterwards (a transport or the double may keep them, as its call log does)."""
+
     transport: Transport
     endpoints: Endpoints
     execution_id: str
@@ -279,21 +372,28 @@ class ExecutorClient:
     arguments: RunArguments
     time_scale: float = 1.0
     executions: WorkflowExecutionsApi = field(default_factory=WorkflowExecutionsApi)
+    _bodies: dict = field(default_factory=dict, init=False, repr=False)  # (call type, JOB_ID) -> (url, body)
 
     def polls(self, step: PlanStep) -> bool:
         """Async steps start a job and poll it; so do workflows steps (an execution)."""
         return step.type in ("async", "workflows")
 
-    def _body(self, call_type: str, step: PlanStep, function_url: str, async_job_id: str | None = None) -> dict:
-        return protocol.request_body(
-            call_type, workflow_name=self.arguments.workflow_name, execution_id=self.execution_id,
-            job_name=step.job_name, function_url_to_call=function_url,
-            query_variables=self.arguments.query_variables, workflow_properties=self.arguments.workflow_properties,
-            step_properties=self.arguments.step_properties(step), async_job_id=async_job_id)
+    def _request(self, call_type: str, step: PlanStep) -> tuple[str, dict]:
+        """The intermediate's URL and the request body of a get_id (or, without its async_job_id, a get_status)."""
+        key = (call_type, step.job_id)
+        request = self._bodies.get(key)
+        if request is None:
+            executor = step.executor if call_type == protocol.GET_ID else step.status_executor
+            request = self._bodies[key] = (self.endpoints.intermediate, protocol.request_body(
+                call_type, workflow_name=self.arguments.workflow_name, execution_id=self.execution_id,
+                job_name=step.job_name, function_url_to_call=self.endpoints.function(_named(executor)),
+                query_variables=self.arguments.query_variables, workflow_properties=self.arguments.workflow_properties,
+                step_properties=self.arguments.step_properties(step)))
+        return request
 
     def _retrying(self, what: str, send: Callable[[], tuple[int, str]]) -> tuple[int, str]:
         """Send, retrying transient faults (429/502/503/504, no connection) with back-off."""
-        delays = protocol.backoff_delays()
+        delays = BACKOFF_DELAYS
         for retry in range(len(delays) + 1):
             try:
                 status, text = send()
@@ -332,8 +432,7 @@ class ExecutorClient:
         """Start a polled step's job; answers its id (for a workflow, the execution's name)."""
         if step.type == "workflows":
             return self._start_execution(step)
-        url = self.endpoints.intermediate
-        body = self._body(protocol.GET_ID, step, self.endpoints.function(_named(step.executor)))
+        url, body = self._request(protocol.GET_ID, step)
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
         if status == 200 and protocol.is_job_id(answer) and len(answer) > MAX_JOB_ID_CHARS:
@@ -348,8 +447,8 @@ class ExecutorClient:
     def is_done(self, step: PlanStep, async_job_id: str) -> bool:
         if step.type == "workflows":
             return self._execution_done(step, async_job_id)
-        url = self.endpoints.intermediate
-        body = self._body(protocol.GET_STATUS, step, self.endpoints.function(_named(step.status_executor)), async_job_id)
+        url, base = self._request(protocol.GET_STATUS, step)
+        body = {**base, "async_job_id": async_job_id}  # last, as protocol.request_body puts it
         status, text = self._call(url, body, step.call_timeout_seconds)
         answer = self._text(text)
         if status == 200 and answer in (protocol.RUNNING, protocol.SUCCESS):
@@ -362,10 +461,12 @@ class ExecutorClient:
         """A sync step: one call of FUNCTION_NAME with the executor's request body; success only
         on a 2xx answer that is a success state word."""
         function = _named(step.executor)
-        url = self.endpoints.function(function)
-        body = protocol.executor_body(workflow_name=self.arguments.workflow_name, job_name=step.job_name,
-                                      query_variables=self.arguments.query_variables,
-                                      properties=self.arguments.step_properties(step))
+        key = ("sync", step.job_id)
+        if key not in self._bodies:
+            self._bodies[key] = (self.endpoints.function(function), protocol.executor_body(
+                workflow_name=self.arguments.workflow_name, job_name=step.job_name,
+                query_variables=self.arguments.query_variables, properties=self.arguments.step_properties(step)))
+        url, body = self._bodies[key]
         status, text = self._retrying("sync call", lambda: self.transport.post(url, body, step.call_timeout_seconds))
         problem = protocol.sync_failure(function, status, text, ANSWER_SHOWN)
         if problem:

@@ -1,8 +1,30 @@
-"""The run record: an embedded SQLite database, written ahead of every state change.
+"""The run record: an embedded SQLite database, written ahead of the engine's actions.
 
-Every change is committed before the engine acts on it (WAL mode), so a process killed with
-SIGKILL leaves a record that `--resume` can trust: a step marked succeeded never runs again,
-and a job whose id was recorded is polled again rather than started twice.
+Every state change is on record before the engine does anything that depends on it (WAL
+mode), so a process killed with SIGKILL leaves a record that `--resume` can trust: a step
+marked succeeded never runs again, and a job whose id was recorded is polled again rather
+than started twice. Commits are few and shared (they are most of the engine's own cost):
+
+- **Batches.** A worker gathers its changes in a `Batch` and commits them in one transaction
+  (`commit(batch)`) before its next action: before a sync call (so another process reading
+  the record sees the step running through a long call, and every earlier step's end), before
+  a wait (a poll's, or a back-off's), before its first poll of a job (with the job id), and
+  when it leaves a level. The end of a step, the steps a NEXT skips and the next attempt's
+  start are so one commit with the job id of that attempt.
+- **The start of an async (or workflows) attempt** is committed with its job id, after the
+  start call returns, when nothing before it needs recording first. A crash during the start
+  call therefore leaves the record as it was before the attempt: the previous step's end, if
+  that step was async, is not on record yet, and neither is the attempt. What a resume does
+  is the same as when the attempt had been recorded without a job id: the previous step's job
+  id is on record, so it is polled again (it answers that it ended: nothing runs twice); the
+  step whose start was cut off is started again, as before (a job the lost call may have
+  started is the executor's: its id never came back). The end of a *sync* step is committed
+  before any later call (`Batch.replayable`), since a resume would call it again. Until the
+  start call returns, another process sees the previous step running and this one pending.
+- **Group commit.** Writes that several engine threads make at the same time go into one
+  transaction: a writer queues its statements, and whichever writer holds the connection
+  commits everything queued so far. Every writer returns only once its statements are
+  committed (or raises StoreError), so sharing a transaction changes nothing it can see.
 
 The `steps` table is a contract with `levelflow graph --run`: `run_id`, `job_id` (the
 definition's JOB_ID) and `status`, one of levelflow.plan.STEP_STATUSES.
@@ -80,12 +102,64 @@ def default_state_path() -> Path:
     return Path(user_data_dir("levelflow", appauthor=False)) / "runs.db"
 
 
+Statement = tuple[str, tuple]
+
+
+class _Queued:
+    """One writer's statements waiting for a transaction (see RunStore._write)."""
+
+    __slots__ = ("statements", "done", "error")
+
+    def __init__(self, statements: list[Statement]):
+        self.statements = statements
+        self.done = False
+        self.error: Optional[str] = None
+
+
+# SQLite copies the WAL into the database (and syncs both files) inside the commit that finds
+# this many pages in it: 1,000 by default, every 250 or so of the engine's commits. A run's
+# commits rewrite the same few pages over and over, so a checkpoint's cost hardly grows with
+# the WAL: 4,000 pages (16 MiB at most) make it a quarter as often, for the same work each time.
+# A killed process loses nothing either way: the WAL holds every commit.
+WAL_CHECKPOINT_PAGES = 4000
+
+
+class Batch:
+    """Changes one engine thread made since its last action, committed together by
+    RunStore.commit just before its next one (see the module's docstring)."""
+
+    __slots__ = ("statements", "replayable", "commits")
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        # True while a resume could redo everything here by polling recorded jobs; the end of a
+        # sync call makes it False: that must be on record before anything else is called.
+        self.replayable = True
+        self.commits = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.statements)
+
+    def mark(self) -> tuple[int, int]:
+        return self.commits, len(self.statements)
+
+    def rewind(self, mark: tuple[int, int]) -> bool:
+        """Drop what was added since `mark`, when nothing was committed meanwhile; True if done."""
+        if mark[0] != self.commits:
+            return False
+        del self.statements[mark[1]:]
+        return True
+
+
 class RunStore:
-    """One connection shared by the engine's threads; every write is its own transaction."""
+    """One connection shared by the engine's threads; writes made at the same time share a
+    transaction (group commit); a writer returns once its own statements are committed."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection: held by the one writer committing, or a reader
+        self._queue: list[_Queued] = []  # statements waiting for the next transaction
+        self._queue_lock = threading.Lock()
         self._closed = False
         self._refuse_foreign_database()
         try:
@@ -98,7 +172,9 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process in WAL mode; only power loss can drop the tail.
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.executescript(SCHEMA)
+            self._cursor = self._db.cursor()  # the writes' (Connection.execute makes a cursor every time)
         except sqlite3.Error as exc:
             self._db.close()
             raise LevelflowError([Problem(str(self.path), f"cannot use this file as the run record (SQLite: {exc}); "
@@ -133,27 +209,55 @@ class RunStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._db.close()
+            self._db.close()  # the last connection to close checkpoints the whole WAL and removes it
 
-    def _write(self, statements: Iterable[tuple[str, tuple]]) -> None:
-        """One transaction; a write that fails (locked past LOCK_WAIT_SECONDS, disk full, read-only)
-        raises StoreError, which stops the run: nothing may happen that the record does not hold."""
+    def _write(self, statements: Iterable[Statement], batch: Optional[Batch] = None) -> None:
+        """Commit `statements` (in one transaction, maybe shared with other threads' writes), or
+        with a `batch` only add them to it, for `commit(batch)` before the engine's next action.
+        A write that fails (locked past LOCK_WAIT_SECONDS, disk full, read-only) raises
+        StoreError, which stops the run: nothing may happen that the record does not hold."""
+        if batch is not None:
+            batch.statements.extend(statements)
+            return
+        queued = _Queued(list(statements))
+        with self._queue_lock:
+            self._queue.append(queued)
         with self._lock:
-            if self._closed:  # a worker abandoned after a stop's grace period: the run is over
-                return
+            if not queued.done:  # no other writer took it into its transaction meanwhile: commit all queued
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                error = self._transaction([statement for member in group for statement in member.statements])
+                for member in group:
+                    member.done, member.error = True, error
+        if queued.error is not None:
+            raise StoreError([Problem(str(self.path), queued.error)]) from None
+
+    def commit(self, batch: Batch) -> None:
+        """Commit the changes gathered in `batch` (emptied first: a failed commit is not retried)."""
+        statements, batch.statements, batch.replayable = batch.statements, [], True
+        batch.commits += 1
+        if statements:
+            self._write(statements)
+
+    def _transaction(self, statements: list[Statement]) -> Optional[str]:
+        """Run `statements` as one transaction (the caller holds the connection); why it failed, or None."""
+        if self._closed:  # a worker abandoned after a stop's grace period: the run is over
+            return None
+        cursor = self._cursor
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, args in statements:
-                        self._db.execute(sql, args)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError([Problem(str(self.path), f"the run record could not be written (SQLite: {exc}); "
-                                                          "the run stopped; once the cause is gone, continue it with --resume")]) from None
+                for sql, args in statements:
+                    cursor.execute(sql, args)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            return (f"the run record could not be written (SQLite: {exc}); "
+                    "the run stopped; once the cause is gone, continue it with --resume")
+        return None
 
     def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -164,7 +268,7 @@ class RunStore:
     def create_run(self, run_id: str, pipeline: str, source: str | None, executor: str,
                    structure: list, arguments: dict, steps: list[dict]) -> None:
         now = time.time()
-        statements: list[tuple[str, tuple]] = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, arguments, pid, "
+        statements: list[Statement] = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, arguments, pid, "
                        "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                        (run_id, pipeline, source, executor, json.dumps(structure), json.dumps(arguments),
                         os.getpid(), now))]
@@ -202,44 +306,48 @@ class RunStore:
         return [dict(row) for row in self._read(
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,))]
 
-    def set_step_status(self, run_id: str, job_id: str, status: str) -> None:
-        self._write([("UPDATE steps SET status = ? WHERE run_id = ? AND job_id = ?", (status, run_id, job_id))])
+    # The engine's per-step writes take a `batch` (see _write): committed with its next action.
 
-    def begin_attempt(self, run_id: str, job_id: str, attempt: int, started_at: float) -> None:
+    def set_step_status(self, run_id: str, job_id: str, status: str, batch: Optional[Batch] = None) -> None:
+        self._write([("UPDATE steps SET status = ? WHERE run_id = ? AND job_id = ?", (status, run_id, job_id))], batch)
+
+    def begin_attempt(self, run_id: str, job_id: str, attempt: int, started_at: float, batch: Optional[Batch] = None,
+                      async_job_id: Optional[str] = None) -> None:
+        """A new attempt, running; with its job id when the start call had answered before it was committed."""
         self._write([
-            ("UPDATE steps SET status = 'running', attempts = ?, async_job_id = NULL, error = NULL, "
+            ("UPDATE steps SET status = 'running', attempts = ?, async_job_id = ?, error = NULL, "
              "started_at = ?, ended_at = NULL WHERE run_id = ? AND job_id = ?",
-             (attempt, started_at, run_id, job_id)),
-            ("INSERT INTO attempts (run_id, job_id, attempt, status, started_at) VALUES (?, ?, ?, 'running', ?)",
-             (run_id, job_id, attempt, started_at)),
-        ])
+             (attempt, async_job_id, started_at, run_id, job_id)),
+            ("INSERT INTO attempts (run_id, job_id, attempt, status, async_job_id, started_at) VALUES (?, ?, ?, 'running', ?, ?)",
+             (run_id, job_id, attempt, async_job_id, started_at)),
+        ], batch)
 
-    def record_job_id(self, run_id: str, job_id: str, attempt: int, async_job_id: str) -> None:
+    def record_job_id(self, run_id: str, job_id: str, attempt: int, async_job_id: str, batch: Optional[Batch] = None) -> None:
         self._write([
             ("UPDATE steps SET async_job_id = ? WHERE run_id = ? AND job_id = ?", (async_job_id, run_id, job_id)),
             ("UPDATE attempts SET async_job_id = ? WHERE run_id = ? AND job_id = ? AND attempt = ?",
              (async_job_id, run_id, job_id, attempt)),
-        ])
+        ], batch)
 
-    def resume_attempt(self, run_id: str, job_id: str, attempt: int) -> None:
+    def resume_attempt(self, run_id: str, job_id: str, attempt: int, batch: Optional[Batch] = None) -> None:
         """A job left running (or interrupted) is polled again under its original attempt."""
         self._write([
             ("UPDATE steps SET status = 'running', ended_at = NULL WHERE run_id = ? AND job_id = ?", (run_id, job_id)),
             ("UPDATE attempts SET status = 'running', ended_at = NULL WHERE run_id = ? AND job_id = ? AND attempt = ?",
              (run_id, job_id, attempt)),
-        ])
+        ], batch)
 
     def end_attempt(self, run_id: str, job_id: str, attempt: int, status: str, polls: int,
-                    error: str | None, step_status: str | None) -> None:
+                    error: str | None, step_status: str | None, batch: Optional[Batch] = None) -> None:
         """Close an attempt; `step_status` also settles the step (None: another attempt follows)."""
         now = time.time()
-        statements: list[tuple[str, tuple]] = [("UPDATE attempts SET status = ?, polls = polls + ?, error = ?, ended_at = ? "
+        statements: list[Statement] = [("UPDATE attempts SET status = ?, polls = polls + ?, error = ?, ended_at = ? "
                        "WHERE run_id = ? AND job_id = ? AND attempt = ?",
                        (status, polls, error, now, run_id, job_id, attempt))]
         if step_status is not None:
             statements.append(("UPDATE steps SET status = ?, error = ?, ended_at = ? WHERE run_id = ? AND job_id = ?",
                                (step_status, error, now, run_id, job_id)))
-        self._write(statements)
+        self._write(statements, batch)
 
     def interrupt_running(self, run_id: str) -> None:
         """Steps still marked running when the engine stops are recorded as interrupted."""
