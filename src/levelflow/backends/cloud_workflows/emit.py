@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-import yaml
 
 LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 # Names such as job ids, which PyYAML writes plain in every context unless its resolver reads them
@@ -205,9 +204,4 @@ def dumps(doc: dict, dump: Callable[[Any], str], emitter: "Emitter | None" = Non
         return dump(doc)
 
 
-def same_as_pyyaml(doc: dict, dump: Callable[[Any], str]) -> bool:
-    """For tests: the fast writer's text is PyYAML's."""
-    return Emitter(Scalars(dump)).document(doc) == dump(doc)
-
-
-__all__ = ["Emitter", "FlowMap", "Scalars", "Unsupported", "dumps", "same_as_pyyaml", "yaml"]
+__all__ = ["Emitter", "FlowMap", "Scalars", "Unsupported", "dumps"]
