@@ -143,7 +143,10 @@ def has_failing_word(text: str) -> bool:
     """True when the intermediate would fail an answer holding `text` (it contains "error" or
     "exception", in any case)."""
     lowered = text.lower()
-    return any(word in lowered for word in FAILING_WORDS)
+    for word in FAILING_WORDS:
+        if word in lowered:
+            return True
+    return False
 
 
 def error_dict(text: str) -> Optional[dict]:
