@@ -206,8 +206,8 @@ class AefDouble:
     counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
-        self._intermediate = Intermediate(self)
-        self._executors = Executors(self)
+        self._answer_intermediate = Intermediate(self).answer  # made once: a call allocates no closures
+        self._answer_executor = Executors(self).answer
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -216,21 +216,20 @@ class AefDouble:
         path = path.split("?", 1)[0]
         if path.startswith("/v1/") and self.role != "intermediate":
             workflow = path.split("/")[7] if path.count("/") >= 7 else ""
-            return self._entry(workflow, body, "executions", workflow, lambda: self._executions(method, path, body))
+            return self._entry(workflow, body, "executions", workflow, self._executions, (method, path, body))
         if method != "POST":
             return 405, "Method Not Allowed", TEXT
         function = path.rstrip("/").rsplit("/", 1)[-1]
         job = str(body.get("job_name", "")) if isinstance(body, dict) else ""
         if function == self.intermediate_name and self.role != "executors":
-            return self._entry(function, body, "intermediate", job, lambda: self._intermediate.answer(body, forward))
+            return self._entry(function, body, "intermediate", job, self._answer_intermediate, (body, forward))
         if self.role == "intermediate":
             return 404, f"no function {function!r} here (this double plays only the intermediate {self.intermediate_name!r})", TEXT
-        work = lambda: self._executors.answer(function, body, direct=not forwarded)  # noqa: E731
         if forwarded:
-            return self._logged("executor", function, body, work, entry=False)
-        return self._entry(function, body, "executor", job, work)
+            return self._logged("executor", function, body, self._answer_executor, (function, body, False), entry=False)
+        return self._entry(function, body, "executor", job, self._answer_executor, (function, body, True))
 
-    def _entry(self, function: str, body, hop: str, key: str, work: Callable[[], Answer]) -> Answer:
+    def _entry(self, function: str, body, hop: str, key: str, work: Callable[..., Answer], args: tuple) -> Answer:
         """A call from outside the double: scripted latency and transient faults apply here."""
         behaviour = self.scenario.behaviour(key)
         if behaviour.latency_ms:
@@ -238,11 +237,11 @@ class AefDouble:
         with self.lock:
             number = self.calls_per_job[key] = self.calls_per_job.get(key, 0) + 1
         if behaviour.transient and number in behaviour.transient:
-            return self._logged(hop, function, body, lambda: (503, "Service Unavailable (scripted transient fault)", TEXT))
-        return self._logged(hop, function, body, work)
+            return self._logged(hop, function, body, _transient_fault, ())
+        return self._logged(hop, function, body, work, args)
 
-    def _logged(self, hop: str, function: str, body, work: Callable[[], Answer], entry: bool = True) -> Answer:
-        status, text, kind = work()
+    def _logged(self, hop: str, function: str, body, work: Callable[..., Answer], args: tuple, entry: bool = True) -> Answer:
+        status, text, kind = work(*args)
         with self.lock:
             call = (time.time(), hop, entry, function, status, text, body)
             seq = self.calls.add(*call)
@@ -331,6 +330,10 @@ class AefDouble:
             view["error"] = {"payload": json.dumps({"message": f"execution of {execution.workflow} failed (scripted)"}),
                              "context": "RuntimeError"}
         return view
+
+
+def _transient_fault() -> Answer:
+    return 503, "Service Unavailable (scripted transient fault)", TEXT
 
 
 def _api_error(code: int, message: str, status: str) -> Answer:

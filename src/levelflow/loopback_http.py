@@ -96,7 +96,8 @@ class LoopbackClient:
         if connection is not None and connection.idle_and_closed():
             connection.close()
             connection = None
-        head = [f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"]
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address in brackets
+        head = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n"]
         head += [f"{name}: {value}\r\n" for name, value in headers.items()]
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body or b'')}\r\n")

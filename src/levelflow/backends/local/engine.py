@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -89,6 +90,8 @@ class WorkerPool:
             work, done = task
             try:
                 work()
+            except Exception:  # a bug: reported as an ended thread's would be; the thread serves on
+                traceback.print_exc()
             finally:
                 with self._lock:
                     self._idle += 1  # counted before `done`: the next level reuses this thread
