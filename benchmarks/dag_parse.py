@@ -11,7 +11,10 @@ operators mode (a job_params task plus a deferrable Dataflow operator per step),
 owner), the same level and thread task groups, one PythonOperator per step (functions mode's
 tasks), a `done` EmptyOperator per level that waits for the end of each thread, each thread's
 first step waiting for the previous level's `done` (levelflow's functions-mode DAG, task for
-task and dependency for dependency).
+task and dependency for dependency). Two more dag-factory pipelines on request:
+`dag-factory-operators`, levelflow's operators-mode DAG (per step a job_params PythonOperator,
+then the Dataflow operator with the same arguments), and `dag-factory-bare`, the functions-mode
+one without the DAG's params.
 
 Each DAG file is parsed by a DagBag in a fresh process of the Airflow environment, with no
 bytecode cache (as on the first parse of a new file); the figure is the DagBag's own per-file
@@ -48,7 +51,7 @@ from levelflow.backends import GenerateOptions  # noqa: E402
 DAG_FACTORY = "dag-factory==1.1.0"
 IMPORT_TIMEOUT = 30  # Airflow's default dagbag_import_timeout, seconds
 LEVELS, STEPS_PER_THREAD = 10, 10
-VARIANTS = ("functions", "operators", "dag-factory", "dag-factory-bare")
+VARIANTS = ("functions", "operators", "dag-factory", "dag-factory-operators", "dag-factory-bare")
 DEFAULT_VARIANTS = VARIANTS[:3]
 DAG_PARAMS = {"workflow_name": "", "start_date": "", "end_date": "", "workflow_properties": {}}  # as levelflow's DAG
 
@@ -88,34 +91,46 @@ def definition(name: str, steps: int) -> dict:
         for li in range(levels)]}
 
 
-def dag_factory_yaml(name: str, steps: int, params: bool = True) -> dict:
-    """The pipeline as levelflow's functions-mode DAG, for dag-factory (module docstring);
-    without the DAG's params when not `params` (the dag-factory-bare variant)."""
+def dag_factory_yaml(name: str, steps: int, variant: str = "dag-factory") -> dict:
+    """The pipeline for dag-factory (module docstring): levelflow's functions-mode DAG, or its
+    operators-mode DAG (dag-factory-operators: a job_params PythonOperator then the Dataflow
+    operator per step, with the same arguments), or the functions-mode DAG without the DAG's
+    params (dag-factory-bare)."""
     levels, threads, per_thread = shape(steps)
     groups, tasks = {}, {}
     python = "airflow.providers.standard.operators.python.PythonOperator"
+    dataflow = "airflow.providers.google.cloud.operators.dataflow.DataflowStartFlexTemplateOperator"
     for li in range(levels):
         groups[f"level_{li}"] = {}
         ends = []
         for ti in range(threads):
             group = f"level_{li}_thread_{ti}"
             groups[group] = {"parent_group_name": f"level_{li}"}
+            last = f"done_{li - 1}" if li else None
             for si in range(per_thread):
-                task = {"operator": python, "python_callable": "json.dumps", "op_args": [f"job_{li}_{ti}_{si}"],
-                        "task_group_name": group}
-                if si:
-                    task["dependencies"] = [f"job_{li}_{ti}_{si - 1}"]
-                elif li:
-                    task["dependencies"] = [f"done_{li - 1}"]
-                tasks[f"job_{li}_{ti}_{si}"] = task
-            ends.append(f"job_{li}_{ti}_{per_thread - 1}")
+                job = f"job_{li}_{ti}_{si}"
+                step = [(job, {"operator": python, "python_callable": "json.dumps", "op_args": [job]})]
+                if variant == "dag-factory-operators":
+                    step = [(f"{job}_job_params", step[0][1]), (f"{job}_run", {
+                        "operator": dataflow, "project_id": "{{ job_param(ti, 'project_id') }}",
+                        "location": "{{ job_param(ti, 'location') }}", "body": "{{ job_param(ti, 'body') }}",
+                        "deferrable": True, "poll_sleep": 30})]
+                for task_name, task in step:
+                    task.update(task_group_name=group, retries=0)
+                    if last:
+                        task["dependencies"] = [last]
+                    tasks[task_name] = task
+                    last = task_name
+            ends.append(last)
         tasks[f"done_{li}"] = {"operator": "airflow.providers.standard.operators.empty.EmptyOperator",
                                "task_group_name": f"level_{li}", "dependencies": ends}
     dag = {"default_args": {"owner": "levelflow", "start_date": "2024-01-01"}, "schedule": None,
            "catchup": False, "params": DAG_PARAMS, "tags": ["levelflow", "functions"],
            "render_template_as_native_obj": True, "task_groups": groups, "tasks": tasks}
-    if not params:
+    if variant == "dag-factory-bare":
         del dag["params"]
+    if variant == "dag-factory-operators":
+        dag["tags"] = ["levelflow", "operators"]
     return {name: dag}
 
 
@@ -144,7 +159,7 @@ def write_variant(work: Path, steps: int, variant: str, params: Path) -> tuple[P
     folder.mkdir(parents=True)
     name = f"bench_{steps}"
     if variant.startswith("dag-factory"):
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(dag_factory_yaml(name, steps, variant == "dag-factory")))
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(dag_factory_yaml(name, steps, variant)))
         (folder / f"{name}.py").write_text(
             "# airflow DAG built by dag-factory\nfrom pathlib import Path\n"
             "from dagfactory import load_yaml_dags\n\n"
@@ -163,7 +178,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure (median)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS),
-                        help="dag-factory-bare: the dag-factory pipeline without the DAG's params (not a default)")
+                        help="dag-factory-operators: operators mode's DAG built by dag-factory; dag-factory-bare: "
+                             "functions mode's without the DAG's params (neither is a default)")
     args = parser.parse_args()
     python = args.airflow_venv / "bin" / "python"
     params = ROOT / "examples" / "platform-parameters-dev.json"
@@ -200,16 +216,17 @@ def print_tables(rows: list[dict], variants: list[str], repeat: int) -> None:
     print(f"\nDagBag parse time (s), median of {repeat} fresh processes; in brackets the process's CPU time "
           f"(s); ratio = levelflow / dag-factory; * = over Airflow's {IMPORT_TIMEOUT} s import time-out")
     head = ["steps", "levels x threads x steps"] + [f"{v} (tasks)" for v in variants]
-    if base:
-        head += [f"{v} / dag-factory" for v in made]
+    pairs = [(v, base) for v in made if base]
+    if "operators" in variants and "dag-factory-operators" in variants:
+        pairs.append(("operators", "dag-factory-operators"))
+    head += [f"{v} / {b}" for v, b in pairs]
     lines = [head]
     for row in rows:
         cells = [f"{row['steps']:,}", row["shape"]]
         for v in variants:
             flag = "*" if row[v]["seconds"] > IMPORT_TIMEOUT else ""
             cells.append(f"{row[v]['seconds']:.2f}{flag} [{row[v]['cpu']:.2f}] ({row[v]['tasks']:,})")
-        if base:
-            cells += [f"{row[v]['seconds'] / row[base]['seconds']:.2f} [{row[v]['cpu'] / row[base]['cpu']:.2f}]" for v in made]
+        cells += [f"{row[v]['seconds'] / row[b]['seconds']:.2f} [{row[v]['cpu'] / row[b]['cpu']:.2f}]" for v, b in pairs]
         lines.append(cells)
     _table(lines)
     if made:
