@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from levelflow import LevelflowError
+from levelflow import limits
 from levelflow.limits import check_values
 from levelflow.loader import UNSURE, _located_document, fast_json, fast_yaml, load_document
 from levelflow.validate import validate_pipeline
@@ -52,6 +53,14 @@ def test_the_fast_parsers_vouch_only_for_what_the_located_readers_read_alike(tex
         same_reading(text, is_yaml)
     except UnicodeEncodeError:  # a lone surrogate cannot be written to a file, nor read from one
         pass
+
+
+@settings(max_examples=1000, deadline=None)
+@given(values, st.integers(min_value=0, max_value=70))
+def test_the_bounds_are_decided_alike_with_and_without_paths(value, depth):
+    for _ in range(depth):
+        value = [value] if depth % 2 else {"k": value}
+    assert limits._within_bounds(value) == (next(limits._problems(value, ()), None) is None)
 
 
 def test_a_valid_file_is_read_once_and_its_positions_only_for_a_problem(tmp_path):

@@ -1,6 +1,6 @@
-"""The YAML readers of loader.py (PyYAML is imported only when a YAML file is read): the
-position-recording one, and the fast one (libyaml), which vouches only for a file the first
-reads alike (see loader.py)."""
+"""The YAML readers of loader.py, in their own module so that PyYAML is imported only for YAML
+files: the position-recording reader (PyYAML's own Python reader, which alone decides what is
+valid), and the fast one (libyaml), which vouches only for files the first reads alike."""
 from __future__ import annotations
 
 import re
