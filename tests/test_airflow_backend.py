@@ -91,12 +91,12 @@ def test_user_text_never_reaches_code_positions(write_json, tmp_path):
 def test_any_text_stays_in_the_data_literal(texts):
     """Whatever the description, step properties and job parameters hold, the code is the same."""
     from levelflow.backends.composer.compiler import generate_files
-    from levelflow.model import Pipeline
+    from levelflow.model import pipeline_from
 
     def text_for(description, prop):
         definition = pipeline([[[composer_step("a", STEP_PROPERTIES={"k": prop, prop: [prop]})]]],
                               engine="composer", description=description, name="same")
-        plan = levelflow.build_plan(Pipeline.model_validate(definition), levelflow.load_params(PARAMS))
+        plan = levelflow.build_plan(pipeline_from(definition), levelflow.load_params(PARAMS))
         return generate_files(plan, OPERATORS)["same.py"]
 
     baseline = code_outside_literal(text_for("x", "y"))

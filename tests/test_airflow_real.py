@@ -197,12 +197,12 @@ def test_plan_figures_tell_the_dags_task_ids(parsed):
     """`levelflow plan`'s longest task id is the longest id of the DAG (in operators mode, whose
     ids are the longer; functions mode when the executors are not operators mode's)."""
     from levelflow import report
-    from levelflow.model import Pipeline
+    from levelflow.model import pipeline_from
 
     version, result, cases = parsed
     params = levelflow.load_params(EXAMPLES / "platform-parameters-dev.json")
     for dag_id, (definition, mode) in cases.items():
-        plan = levelflow.build_plan(Pipeline.model_validate(definition), params)
+        plan = levelflow.build_plan(pipeline_from(definition), params)
         figures = {figure["name"]: figure for figure in report.build_report(plan)["limits"]}
         longest = max(result["dags"][dag_id]["tasks"], key=len)
         if mode == "operators" or dag_id.startswith("shape_functions"):

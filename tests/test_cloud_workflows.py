@@ -30,7 +30,7 @@ def script(stub, default=None, **jobs):
 
 
 def params_for(stub) -> PlatformParams:
-    return PlatformParams.model_validate({**load_params(PARAMS).model_dump(), "pFunctionsBaseUrl": stub.url})
+    return PlatformParams.from_mapping({**load_params(PARAMS).as_mapping(), "pFunctionsBaseUrl": stub.url})
 
 
 @pytest.fixture
@@ -333,7 +333,7 @@ def test_generated_http_calls_use_oidc_on_https_only_and_literal_timeouts(stub, 
     assert [("auth" in b["args"], b["args"]["timeout"]) for b in branches(compile_def(definition))] == [(False, 120), (False, 1800)]
     # plain http to another host is refused when the parameters are read (docs/limits.md)
     with pytest.raises(ValueError, match="plain http to a loopback address"):
-        PlatformParams.model_validate({**load_params(PARAMS).model_dump(), "pFunctionsBaseUrl": "http://evil.example"})
+        PlatformParams.from_mapping({**load_params(PARAMS).as_mapping(), "pFunctionsBaseUrl": "http://evil.example"})
 
 
 # --- limits, size, splitting ----------------------------------------------------------------
@@ -419,7 +419,7 @@ def test_every_generated_file_is_schema_valid_and_deterministic(compile_def):
 
 
 def test_both_yaml_emitters_write_the_same_bytes(compile_def):
-    if "libyaml" not in cw.DUMPERS:
+    if "libyaml" not in cw._dumpers():
         pytest.skip("PyYAML without libyaml")
     plan_files = compile_def(pipeline([[[step("H", STEP_PROPERTIES={**HOSTILE, "num": "1e5", "hex": "0x1F", "yes": "yes"})]]]))
     doc = yaml.safe_load(next(iter(plan_files.values())))

@@ -26,7 +26,7 @@ def stub():
 
 
 def params_for(stub):
-    return PlatformParams.model_validate({**load_params(PARAMS).model_dump(), "pFunctionsBaseUrl": stub.url})
+    return PlatformParams.from_mapping({**load_params(PARAMS).as_mapping(), "pFunctionsBaseUrl": stub.url})
 
 
 def compile_at(tmp_path, definition, params, name="pipe"):

@@ -15,7 +15,7 @@ from .cli_local import register as register_local_commands
 from .errors import LevelflowError
 from .scaffold import SCAFFOLD_ENGINES
 
-# Each command imports what it needs (the API, pydantic's models, an engine) when it runs, so
+# Each command imports what it needs (the API, an engine, the local engine's pydantic scenario) when it runs, so
 # that `levelflow --help` or a small `validate` starts fast.
 
 

@@ -3,16 +3,21 @@
 Field types accept what the established AEF files contain (numbers written as strings,
 `"True"` flags, `STEP_PROPERTIES` as a JSON string) and normalise it, so that every later
 stage sees one clean shape. Messages say what is expected, because users read them.
+
+Each object of the format is a record (an immutable NamedTuple) with a table of its keys: what
+each accepts, its default and its JSON Schema. `read` checks a loaded document against the
+tables, reporting every problem at once; `levelflow schema` is written from the same tables.
+The reader is plain Python rather than pydantic because every command starts by reading a
+definition: pydantic's import and model building cost about 0.15 s per process, several
+times the rest of `levelflow validate` on a small file (docs/limits.md, start-up).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-from typing import Annotated, Any, Callable, Optional
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
-from pydantic_core import PydanticCustomError
+import difflib
+from typing import Any, Callable, NamedTuple, Optional
 
 from .limits import MAX_DEPTH, check_values, text_depth
 from .protocol import is_loopback
@@ -29,8 +34,12 @@ _WHOLE_TEXT = re.compile(r"[+-]?\d+")
 _CRON_TEXT = re.compile(r"[0-9A-Za-z*/,\- ]+")
 
 
-def _fail(message: str) -> PydanticCustomError:
-    return PydanticCustomError("levelflow", message)
+class Invalid(ValueError):
+    """A value a key does not accept; the message says what is expected."""
+
+
+def _fail(message: str) -> Invalid:
+    return Invalid(message)
 
 
 def _remembered(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -49,6 +58,7 @@ def _remembered(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
                 accepted[value] = result
         return result
 
+    remembered_check.accepted = accepted  # type: ignore[attr-defined]  # the reader looks texts up itself
     return remembered_check
 
 
@@ -83,7 +93,7 @@ def _ranged(*, whole: bool, what: str, low: float, high: float | None = None, lo
         too_low = number <= low if low_open else number < low
         if too_low or (high is not None and number > high):
             raise _fail(f"{what}, got {shown(value)}")
-        return number
+        return number if whole else float(number)  # minutes are floats however written: 12 -> 12.0
 
     return _remembered(check)
 
@@ -184,140 +194,242 @@ def _schedule(value: Any) -> str:
     raise _fail(f"must be a 5-field cron expression or one of {', '.join(presets)}, got {shown(value)}")
 
 
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(f"must be a string, got {shown(value)}")
+    return value
+
+
+# --- keys and records ----------------------------------------------------------------------
+
 _NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*$"}]}
 _WHOLE_OR_TEXT = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*\d+\s*$"}]}
 _ID_SCHEMA = {"anyOf": [{"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH}, {"type": "integer", "minimum": 0}]}
 _FLAG_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["True", "true", "False", "false", "yes", "no", "1", "0", ""]}]}
-
-Identifier = Annotated[str, BeforeValidator(_identifier), WithJsonSchema(_ID_SCHEMA)]
-JobName = Annotated[
-    str, BeforeValidator(_job_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH})
-]
-ExecutorName = Annotated[
-    str,
-    BeforeValidator(_pattern(EXECUTOR_PATTERN, "an executor (function) name: a letter, then up to 62 letters, digits, '_' or '-'")),
-    WithJsonSchema({"type": "string", "pattern": EXECUTOR_PATTERN}),
-]
-WorkflowId = Annotated[
-    str,
-    BeforeValidator(
-        _pattern(WORKFLOW_ID_PATTERN, "a workflow id: a letter, then up to 63 letters, digits, '_' or '-', ending with a letter or digit")
-    ),
-    WithJsonSchema({"type": "string", "pattern": WORKFLOW_ID_PATTERN}),
-]
-WaitSeconds = Annotated[
-    int,
-    BeforeValidator(_ranged(whole=True, low=1, what="must be a whole number of seconds >= 1")),
-    WithJsonSchema({**_WHOLE_OR_TEXT, "description": "seconds between two status polls (>= 1)"}),
-]
-TimeoutMinutes = Annotated[
-    float,
-    BeforeValidator(
-        _ranged(whole=False, low=0, low_open=True, high=525600, what="must be a number of minutes > 0 (at most 525600, one year)")
-    ),
-    WithJsonSchema(_NUMBER_OR_TEXT),
-]
-CallTimeout = Annotated[
-    int,
-    BeforeValidator(
-        _ranged(whole=True, low=1, high=1800, what="must be a whole number of seconds from 1 to 1800 (the Cloud Workflows HTTP limit)")
-    ),
-    WithJsonSchema(_WHOLE_OR_TEXT),
-]
-Retries = Annotated[
-    int,
-    BeforeValidator(_ranged(whole=True, low=0, high=10, what="must be a whole number of retries from 0 to 10")),
-    WithJsonSchema(_WHOLE_OR_TEXT),
-]
-EstimatedMinutes = Annotated[
-    float,
-    BeforeValidator(_ranged(whole=False, low=0, low_open=False, high=525600, what="must be a number of minutes >= 0")),
-    WithJsonSchema(_NUMBER_OR_TEXT),
-]
-Flag = Annotated[bool, BeforeValidator(_remembered(_flag)), WithJsonSchema(_FLAG_SCHEMA)]
-JsonObject = Annotated[dict, BeforeValidator(_json_object), WithJsonSchema({"anyOf": [{"type": "object"}, {"type": "string"}]})]
-Engine = Annotated[str, BeforeValidator(_engine), WithJsonSchema({})]  # schema.py adds the registered engines
-StepType = Annotated[str, BeforeValidator(_remembered(_step_type)), WithJsonSchema({"enum": list(STEP_TYPES)})]
-Schedule = Annotated[
-    str,
-    BeforeValidator(_schedule),
-    WithJsonSchema({"type": "string", "description": "5-field cron expression or an Airflow preset such as @daily"}),
-]
+_EXECUTOR_SCHEMA = {"type": "string", "pattern": EXECUTOR_PATTERN}
+_EXECUTOR = _pattern(EXECUTOR_PATTERN, "an executor (function) name: a letter, then up to 62 letters, digits, '_' or '-'")
+_WORKFLOW_ID = _pattern(WORKFLOW_ID_PATTERN,
+                        "a workflow id: a letter, then up to 63 letters, digits, '_' or '-', ending with a letter or digit")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+class Key(NamedTuple):
+    """One key of an object of the format: the name written in files, what it accepts and its
+    JSON Schema. `check` turns an accepted value into its clean form or raises Invalid; a key
+    with `items` holds a non-empty list of those records instead. An optional key (not
+    `required`, `nullable`) takes null as "not given", as JSON Schema's `anyOf [..., null]` says."""
 
-
-class Step(_Strict):
-    job_id: Identifier = Field(alias="JOB_ID", description="Unique id of the step within the pipeline.")
-    job_name: JobName = Field(
-        alias="JOB_NAME", description="Unique job name; names the job's parameter file gs://<jobs bucket>/<executor>/<JOB_NAME>.json."
-    )
-    type: StepType = Field(alias="TYPE", description="async: start then poll; sync: one call; workflows: run another workflow and wait.")
-    function_id_name: Optional[ExecutorName] = Field(None, alias="FUNCTION_ID_NAME", description="Executor that starts the job (async).")
-    function_status_name: Optional[ExecutorName] = Field(
-        None, alias="FUNCTION_STATUS_NAME", description="Executor that reports the job's status (async; defaults to FUNCTION_ID_NAME)."
-    )
-    function_name: Optional[ExecutorName] = Field(None, alias="FUNCTION_NAME", description="Executor called by a sync step.")
-    composer_step: Optional[ExecutorName] = Field(None, alias="COMPOSER_STEP", description="Executor name used by composer definitions.")
-    workflows_name: Optional[WorkflowId] = Field(None, alias="workflows_name", description="The deployed workflow a workflows step runs.")
-    wait_time_seconds: Optional[WaitSeconds] = Field(
-        None, alias="WAIT_TIME_SECONDS", description="Seconds between two status polls (default 30)."
-    )
-    async_timeout_minutes: Optional[TimeoutMinutes] = Field(
-        None, alias="ASYNC_TIMEOUT_LOOP_IN_MINUTES", description="The step fails when it has not finished after this long (default 60)."
-    )
-    timeout_seconds: Optional[CallTimeout] = Field(
-        None, alias="TIMEOUT_SECONDS", description="Time-out of one call, 1..1800 (default 300 for async calls, 1800 for sync calls)."
-    )
-    continue_if_fail: Flag = Field(
-        False, alias="CONTINUE_IF_FAIL", description="A failure of this step is recorded and its thread goes on."
-    )
-    step_properties: Optional[JsonObject] = Field(
-        None, alias="STEP_PROPERTIES", description="Object merged over the workflow properties for this step."
-    )
-    next: Optional[Identifier] = Field(None, alias="NEXT", description="JOB_ID of a later step of the same thread to go to after this one.")
-    retries: Retries = Field(0, alias="RETRIES", description="How many times a failed step is retried (default 0).")
-    estimated_minutes: Optional[EstimatedMinutes] = Field(
-        None, alias="ESTIMATED_MINUTES", description="Expected duration, used by `levelflow plan` for the critical path."
-    )
-    read_input_from: Optional[str] = Field(
-        None, alias="READ_INPUT_FROM", description="Accepted for compatibility with the original generator; not used."
-    )
-
-    @model_validator(mode="after")
-    def _share_fields_set(self) -> "Step":
-        """Steps that give the same keys share one set of them (pydantic's model_fields_set,
-        which a frozen model never changes): about 700 bytes less per step."""
-        given = self.__pydantic_fields_set__
-        # keyed by the set's order, which follows its insertions: equal orders, equal sets
-        shared = _FIELDS_SETS.setdefault(tuple(given), given)
-        if shared is not given:
-            object.__setattr__(self, "__pydantic_fields_set__", shared)
-        return self
-
-
-_FIELDS_SETS: dict[tuple, set[str]] = {}
-
-
-class Thread(_Strict):
-    thread_id: Identifier = Field(alias="THREAD_ID")
-    steps: list[Step] = Field(alias="STEPS", min_length=1)
-
-
-class Level(_Strict):
-    level_id: Identifier = Field(alias="LEVEL_ID")
-    threads: list[Thread] = Field(alias="THREADS", min_length=1)
-
-
-class Pipeline(_Strict):
-    schema_ref: Optional[str] = Field(None, alias="$schema")
-    name: Optional[WorkflowId] = Field(None, description="Name of the generated workflow / DAG (default: the file stem).")
+    name: str
+    check: Optional[Callable[[Any], Any]] = None
+    schema: dict = {}  # (never changed: readers copy it)
+    required: bool = False
+    default: Any = None
+    nullable: bool = True
     description: Optional[str] = None
-    engine: Engine = Field(description="cloud_workflows or composer (the CLI may override it).")
-    schedule: Optional[Schedule] = None
-    definition: list[Level] = Field(min_length=1)
+    items: Optional[type] = None
+
+
+def _optional(name: str, check: Callable[[Any], Any], schema: dict, description: Optional[str] = None) -> Key:
+    return Key(name, check, schema, description=description)
+
+
+class Step(NamedTuple):
+    job_id: str
+    job_name: str
+    type: str
+    function_id_name: Optional[str] = None
+    function_status_name: Optional[str] = None
+    function_name: Optional[str] = None
+    composer_step: Optional[str] = None
+    workflows_name: Optional[str] = None
+    wait_time_seconds: Optional[int] = None
+    async_timeout_minutes: Optional[float] = None
+    timeout_seconds: Optional[int] = None
+    continue_if_fail: bool = False
+    step_properties: Optional[dict] = None
+    next: Optional[str] = None
+    retries: int = 0
+    estimated_minutes: Optional[float] = None
+    read_input_from: Optional[str] = None
+
+
+class Thread(NamedTuple):
+    thread_id: str
+    steps: tuple[Step, ...]
+
+
+class Level(NamedTuple):
+    level_id: str
+    threads: tuple[Thread, ...]
+
+
+class Pipeline(NamedTuple):
+    schema_ref: Optional[str]
+    name: Optional[str]
+    description: Optional[str]
+    engine: str
+    schedule: Optional[str]
+    definition: tuple[Level, ...]
+
+
+# Each record's keys, in its fields' order (Record._make takes the accepted values in that order).
+KEYS: dict[type, tuple[Key, ...]] = {
+    Step: (
+        Key("JOB_ID", _identifier, _ID_SCHEMA, required=True, description="Unique id of the step within the pipeline."),
+        Key("JOB_NAME", _job_name, {"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH}, required=True,
+            description="Unique job name; names the job's parameter file gs://<jobs bucket>/<executor>/<JOB_NAME>.json."),
+        Key("TYPE", _remembered(_step_type), {"enum": list(STEP_TYPES)}, required=True,
+            description="async: start then poll; sync: one call; workflows: run another workflow and wait."),
+        _optional("FUNCTION_ID_NAME", _EXECUTOR, _EXECUTOR_SCHEMA, "Executor that starts the job (async)."),
+        _optional("FUNCTION_STATUS_NAME", _EXECUTOR, _EXECUTOR_SCHEMA,
+                  "Executor that reports the job's status (async; defaults to FUNCTION_ID_NAME)."),
+        _optional("FUNCTION_NAME", _EXECUTOR, _EXECUTOR_SCHEMA, "Executor called by a sync step."),
+        _optional("COMPOSER_STEP", _EXECUTOR, _EXECUTOR_SCHEMA, "Executor name used by composer definitions."),
+        _optional("workflows_name", _WORKFLOW_ID, {"type": "string", "pattern": WORKFLOW_ID_PATTERN},
+                  "The deployed workflow a workflows step runs."),
+        _optional("WAIT_TIME_SECONDS", _ranged(whole=True, low=1, what="must be a whole number of seconds >= 1"),
+                  {**_WHOLE_OR_TEXT, "description": "seconds between two status polls (>= 1)"},
+                  "Seconds between two status polls (default 30)."),
+        _optional("ASYNC_TIMEOUT_LOOP_IN_MINUTES",
+                  _ranged(whole=False, low=0, low_open=True, high=525600,
+                          what="must be a number of minutes > 0 (at most 525600, one year)"),
+                  _NUMBER_OR_TEXT, "The step fails when it has not finished after this long (default 60)."),
+        _optional("TIMEOUT_SECONDS",
+                  _ranged(whole=True, low=1, high=1800,
+                          what="must be a whole number of seconds from 1 to 1800 (the Cloud Workflows HTTP limit)"),
+                  _WHOLE_OR_TEXT, "Time-out of one call, 1..1800 (default 300 for async calls, 1800 for sync calls)."),
+        Key("CONTINUE_IF_FAIL", _remembered(_flag), _FLAG_SCHEMA, default=False, nullable=False,
+            description="A failure of this step is recorded and its thread goes on."),
+        _optional("STEP_PROPERTIES", _json_object, {"anyOf": [{"type": "object"}, {"type": "string"}]},
+                  "Object merged over the workflow properties for this step."),
+        _optional("NEXT", _identifier, _ID_SCHEMA, "JOB_ID of a later step of the same thread to go to after this one."),
+        Key("RETRIES", _ranged(whole=True, low=0, high=10, what="must be a whole number of retries from 0 to 10"), _WHOLE_OR_TEXT,
+            default=0, nullable=False, description="How many times a failed step is retried (default 0)."),
+        _optional("ESTIMATED_MINUTES", _ranged(whole=False, low=0, low_open=False, high=525600, what="must be a number of minutes >= 0"),
+                  _NUMBER_OR_TEXT, "Expected duration, used by `levelflow plan` for the critical path."),
+        _optional("READ_INPUT_FROM", _string, {"type": "string"}, "Accepted for compatibility with the original generator; not used."),
+    ),
+    Thread: (Key("THREAD_ID", _identifier, _ID_SCHEMA, required=True), Key("STEPS", items=Step, required=True)),
+    Level: (Key("LEVEL_ID", _identifier, _ID_SCHEMA, required=True), Key("THREADS", items=Thread, required=True)),
+    Pipeline: (
+        _optional("$schema", _string, {"type": "string"}),
+        _optional("name", _WORKFLOW_ID, {"type": "string", "pattern": WORKFLOW_ID_PATTERN},
+                  "Name of the generated workflow / DAG (default: the file stem)."),
+        _optional("description", _string, {"type": "string"}),
+        Key("engine", _engine, {}, required=True, description="cloud_workflows or composer (the CLI may override it)."),
+        _optional("schedule", _schedule, {"type": "string", "description": "5-field cron expression or an Airflow preset such as @daily"}),
+        Key("definition", items=Level, required=True),
+    ),
+}
+
+
+class _Table(NamedTuple):
+    """A record's keys, indexed for the reader: by name, (field index, check, whether null
+    means "not given", nested record, the texts the check already accepted)."""
+
+    keys: tuple[Key, ...]
+    by_name: dict[str, tuple[int, Optional[Callable[[Any], Any]], bool, Optional[type], dict]]
+    defaults: tuple
+    required: frozenset[str]
+
+    @classmethod
+    def of(cls, record: type) -> "_Table":
+        keys = KEYS[record]
+        by_name = {key.name: (i, key.check, key.nullable and not key.required, key.items, getattr(key.check, "accepted", {}))
+                   for i, key in enumerate(keys)}
+        return cls(keys, by_name, tuple(key.default for key in keys), frozenset(key.name for key in keys if key.required))
+
+
+_TABLES = {record: _Table.of(record) for record in KEYS}
+
+
+def known_keys(record: type) -> list[str]:
+    return [key.name for key in KEYS[record]]
+
+
+def _read_record(record: type, data: Any, path: tuple, problems: list) -> Any:
+    """`data` as a `record`, or None after appending (path, message) to `problems`."""
+    if type(data) is not dict:
+        problems.append((path, f"must be an object (mapping), got {shown(data)}"))
+        return None
+    table = _TABLES[record]
+    by_name = table.by_name
+    values = list(table.defaults)
+    before = len(problems)
+    for name, value in data.items():  # (runs for every key of every step: paths are made only when needed)
+        entry = by_name.get(name)
+        if entry is None:
+            problems.append(((*path, name), _unknown_key(name, record)))
+            continue
+        i, check, nullable, items, accepted = entry
+        if value is None and nullable:
+            values[i] = None
+        elif type(value) is str and value in accepted:  # a text this key accepted before: no call
+            values[i] = accepted[value]
+        elif items is not None:
+            values[i] = _read_items(items, value, (*path, name), problems)
+        else:
+            try:
+                values[i] = check(value)  # type: ignore[misc]  # a key without items has a check
+            except Invalid as exc:
+                problems.append(((*path, name), str(exc)))
+    if not table.required <= data.keys():
+        problems.extend((path, f"missing required key {key.name}") for key in table.keys if key.required and key.name not in data)
+    return record(*values) if len(problems) == before else None
+
+
+def _read_items(record: type, value: Any, path: tuple, problems: list) -> Optional[tuple]:
+    if type(value) is not list:
+        problems.append((path, f"must be a list, got {shown(value)}"))
+        return None
+    if not value:
+        problems.append((path, "must not be empty: give at least one item"))
+        return None
+    return tuple([_read_record(record, item, (*path, i), problems) for i, item in enumerate(value)])
+
+
+def _unknown_key(key: str, record: type) -> str:
+    known = known_keys(record)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else f"; expected one of {', '.join(known)}"
+    return f"unknown key {key!r}{hint}"
+
+
+def read_pipeline(data: Any) -> tuple[Optional[Pipeline], list[tuple[tuple, str]]]:
+    """The definition `data` (a loaded JSON/YAML document) as a Pipeline, or None and every
+    problem found, as (JSON path, message)."""
+    problems: list[tuple[tuple, str]] = []
+    pipeline = _read_record(Pipeline, data, (), problems)
+    return (pipeline if not problems else None), problems
+
+
+def pipeline_from(data: Any) -> Pipeline:
+    """As read_pipeline, raising Invalid with every problem (for Python callers that hold the
+    data rather than a file; files go through levelflow.validate, which also locates them)."""
+    pipeline, problems = read_pipeline(data)
+    if pipeline is None:
+        raise Invalid("; ".join(f"{'.'.join(map(str, path)) or '(document)'}: {message}" for path, message in problems))
+    return pipeline
+
+
+def record_schema(record: type, definitions: dict) -> dict:
+    """JSON Schema (2020-12) of `record`, its nested records added to `definitions`."""
+    properties = {}
+    for key in KEYS[record]:
+        if key.items is not None:
+            definitions[key.items.__name__] = record_schema(key.items, definitions)
+            schema: dict = {"items": {"$ref": f"#/$defs/{key.items.__name__}"}, "minItems": 1, "type": "array"}
+        elif key.required or not key.nullable:
+            schema = dict(key.schema)
+        else:
+            members = key.schema["anyOf"] if key.schema.keys() == {"anyOf"} else [key.schema]  # a bare anyOf is flattened
+            schema = {"anyOf": [*members, {"type": "null"}]}
+        if not key.required:
+            schema["default"] = key.default
+        if key.description:
+            schema["description"] = key.description
+        properties[key.name] = {**schema, "title": key.name.replace("_", " ").title()}
+    return {"additionalProperties": False, "properties": properties,
+            "required": [key.name for key in KEYS[record] if key.required], "title": record.__name__, "type": "object"}
 
 
 # Required keys per step TYPE: (keys of which one must be present, what the message says).
@@ -330,6 +442,9 @@ REQUIRED_BY_TYPE = {
     "workflows": (("workflows_name",), "a workflows step needs workflows_name naming the workflow to run"),
 }
 
+
+# --- platform parameters ---------------------------------------------------------------------
+
 REQUIRED_PARAMS = {
     "pRegion": "the Google Cloud region of the functions",
     "pProjectID": "the project that hosts the functions",
@@ -338,30 +453,69 @@ REQUIRED_PARAMS = {
 }
 
 
-class PlatformParams(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
-    pRegion: str = Field(pattern=r"^[a-z]+-[a-z]+\d+$")
-    pProjectID: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    pFunctionIntermediateName: ExecutorName
-    pJobsDefinitionsBucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+def _matching(pattern: str) -> Callable[[Any], str]:
+    regex = re.compile(pattern)
 
-    @model_validator(mode="after")
-    def _base_url_is_safe(self) -> "PlatformParams":
-        """pFunctionsBaseUrl: https, or plain http only to this machine (a local double);
-        never an ID token sent in clear, never a call to an unknown scheme."""
-        base = (self.model_extra or {}).get("pFunctionsBaseUrl")
-        if base is None:
-            return self
-        if not isinstance(base, str):
-            raise _fail(f"pFunctionsBaseUrl must be a URL (text), got {shown(base)}")
-        if not re.fullmatch(r"https?://[^\s${}\"'\\]+", base):
-            raise _fail(f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {shown(base)}")
-        if base.startswith("http://") and not is_loopback(base):
-            raise _fail(
-                f"pFunctionsBaseUrl must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
-                f"such as a local double, got {shown(base)}"
-            )
-        return self
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _fail(f"must be a string, got {shown(value)}")
+        if not regex.search(value):
+            raise _fail(f"must match {pattern}, got {shown(value)}")
+        return value
+
+    return check
+
+
+PARAM_CHECKS: dict[str, Callable[[Any], str]] = {
+    "pRegion": _matching(r"^[a-z]+-[a-z]+\d+$"),
+    "pProjectID": _matching(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"),
+    "pFunctionIntermediateName": _EXECUTOR,
+    "pJobsDefinitionsBucket": _matching(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"),
+}
+
+
+class PlatformParams(NamedTuple):
+    """A platform parameters file: the four required parameters, and the others as given."""
+
+    pRegion: str
+    pProjectID: str
+    pFunctionIntermediateName: str
+    pJobsDefinitionsBucket: str
+    extra: dict[str, Any]
+
+    @classmethod
+    def read(cls, mapping: dict[str, Any]) -> tuple[Optional["PlatformParams"], list[tuple[Optional[str], str]]]:
+        """The parameters in `mapping`, or None and every problem as (parameter or None, message).
+        The caller has checked that the required parameters are present."""
+        problems: list[tuple[Optional[str], str]] = []
+        values = {}
+        for name, check in PARAM_CHECKS.items():
+            try:
+                values[name] = check(mapping[name])
+            except Invalid as exc:
+                problems.append((name, str(exc)))
+        if problems:
+            return None, problems
+        extra = {key: value for key, value in mapping.items() if key not in PARAM_CHECKS}
+        base_url_problem = _base_url_problem(extra.get("pFunctionsBaseUrl"))
+        if base_url_problem:
+            return None, [(None, base_url_problem)]
+        return cls(**values, extra=extra), []
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "PlatformParams":
+        """As `read`, raising Invalid with the first problem."""
+        missing = [key for key in REQUIRED_PARAMS if key not in mapping]
+        if missing:
+            raise Invalid(f"missing required parameter {missing[0]} ({REQUIRED_PARAMS[missing[0]]})")
+        params, problems = cls.read(mapping)
+        if params is None:
+            key, message = problems[0]
+            raise Invalid(f"{key}: {message}" if key else message)
+        return params
+
+    def as_mapping(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PARAM_CHECKS} | self.extra
 
     def function_url(self, name: str) -> str:
         # pFunctionsBaseUrl (optional) points every function at another host, e.g. the local
@@ -373,8 +527,17 @@ class PlatformParams(BaseModel):
     def intermediate_url(self) -> str:
         return self.function_url(self.pFunctionIntermediateName)
 
-    @property
-    def extra(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
-
+def _base_url_problem(base: Any) -> Optional[str]:
+    """pFunctionsBaseUrl: https, or plain http only to this machine (a local double);
+    never an ID token sent in clear, never a call to an unknown scheme."""
+    if base is None:
+        return None
+    if not isinstance(base, str):
+        return f"pFunctionsBaseUrl must be a URL (text), got {shown(base)}"
+    if not re.fullmatch(r"https?://[^\s${}\"'\\]+", base):
+        return f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {shown(base)}"
+    if base.startswith("http://") and not is_loopback(base):
+        return (f"pFunctionsBaseUrl must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
+                f"such as a local double, got {shown(base)}")
+    return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .model import Pipeline, PlatformParams, Step
 
@@ -21,8 +21,7 @@ STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skip
 SETTLED_OK = ("succeeded", "continued", "skipped")  # a run whose every step ends so has succeeded
 
 
-@dataclass(frozen=True, slots=True)  # slots: a plan may hold 100,000 steps (docs/limits.md)
-class PlanStep:
+class PlanStep(NamedTuple):  # a tuple: small and quick to make, and a plan may hold 100,000 steps (docs/limits.md)
     job_id: str
     job_name: str
     type: str  # async | sync | workflows

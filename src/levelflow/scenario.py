@@ -22,14 +22,15 @@ turns them into `running` / `success` / HTTP 500 "Exception : ...".
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .loader import load_document
-from .validate import model_problems
-from .errors import LevelflowError
+from .errors import LevelflowError, Problem
+from .loader import Document, load_document
+from .model import shown
 
 
 class JobBehaviour(BaseModel):
@@ -68,7 +69,36 @@ def load_scenario(path: str | Path | None) -> Scenario:
     if path is None:
         return Scenario()
     document = load_document(path)
-    scenario, problems = model_problems(document, Scenario, document.data if document.data is not None else {})
-    if problems:
-        raise LevelflowError(problems)
-    return scenario
+    try:
+        return Scenario.model_validate(document.data if document.data is not None else {})
+    except ValidationError as exc:
+        raise LevelflowError([_problem(document, dict(error)) for error in exc.errors()]) from None
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "an object (mapping)",
+    "model_type": "an object (mapping)",
+    "model_attributes_type": "an object (mapping)",
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+}
+
+
+def _problem(document: Document, error: dict) -> Problem:
+    """A user-facing message for one of pydantic's errors, located in the scenario file."""
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "missing":
+        return document.problem(loc[:-1], f"missing required key {loc[-1]}")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = JobBehaviour if len(loc) > 1 else Scenario
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; expected one of {', '.join(known)}"
+        return document.problem(loc, f"unknown key {key!r}{hint}")
+    if kind in _TYPE_WORDS:
+        return document.problem(loc, f"must be {_TYPE_WORDS[kind]}, got {shown(error.get('input'))}")
+    return document.problem(loc, f"{error['msg']}, got {shown(error.get('input'))}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .model import Pipeline
+from .model import Pipeline, record_schema
 
 SCHEMA_ID = "https://levelflow.dev/schema/definition.schema.json"
 
@@ -11,9 +11,11 @@ SCHEMA_ID = "https://levelflow.dev/schema/definition.schema.json"
 def definition_schema() -> dict:
     from .backends import engine_names
 
-    schema = Pipeline.model_json_schema(by_alias=True, mode="validation")
+    definitions: dict = {}
+    schema = record_schema(Pipeline, definitions)
     schema["properties"]["engine"]["enum"] = list(engine_names())
     return {
+        "$defs": dict(sorted(definitions.items())),
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "levelflow pipeline definition",

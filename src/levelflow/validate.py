@@ -1,71 +1,11 @@
 """Turn a loaded document into a validated model, reporting every problem at once."""
 from __future__ import annotations
 
-import difflib
 from typing import Any
-
-from pydantic import BaseModel, ValidationError
 
 from .errors import LevelflowError, Problem, format_path
 from .loader import Document
-from .model import REQUIRED_BY_TYPE, REQUIRED_PARAMS, Level, Pipeline, PlatformParams, Step, Thread, shown
-
-
-def _known_keys(model: type[BaseModel]) -> list[str]:
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _model_at(loc: tuple) -> type[BaseModel]:
-    """Which model an error location (pydantic loc, by alias) sits in, for key suggestions."""
-    keys = [part for part in loc if isinstance(part, str)]
-    models: dict[int, type[BaseModel]] = {0: Pipeline, 1: Level, 2: Thread}
-    return models.get(len(keys) - 1, Step) if keys else Pipeline
-
-
-_TYPE_WORDS = {
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "an object (mapping)",
-    "model_type": "an object (mapping)",
-    "model_attributes_type": "an object (mapping)",
-    "bool_type": "true or false",
-    "int_type": "a whole number",
-}
-
-
-def _message(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
-    """A user-facing message for one pydantic error, and the path it belongs to."""
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    if kind == "levelflow":
-        return loc, error["msg"]
-    if kind == "missing":
-        return loc[:-1], f"missing required key {loc[-1]}"
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        known = _known_keys(model)
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else f"; expected one of {', '.join(known)}"
-        return loc, f"unknown key {key!r}{hint}"
-    if kind == "too_short":
-        return loc, "must not be empty: give at least one item"
-    if kind in _TYPE_WORDS:
-        return loc, f"must be {_TYPE_WORDS[kind]}, got {shown(error.get('input'))}"
-    if kind == "string_pattern_mismatch":
-        return loc, f"must match {error['ctx']['pattern']}, got {shown(error.get('input'))}"
-    return loc, f"{error['msg']}, got {shown(error.get('input'))}"
-
-
-def model_problems(document: Document, model: type[BaseModel], data: Any, prefix: tuple = ()) -> tuple[Any, list[Problem]]:
-    try:
-        return model.model_validate(data), []
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            path, message = _message(dict(error), _model_at(loc) if model is Pipeline else model)
-            problems.append(document.problem(prefix + path, message))
-        return None, problems
+from .model import REQUIRED_BY_TYPE, REQUIRED_PARAMS, Pipeline, PlatformParams, read_pipeline, shown
 
 
 def _as_list(value: Any) -> list:
@@ -85,60 +25,69 @@ def _text(value: Any) -> str | None:
 def cross_problems(document: Document) -> list[Problem]:
     """Rules that span several nodes: uniqueness, keys required per TYPE, NEXT targets.
 
-    Runs on the raw data so that it reports even when some fields are malformed.
+    Runs on the raw data so that it reports even when some fields are malformed. (It runs for
+    every step of a definition: places are kept as index tuples, made into paths on a problem.)
     """
     problems: list[Problem] = []
-    first_use: dict[str, dict[str, tuple]] = {"LEVEL_ID": {}, "THREAD_ID": {}, "JOB_ID": {}, "JOB_NAME": {}}
+    level_ids: dict[str, tuple] = {}
+    job_ids: dict[str, tuple] = {}
+    job_names: dict[str, tuple] = {}
 
-    def unique(key: str, text: str | None, path: tuple) -> None:
-        """`text` (a value read by _text) is used once for `key`; `path` is where."""
-        if text is None:
-            return
-        first = first_use[key].setdefault(text, path)
-        if first is not path:  # (each path is a new tuple)
-            scope = " in this level" if key == "THREAD_ID" else ""
-            problems.append(document.problem(path, f"duplicate {key} {text!r}{scope}; it is already used at {_where(first)}"))
+    def duplicate(key: str, text: str, path: tuple, first: tuple, scope: str = "") -> None:
+        problems.append(document.problem(path, f"duplicate {key} {text!r}{scope}; it is already used at {_where(first)}"))
 
     def _where(path: tuple) -> str:
         line, _ = document.locate(path)
         return f"{format_path(path)} (line {line})" if line else format_path(path)
 
+    def step_path(place: tuple, key: str) -> tuple:
+        li, ti, si = place
+        return ("definition", li, "THREADS", ti, "STEPS", si, key)
+
     root = _as_dict(document.data)
     for li, level in enumerate(_as_list(root.get("definition"))):
         level = _as_dict(level)
-        unique("LEVEL_ID", _text(level.get("LEVEL_ID")), ("definition", li, "LEVEL_ID"))
-        first_use["THREAD_ID"] = {}  # thread ids are unique within their level (established files reuse "1")
+        if (text := _text(level.get("LEVEL_ID"))) is not None and (first := level_ids.setdefault(text, (li,))) != (li,):
+            duplicate("LEVEL_ID", text, ("definition", li, "LEVEL_ID"), ("definition", *first, "LEVEL_ID"))
+        thread_ids: dict[str, int] = {}  # thread ids are unique within their level (established files reuse "1")
         for ti, thread in enumerate(_as_list(level.get("THREADS"))):
             thread = _as_dict(thread)
-            base = ("definition", li, "THREADS", ti, "STEPS")
-            unique("THREAD_ID", _text(thread.get("THREAD_ID")), ("definition", li, "THREADS", ti, "THREAD_ID"))
+            if (text := _text(thread.get("THREAD_ID"))) is not None and (other := thread_ids.setdefault(text, ti)) != ti:
+                duplicate("THREAD_ID", text, ("definition", li, "THREADS", ti, "THREAD_ID"),
+                          ("definition", li, "THREADS", other, "THREAD_ID"), " in this level")
             steps = [_as_dict(s) for s in _as_list(thread.get("STEPS"))]
             ids = [_text(s.get("JOB_ID")) for s in steps]
             for si, step in enumerate(steps):
-                unique("JOB_ID", ids[si], (*base, si, "JOB_ID"))
-                unique("JOB_NAME", _text(step.get("JOB_NAME")), (*base, si, "JOB_NAME"))
+                place = (li, ti, si)
+                if (text := ids[si]) is not None and (first := job_ids.setdefault(text, place)) is not place:
+                    duplicate("JOB_ID", text, step_path(place, "JOB_ID"), step_path(first, "JOB_ID"))
+                if (text := _text(step.get("JOB_NAME"))) is not None and (first := job_names.setdefault(text, place)) is not place:
+                    duplicate("JOB_NAME", text, step_path(place, "JOB_NAME"), step_path(first, "JOB_NAME"))
                 kind = step.get("TYPE")
-                required = REQUIRED_BY_TYPE.get(kind) if isinstance(kind, str) else None
+                required = REQUIRED_BY_TYPE.get(kind) if type(kind) is str else None
                 if required and step.keys().isdisjoint(required[0]):
-                    problems.append(document.problem((*base, si), required[1]))
+                    problems.append(document.problem(step_path(place, "")[:-1], required[1]))
                 if "NEXT" in step:
-                    target = _text(step["NEXT"])
-                    if target not in ids:
-                        message = f"must name the JOB_ID of a step of the same thread, got {shown(step['NEXT'])}"
-                    elif ids.index(target) <= si:
-                        message = f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"
-                    else:
-                        continue
-                    problems.append(document.problem((*base, si, "NEXT"), message))
+                    _next_problem(document, problems, ids, si, step["NEXT"], step_path(place, "NEXT"))
     return problems
+
+
+def _next_problem(document: Document, problems: list[Problem], ids: list, si: int, value: Any, path: tuple) -> None:
+    """NEXT must name a later step of the same thread."""
+    target = _text(value)
+    if target not in ids:
+        problems.append(document.problem(path, f"must name the JOB_ID of a step of the same thread, got {shown(value)}"))
+    elif ids.index(target) <= si:
+        problems.append(document.problem(path, f"must name a later step of the same thread (NEXT may only skip forward), got {target!r}"))
 
 
 def validate_pipeline(document: Document) -> Pipeline:
     if not isinstance(document.data, dict):
         raise LevelflowError([document.problem((), f"must be an object with keys 'engine' and 'definition', got {shown(document.data)}")])
-    pipeline, problems = model_problems(document, Pipeline, document.data)
+    pipeline, found = read_pipeline(document.data)
+    problems = [document.problem(path, message) for path, message in found]
     problems += cross_problems(document)
-    if problems:
+    if problems or pipeline is None:
         unique = {str(p): p for p in problems}  # a rule and a field check may say the same thing
         raise LevelflowError(sorted(unique.values(), key=_order))
     return pipeline
@@ -186,11 +135,8 @@ def validate_params(document: Document) -> PlatformParams:
             if key not in mapping:
                 problems.append(document.problem((), f"missing required parameter {key} ({meaning})"))
     if not problems:
-        params, model_errors = model_problems(document, PlatformParams, mapping)
-        if not model_errors:
+        params, found = PlatformParams.read(mapping)
+        if params is not None:
             return params
-        problems = [
-            document.problem(paths.get(p.path[0], ()) if p.path else (), f"{p.path[0] if p.path else ''}: {p.message}".lstrip(": "))
-            for p in model_errors
-        ]
+        problems = [document.problem(paths.get(key, ()) if key else (), f"{key}: {message}" if key else message) for key, message in found]
     raise LevelflowError(problems)

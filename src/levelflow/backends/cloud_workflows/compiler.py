@@ -49,8 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import yaml
-
 from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
 from ...plan import Plan, PlanLevel, PlanStep
@@ -135,22 +133,37 @@ def _dumper(base):
     return dumper
 
 
-# libyaml's emitter writes the same bytes as PyYAML's (a test checks it), only faster
-DUMPERS = {"python": _dumper(yaml.SafeDumper)}
-if getattr(yaml, "CSafeDumper", None):
-    DUMPERS["libyaml"] = _dumper(yaml.CSafeDumper)
+@functools.cache
+def _dumpers() -> dict[str, Any]:
+    """PyYAML's dumpers, made when first needed: `validate` checks a plan without writing YAML,
+    and importing PyYAML is a third of its start-up. libyaml's emitter writes the same bytes as
+    PyYAML's (a test checks it), only faster."""
+    import yaml
+
+    dumpers = {"python": _dumper(yaml.SafeDumper)}
+    if getattr(yaml, "CSafeDumper", None):
+        dumpers["libyaml"] = _dumper(yaml.CSafeDumper)
+    return dumpers
 
 
-PYYAML = "libyaml" if "libyaml" in DUMPERS else "python"
+PYYAML = "pyyaml"  # render's name for PyYAML's fastest emitter here: libyaml's when it is installed
 
 
 def _pyyaml(doc, emitter: str = PYYAML) -> str:
-    return yaml.dump(doc, Dumper=DUMPERS[emitter], sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20)
+    """`doc` written by PyYAML: its emitter `emitter` ("libyaml", "python" or PYYAML)."""
+    import yaml
+
+    dumpers = _dumpers()
+    if emitter == PYYAML:
+        emitter = "libyaml" if "libyaml" in dumpers else "python"
+    dumper = dumpers[emitter]
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20)
 
 
 def render(doc: dict, emitter: str = "fast", writer: Optional[Emitter] = None) -> str:
     """The YAML text of a workflow. "fast" writes PyYAML's exact bytes without its representer
-    (emit.py), reusing the texts `writer` already wrote; "libyaml" and "python" are PyYAML's."""
+    (emit.py), reusing the texts `writer` already wrote; "libyaml" and "python" are PyYAML's
+    emitters, PYYAML the faster of them here."""
     if emitter == "fast":
         return _fast_dumps(doc, _pyyaml, writer or Emitter(Scalars(_pyyaml, _YAML12_NUMBER)))
     return _pyyaml(doc, emitter)
@@ -471,6 +484,8 @@ _DISPATCH = re.compile(r'\$\{s\.type == "(\w+)"\}')  # a condition of run_step's
 def runtime() -> dict:
     """runtime.yaml's subworkflows, loaded once per process. Generated documents share them, so
     they are never modified: what varies per pipeline is deep-copied first."""
+    import yaml
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(RUNTIME.read_text(encoding="utf-8"), Loader=loader)
 
@@ -672,7 +687,7 @@ def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:
     note = f"Runs {len(parts)} part workflows in order: {', '.join(parts)}."
     files = {f"{plan.name}.yaml": _with_header(render(parent, writer=settings.writer), plan, plan.levels, note)}
     for name, (levels, text) in zip(parts, texts):
-        _check_steps_budget(plan, levels)
+        _check_steps_budget(plan, levels, part=name)
         files[f"{name}.yaml"] = _with_header(text, plan, levels, f"Part of {plan.name}; deploy it as workflow {name}.")
     return files
 
@@ -814,9 +829,10 @@ def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
     return problems
 
 
-def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
+def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel], part: Optional[str] = None) -> None:
     """Estimate executed steps: polling an async step to its time-out must fit 100,000 steps,
-    or the time-out could never fire; a whole run that could exceed it is warned about."""
+    or the time-out could never fire; a whole run that could exceed it is warned about (each
+    part of a split pipeline is an execution of its own, with its own budget)."""
     levels = tuple(levels)
     for step in (s for level in levels for thread in level.threads for s in thread.executed_steps()):
         if (problem := _polling_problem(step)) is not None:
@@ -824,7 +840,8 @@ def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel]) -> None:
     total = total_executed_steps(levels)
     if total > MAX_EXECUTED_STEPS:
         warnings.warn(LevelflowWarning(
-            f"{_where(plan)}: if every async job ran until its time-out, one execution could need about {total:,} workflow steps, "
+            f"{_where(plan)}: {f'part workflow {part}: ' if part else ''}if every async job ran until its time-out, "
+            f"one execution could need about {total:,} workflow steps, "
             f"more than the {MAX_EXECUTED_STEPS:,} allowed; raise WAIT_TIME_SECONDS or lower ASYNC_TIMEOUT_LOOP_IN_MINUTES"), stacklevel=2)
 
 
