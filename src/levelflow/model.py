@@ -203,9 +203,12 @@ def _string(value: Any) -> str:
 # --- keys and records ----------------------------------------------------------------------
 
 _NUMBER_OR_TEXT = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*$"}]}
-_WHOLE_OR_TEXT = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*\d+\s*$"}]}
-_ID_SCHEMA = {"anyOf": [{"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH}, {"type": "integer", "minimum": 0}]}
-_FLAG_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["True", "true", "False", "false", "yes", "no", "1", "0", ""]}]}
+_WHOLE_OR_TEXT = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*$"}]}  # "1e3" is 1000
+# An id is read stripped of surrounding spaces, and a whole number (even negative) as its text.
+_ID_SCHEMA = {"anyOf": [{"type": "string", "pattern": rf"^\s*[A-Za-z0-9_-]{{1,{MAX_NAME_LENGTH}}}\s*$"}, {"type": "integer"}]}
+# (_flag: any case, spaces around; JSON Schema's regular expressions have no case-insensitive flag)
+_FLAG_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]},
+                         {"type": "string", "pattern": r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|[01])?\s*$"}]}
 _EXECUTOR_SCHEMA = {"type": "string", "pattern": EXECUTOR_PATTERN}
 _EXECUTOR = _pattern(EXECUTOR_PATTERN, "an executor (function) name: a letter, then up to 62 letters, digits, '_' or '-'")
 _WORKFLOW_ID = _pattern(WORKFLOW_ID_PATTERN,
