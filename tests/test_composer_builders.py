@@ -128,3 +128,63 @@ def test_a_builder_may_import_from_levelflow_only_the_runtime_and_the_executors(
     path.write_text(f'"""A builder."""\n{line}\n\n\ndef build_bad(step, make):\n    return []\n')
     with pytest.raises(ValueError, match="imports from levelflow only"):
         dag_source.module_text(path)
+
+
+SAME_AS_AIRFLOW_SCRIPT = r'''
+import json
+import sys
+
+out, *dag_files = sys.argv[1:]
+import types
+
+try:
+    from airflow.sdk.definitions.param import process_params
+except ImportError:  # Airflow 2: process_params(dag, task, dag_run) reads dag_run.conf
+    from airflow.models.param import process_params as _process_params
+
+    def process_params(dag, task, conf, suppress_exception):
+        return _process_params(dag, task, types.SimpleNamespace(conf=conf), suppress_exception=suppress_exception)
+
+
+def build(text, official):
+    """The DAG of a generated file; `official`: dependencies through set_upstream, and the params
+    given to the DAG's constructor, as Airflow's documentation builds a DAG."""
+    namespace = {"__name__": "dag_module"}
+    exec(compile(text.replace("\ndag = build_dag()\n", "\n"), "dag_module", "exec"), namespace)
+    if official:
+        namespace["depend"] = lambda task, upstream: task.set_upstream(list(upstream))
+        real_dag = namespace["DAG"]
+        namespace["DAG"] = lambda **kwargs: real_dag(params=namespace["RUN_PARAMS"], **kwargs)
+    return namespace["build_dag"]()
+
+
+def shape(dag):
+    conf = {"start_date": "2024-03-01", "workflow_properties": {"k": "v"}}
+    return {task_id: {"upstream": sorted(task.upstream_task_ids), "downstream": sorted(task.downstream_task_ids),
+                      "run_params": json.loads(json.dumps(dict(process_params(dag, task, conf, suppress_exception=False)))),
+                      "group": task.task_group.group_id if task.task_group else None}
+            for task_id, task in sorted(dag.task_dict.items())} | {"(dag params)": dict(dag.params)}
+
+
+result = {}
+for path in dag_files:
+    text = open(path).read()
+    result[path] = {"levelflow": shape(build(text, official=False)), "airflow": shape(build(text, official=True))}
+with open(out, "w") as handle:
+    json.dump(result, handle, indent=1, sort_keys=True, default=str)
+'''
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_dag_is_the_one_airflows_own_calls_build(version, tmp_path):
+    """`depend` and the params given after the tasks (dag_runtime, for linear build time) make the
+    same DAG as set_upstream and the DAG's params argument: every task's dependencies, group
+    and the params a run gives it (Airflow's process_params, with a run's conf)."""
+    files = sorted((ROOT / "tests" / "golden").glob("composer-*/*.py"))
+    result = run_airflow_script(version, tmp_path, SAME_AS_AIRFLOW_SCRIPT, *files)
+    assert len(result) == len(files) >= 2
+    for path, built in result.items():
+        assert built["levelflow"] == built["airflow"], (version, path)
+        tasks = [key for key in built["levelflow"] if not key.startswith("(")]
+        assert sum(len(built["levelflow"][task]["upstream"]) for task in tasks) >= len(tasks) - 5, path  # a real graph
+        assert built["levelflow"][tasks[0]]["run_params"]["start_date"] == "2024-03-01"

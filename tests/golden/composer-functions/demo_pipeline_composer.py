@@ -319,10 +319,22 @@ BUILDERS = {
 
 # ---- the DAG ------------------------------------------------------------------------------------
 #
-# Built as Airflow builds large DAGs cheaply: a task group per level and per thread only (a new
-# group and a new dependency each cost Airflow time that grows with the DAG), a step's tasks
-# named `<step>.<task>` inside its thread's group, and each dependency set once, in bulk where
-# one task has several (`done` on the ends of a level's threads, the next level's threads on it).
+# Built so that its cost stays linear in its size: a task group per level and per thread only (a
+# new group costs Airflow time that grows with the DAG), a step's tasks named `<step>.<task>`
+# inside its thread's group, and dependencies recorded by `depend`.
+
+def depend(task, upstream):
+    """Make `task` wait for each task of `upstream` (tasks of this DAG): what `set_upstream`
+    records, without its cost. Airflow's `set_upstream` (`_set_relatives`, in Airflow 2's
+    models/taskmixin.py and Airflow 3's sdk/definitions/_internal/node.py) puts the DAG of each
+    task it names into a set, so it hashes the DAG each time, and a DAG's hash covers all its
+    task ids: a DAG of n tasks with n dependencies costs about n^2, half of the import of a
+    10,000-step DAG. For two operators already in the same DAG, what remains of it is these
+    two updates, the same in both versions."""
+    for before in upstream:
+        before.downstream_task_ids.add(task.task_id)
+        task.upstream_task_ids.add(before.task_id)
+
 
 def _maker(step, prefix):
     def make(operator, task_id, **kwargs):
@@ -349,7 +361,7 @@ def build_step(step, thread_id):
                                     python_callable=functools.partial(load_job_params, step), retries=step["retries"]))
     tasks += BUILDERS[step["executor"]](step, _maker(step, step["task_id"] + "."))
     for before, after in zip(tasks, tasks[1:]):
-        after.set_upstream(before)
+        depend(after, [before])
     return tasks, _gate(step)
 
 
@@ -376,23 +388,30 @@ def build_thread(steps, thread_id, entry):
         if first is None:
             first = tasks[0]
         else:
-            tasks[0].set_upstream(entry)
+            depend(tasks[0], entry)
         if gate is None:
             entry = [tasks[-1]]
             continue
-        gate.set_upstream(tasks[-1])
+        depend(gate, [tasks[-1]])
         entry = [gate] + [task for task in entry if task.task_id not in gates]
         gates.add(gate.task_id)
     return first, entry
 
 
+RUN_PARAMS = {"workflow_name": "", "start_date": "", "end_date": "", "workflow_properties": {}}  # what a run may be given
+
+
 def build_dag():
+    """The DAG. Its params, and each task's copy of them, are given once the tasks exist: each
+    operator's constructor deep-copies the DAG's params twice (`get_merged_defaults`, once per
+    constructor of its class chain), a fifth of a large DAG's import, where one new ParamsDict
+    per task costs a tenth of that. A run sees the same params (`process_params` merges the
+    DAG's and the task's, Airflow 2 and 3; a test compares)."""
     with DAG(
         dag_id=PIPELINE["dag_id"],
         schedule=PIPELINE["schedule"],
         start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
         catchup=False,
-        params={"workflow_name": "", "start_date": "", "end_date": "", "workflow_properties": {}},
         tags=PIPELINE["tags"],
         doc_md=PIPELINE["doc_md"],
         render_template_as_native_obj=True,
@@ -410,10 +429,15 @@ def build_dag():
                     firsts.append(first)
                     ends.update((task.task_id, task) for task in end)
                 done = EmptyOperator(task_id="done")  # all threads ended well: the next level may start
-                done.set_upstream(list(ends.values()))
+                depend(done, ends.values())
             if before is not None:
-                before.set_downstream(firsts)
+                for first in firsts:
+                    depend(first, [before])
             before = done
+    params = type(dag.params)  # this Airflow version's ParamsDict
+    dag.params = params(RUN_PARAMS)
+    for task in dag.tasks:  # each task its own, as the constructor's copy would be (a run sets their values)
+        task.params = params(RUN_PARAMS)
     return dag
 
 

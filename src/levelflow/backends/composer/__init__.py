@@ -21,7 +21,8 @@ LIMITS = (
     Limit("import_seconds", "DAG file import time", 30, "s",
           "https://airflow.apache.org/docs/apache-airflow/stable/configurations-ref.html#dagbag-import-timeout",
           "the file reads nothing from the network or GCS while it is parsed; task groups for levels and threads only "
-          "(none per step), dependencies set in bulk; measured by benchmarks/dag_parse.py up to 10,000 steps"),
+          "(none per step), dependencies recorded without Airflow's per-dependency hash of the whole DAG; measured by "
+          "benchmarks/dag_parse.py up to 10,000 steps"),
 )
 
 
