@@ -149,13 +149,13 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
 
 
 def _progress(total: int):
-    """A progress bar on stderr for many files; silent for a few."""
+    """A progress bar on stderr for many files; silent for a few (without importing rich: a
+    third of a small `generate`'s start-up)."""
     import contextlib
-
-    from rich.progress import Progress
 
     if total < 5 or not sys.stderr.isatty():
         return contextlib.nullcontext(lambda _path: None)
+    from rich.progress import Progress
 
     @contextlib.contextmanager
     def bar():
