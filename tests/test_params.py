@@ -36,3 +36,24 @@ def test_bad_parameters(tmp_path, data, words, line):
     problem = caught.value.problems[0]
     assert words in problem.message
     assert problem.file == str(file) and problem.line == line
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("pProjectID", "My_Project", "pProjectID must be a project id: 6 to 30 lowercase letters"),
+    ("pRegion", "Not A Region", "pRegion must be a Google Cloud region such as us-central1"),
+    ("pJobsDefinitionsBucket", "B", "pJobsDefinitionsBucket must be a bucket name"),
+    ("pFunctionsBaseUrl", "http://evil.example", "pFunctionsBaseUrl must be https, or plain http to a loopback address"),
+])
+def test_a_bad_parameter_is_said_in_plain_words_at_its_own_entry(tmp_path, key, value, words):
+    """The parameter named once, what it must be in words (no regular expression), located at
+    its entry of the parameters file (not at the file's top, not in the definition)."""
+    data = [{"ParameterKey": k, "ParameterValue": v} for k, v in {**GOOD, key: value}.items()]
+    file = tmp_path / "platform-parameters-bad.json"
+    file.write_text(json.dumps(data, indent=1))
+    with pytest.raises(levelflow.LevelflowError) as caught:
+        levelflow.load_params(file)
+    [problem] = caught.value.problems
+    assert words in str(problem) and str(problem).count(key) == 1 and "^" not in problem.message
+    index = list({**GOOD, key: value}).index(key)
+    assert problem.file == str(file) and problem.path == (index, "ParameterValue")
+    assert file.read_text().splitlines()[problem.line - 1].strip().startswith('"ParameterValue"')

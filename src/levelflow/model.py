@@ -456,24 +456,26 @@ REQUIRED_PARAMS = {
 }
 
 
-def _matching(pattern: str) -> Callable[[Any], str]:
+def _matching(pattern: str, what: str) -> Callable[[Any], str]:
     regex = re.compile(pattern)
 
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise _fail(f"must be a string, got {shown(value)}")
         if not regex.search(value):
-            raise _fail(f"must match {pattern}, got {shown(value)}")
+            raise _fail(f"must be {what}, got {shown(value)}")
         return value
 
     return check
 
 
 PARAM_CHECKS: dict[str, Callable[[Any], str]] = {
-    "pRegion": _matching(r"^[a-z]+-[a-z]+\d+$"),
-    "pProjectID": _matching(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"),
+    "pRegion": _matching(r"^[a-z]+-[a-z]+\d+$", "a Google Cloud region such as us-central1 or europe-west1"),
+    "pProjectID": _matching(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a project id: 6 to 30 lowercase letters, digits or '-', "
+                                                           "starting with a letter and not ending with '-'"),
     "pFunctionIntermediateName": _EXECUTOR,
-    "pJobsDefinitionsBucket": _matching(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"),
+    "pJobsDefinitionsBucket": _matching(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", "a bucket name: 3 to 222 lowercase "
+                                        "letters, digits, '.', '_' or '-', starting and ending with a letter or digit"),
 }
 
 
@@ -502,7 +504,7 @@ class PlatformParams(NamedTuple):
         extra = {key: value for key, value in mapping.items() if key not in PARAM_CHECKS}
         base_url_problem = _base_url_problem(extra.get("pFunctionsBaseUrl"))
         if base_url_problem:
-            return None, [(None, base_url_problem)]
+            return None, [("pFunctionsBaseUrl", base_url_problem)]
         return cls(**values, extra=extra), []
 
     @classmethod
@@ -514,7 +516,7 @@ class PlatformParams(NamedTuple):
         params, problems = cls.read(mapping)
         if params is None:
             key, message = problems[0]
-            raise Invalid(f"{key}: {message}" if key else message)
+            raise Invalid(f"{key} {message}" if key else message)
         return params
 
     def as_mapping(self) -> dict[str, Any]:
@@ -537,10 +539,10 @@ def _base_url_problem(base: Any) -> Optional[str]:
     if base is None:
         return None
     if not isinstance(base, str):
-        return f"pFunctionsBaseUrl must be a URL (text), got {shown(base)}"
+        return f"must be a URL (text), got {shown(base)}"
     if not re.fullmatch(r"https?://[^\s${}\"'\\]+", base):
-        return f"pFunctionsBaseUrl must be an http(s) URL without spaces, quotes or '${{', got {shown(base)}"
+        return f"must be an http(s) URL without spaces, quotes or '${{', got {shown(base)}"
     if base.startswith("http://") and not is_loopback(base):
-        return (f"pFunctionsBaseUrl must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
+        return (f"must be https, or plain http to a loopback address (127.0.0.1, localhost, ::1) "
                 f"such as a local double, got {shown(base)}")
     return None

@@ -138,5 +138,5 @@ def validate_params(document: Document) -> PlatformParams:
         params, found = PlatformParams.read(mapping)
         if params is not None:
             return params
-        problems = [document.problem(paths.get(key, ()) if key else (), f"{key}: {message}" if key else message) for key, message in found]
+        problems = [document.problem(paths.get(key, ()) if key else (), f"{key} {message}" if key else message) for key, message in found]
     raise LevelflowError(problems)
