@@ -42,3 +42,23 @@ def test_out_and_output_are_exclusive(tmp_path):
     result = run_cli("generate", EXAMPLES, "--params", PARAMS, "-o", tmp_path / "x.yaml")
     assert result.returncode == 1 and "exactly one definition" in result.stderr
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_check_fails_on_stale_files_and_passes_after_generate(tmp_path):
+    """generate --check writes nothing: exit 1 with each missing, changed or leftover part file
+    named (--diff shows the change), exit 0 once `generate` has written the same files."""
+    definition, out = EXAMPLES / "retail_daily.json", tmp_path / "out"
+    missing = run_cli("generate", definition, "--params", PARAMS, "--out", out, "--check")
+    assert missing.returncode == 1 and "missing: " in missing.stdout and not out.exists()
+    assert run_cli("generate", definition, "--params", PARAMS, "--out", out).returncode == 0
+    fresh = run_cli("generate", definition, "--params", PARAMS, "--out", out, "--check")
+    assert fresh.returncode == 0 and "up to date: 1 file" in fresh.stdout
+    [written] = out.iterdir()
+    written.write_text(written.read_text().replace("level_1_check", "level_one_check"))
+    (out / f"{written.stem}-part-2.yaml").write_text("old part\n")
+    stale = run_cli("generate", definition, "--params", PARAMS, "--out", out, "--check", "--diff")
+    assert stale.returncode == 1
+    assert f"stale: {written}" in stale.stdout and f"no longer generated: {out / (written.stem + '-part-2.yaml')}" in stale.stdout
+    assert "-  - level_one_check:" in stale.stdout and "+  - level_1_check:" in stale.stdout
+    assert "level_one_check" in written.read_text()  # nothing written
+    assert run_cli("generate", definition, "--params", PARAMS, "--out", out, "--diff").returncode == 2  # --diff needs --check

@@ -124,9 +124,45 @@ def generate(
     single definition instead. Every definition is compiled before anything is written.
     Warnings are emitted as LevelflowWarning; with `strict`, they are errors and nothing is written.
     """
+    from .writer import write_all_atomic
+
+    files = compile_outputs(paths, params_path, out_dir, output_file=output_file, engine=engine, options=options,
+                            progress=progress, strict=strict)
+    write_all_atomic(files)
+    return sorted(files)
+
+
+def stale_outputs(files: dict[Path, str]) -> list[tuple[Path, Optional[str], Optional[str]]]:
+    """What `generate` would change on disk: (path, text on disk or None, text it would write
+    or None), for each output that is missing or differs, and each part file beside an output
+    (`<name>-part-N.<ext>`) that it would no longer write."""
+    changes: list[tuple[Path, Optional[str], Optional[str]]] = []
+    for path, text in sorted(files.items()):
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            changes.append((path, current, text))
+    mains = {path for path in files if "-part-" not in path.stem}
+    for main in sorted(mains):
+        for leftover in sorted(main.parent.glob(f"{main.stem}-part-*{main.suffix}")):
+            if leftover not in files and re.fullmatch(rf"{re.escape(main.stem)}-part-\d+", leftover.stem):
+                changes.append((leftover, leftover.read_text(encoding="utf-8", errors="replace"), None))
+    return changes
+
+
+def compile_outputs(
+    paths: Iterable[str | Path],
+    params_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    output_file: str | Path | None = None,
+    engine: Optional[str] = None,
+    options: Optional["GenerateOptions"] = None,
+    progress: Optional[Callable[[Path], None]] = None,
+    strict: bool = False,
+) -> dict[Path, str]:
+    """The files `generate` writes, by path, computed without writing anything."""
     import warnings
     from .backends import GenerateOptions, engine_for
-    from .writer import write_all_atomic
 
     options = options or GenerateOptions()
     params = load_params(params_path)
@@ -168,8 +204,7 @@ def generate(
     ]
     if problems:
         raise LevelflowError(problems)
-    write_all_atomic(files)
-    return sorted(files)
+    return files
 
 
 def _target(name: str, generated: dict, out_dir, output_file) -> Path:

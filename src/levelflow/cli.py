@@ -120,18 +120,26 @@ def schema(output):
               help="Composer operators mode: local checkout of the Dataform repository; each BigQuery step's "
                    "definitions/<pipeline>/<JOB_NAME>.sqlx is embedded at generation time.")
 @strict_option
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 when the files on disk differ from what would be generated (for CI).")
+@click.option("--diff", "show_diff", is_flag=True, help="With --check: print a unified diff of each stale file.")
 @reports_problems
-def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir):
+def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir, check, show_diff):
     """Compile definitions (files or directories) into deployable orchestration.
 
     Every definition is validated and compiled before anything is written; outputs are
-    written atomically, so a failed run leaves earlier files as they were.
+    written atomically, so a failed run leaves earlier files as they were. With --check,
+    nothing is written: the command says which files are stale (missing, different, or a
+    part file no longer generated) and exits 1 if any is.
     """
-    from .api import find_definitions, generate as generate_files
+    from .api import compile_outputs, find_definitions
     from .backends import GenerateOptions
+    from .writer import write_all_atomic
 
     if (out_dir is None) == (output_file is None):
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
+    if show_diff and not check:
+        raise click.UsageError("--diff goes with --check")
     from .backends import usage_problem
 
     # flags that contradict each other; each definition's own engine is checked by generate()
@@ -141,11 +149,36 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
     options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir)
     with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
         warnings.simplefilter("always")
-        written = generate_files(definitions, params_path, out_dir, output_file=output_file,
-                                 engine=engine, options=options, progress=advance, strict=strict)
+        files = compile_outputs(definitions, params_path, out_dir, output_file=output_file,
+                                engine=engine, options=options, progress=advance, strict=strict)
     print_warnings(caught, False)  # e.g. a pipeline that could exceed the engine's executed-steps limit
-    for path in written:
+    if check:
+        sys.exit(_check_outputs(files, show_diff))
+    write_all_atomic(files)
+    for path in sorted(files):
         click.echo(f"wrote {path}")
+
+
+def _check_outputs(files: dict, show_diff: bool) -> int:
+    """generate --check: report each stale output (and its diff); the exit status."""
+    import difflib
+
+    from .api import stale_outputs
+
+    changes = stale_outputs(files)
+    for path, current, text in changes:
+        what = "missing" if current is None else "no longer generated" if text is None else "stale"
+        click.echo(f"{what}: {path}")
+        if show_diff:
+            lines = difflib.unified_diff((current or "").splitlines(keepends=True), (text or "").splitlines(keepends=True),
+                                         f"{path} (on disk)", f"{path} (generated)")
+            click.echo("".join(lines), nl=False)
+    if changes:
+        click.echo(f"{len(changes)} output{'s' if len(changes) != 1 else ''} not as generate would write "
+                   f"{'them' if len(changes) != 1 else 'it'}; run the same command without --check", err=True)
+        return 1
+    click.echo(f"up to date: {len(files)} file{'s' if len(files) != 1 else ''}")
+    return 0
 
 
 def _progress(total: int):
