@@ -441,7 +441,9 @@ def test_cli_generate_and_the_original_positional_script(tmp_path):
                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert script_run.returncode == 0, script_run.stderr
     assert first.read_bytes() == second.read_bytes()
-    assert first.read_bytes() == next(files for name, files in _example_files() if name == definition.name)["demo_pipeline_cloud_workflows.yaml"].encode()
+    origin, compiled = first.read_text().split("\n", 1)  # the CLI's files start with their provenance line
+    assert origin.startswith('# levelflow ') and 'source "examples/demo_pipeline_cloud_workflows.json"' in origin
+    assert compiled == next(files for name, files in _example_files() if name == definition.name)["demo_pipeline_cloud_workflows.yaml"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(pipeline([[[step("A", WAIT_TIME_SECONDS="soon")]]])))
     failed = subprocess.run([sys.executable, "workflows_generator.py", str(bad), str(PARAMS), str(tmp_path / "c.yaml"), "False"],

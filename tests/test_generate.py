@@ -62,3 +62,34 @@ def test_check_fails_on_stale_files_and_passes_after_generate(tmp_path):
     assert "-  - level_one_check:" in stale.stdout and "+  - level_1_check:" in stale.stdout
     assert "level_one_check" in written.read_text()  # nothing written
     assert run_cli("generate", definition, "--params", PARAMS, "--out", out, "--diff").returncode == 2  # --diff needs --check
+
+
+def test_each_file_says_where_it_comes_from(tmp_path):
+    """The first line of every generated file: levelflow's version, the definition's path from
+    its project, a digest of definition and parameters; the same for a reformatted or moved copy,
+    another for a changed value, and a file name with a line break stays inside the comment."""
+    import levelflow
+
+    def first_lines(definition, engine):
+        out = tmp_path / f"out-{engine}"
+        shutil.rmtree(out, ignore_errors=True)
+        mode = ["--step-mode", "functions"] if engine == "composer" else []
+        result = run_cli("generate", definition, "--params", PARAMS, "--out", out, "--engine", engine, *mode)
+        assert result.returncode == 0, result.stderr
+        return {path.name: path.read_text().splitlines()[0] for path in out.iterdir()}
+
+    original = EXAMPLES / "retail_daily.json"
+    lines = first_lines(original, "cloud_workflows") | first_lines(original, "composer")
+    assert set(lines.values()) and all(line.startswith(f"# levelflow {levelflow.__version__}; source \"examples/retail_daily.json\"; "
+                                                        "definition and parameters sha256 ") for line in lines.values())
+    digest = lines["retail-daily.yaml"].rsplit(" ", 1)[1]
+    assert len(digest) == 16 and lines["retail-daily.py"].rsplit(" ", 1)[1] != digest  # the engine is part of it
+    moved = tmp_path / "moved\nname.json"  # outside any project: its bare name, JSON-escaped
+    moved.write_text(json.dumps(json.loads(original.read_text()), indent=4))
+    [line] = first_lines(moved, "cloud_workflows").values()
+    assert line.endswith(f'source "moved\\nname.json"; definition and parameters sha256 {digest}')
+    changed = json.loads(original.read_text())
+    changed["definition"][0]["THREADS"][0]["STEPS"][0]["WAIT_TIME_SECONDS"] = "31"
+    moved.write_text(json.dumps(changed))
+    [line] = first_lines(moved, "cloud_workflows").values()
+    assert not line.endswith(digest)

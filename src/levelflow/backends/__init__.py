@@ -47,6 +47,9 @@ class GenerateOptions:
     step_mode: Optional[str] = None  # None: the engine's default mode
     jobs_dir: Optional[Path] = None  # a local copy of the jobs bucket: job files embedded at generation time
     dataform_dir: Optional[Path] = None  # a local checkout of the Dataform repository: queries embedded
+    # Set by Engine.generate: levelflow.provenance's line, which every file the engine writes
+    # starts with (after its language's comment sign), within the engine's size limits.
+    provenance: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,10 @@ class Engine:
         return None
 
     def generate(self, plan: "Plan", options: GenerateOptions) -> dict[str, str]:
-        return self.generate_files(plan, self.options_for(plan, options))
+        from ..provenance import provenance_line
+
+        options = self.options_for(plan, options)
+        return self.generate_files(plan, replace(options, provenance=provenance_line(plan, options.step_mode)))
 
     def problems(self, plan: "Plan", options: GenerateOptions) -> list[Problem]:
         """What `validate` reports for this engine: unusable options first, then its own checks."""

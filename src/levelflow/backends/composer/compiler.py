@@ -38,7 +38,8 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
     data = compiler.pipeline_data()
     if compiler.problems:
         raise LevelflowError(compiler.problems)
-    return {f"{plan.name}.py": render(data, compiler.used)}
+    origin = f"# {options.provenance}\n" if options.provenance else ""  # a comment: the docstring stays the module's
+    return {f"{plan.name}.py": origin + render(data, compiler.used)}
 
 
 def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
