@@ -272,6 +272,16 @@ class RunStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _read_dicts(self, sql: str, args: tuple = ()) -> list[dict]:
+        """Rows as dicts, made straight from plain tuples: a run's steps are read back whole
+        (its report), and an sqlite3.Row made first only to be copied costs a third more."""
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(sql, args).fetchall()
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in rows]
+
     # -- runs ---------------------------------------------------------------------------------
 
     def create_run(self, run_id: str, pipeline: str, source: str | None, executor: str,
@@ -309,11 +319,19 @@ class RunStore:
     # -- steps and attempts -------------------------------------------------------------------
 
     def steps(self, run_id: str) -> list[dict]:
-        return [dict(row) for row in self._read("SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,))]
+        return self._read_dicts("SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,))
 
     def attempts(self, run_id: str) -> list[dict]:
-        return [dict(row) for row in self._read(
-            "SELECT * FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,))]
+        return self._read_dicts("SELECT * FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,))
+
+    def job_ids(self, run_id: str) -> dict[str, list[str]]:
+        """JOB_ID -> the job ids its attempts were answered, in order (a report's async_job_ids)."""
+        job_ids: dict[str, list[str]] = {}
+        for job_id, async_job_id in self._read(
+                "SELECT job_id, async_job_id FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,)):
+            if async_job_id:
+                job_ids.setdefault(job_id, []).append(async_job_id)
+        return job_ids
 
     # The engine's per-step writes take a `batch` (see _write): committed with its next action.
 
