@@ -145,10 +145,14 @@ class Engine:
     def sleep(self, seconds: float) -> None:
         """Wait on the scaled clock; a stop request ends the wait at once. A worker's changes
         are committed before it waits (a back-off while starting a job shows the step running)."""
-        batch = getattr(self._local, "batch", None)
-        if batch and seconds > 0:
-            self.store.commit(batch)
-        if self.stop_event.wait(max(seconds, 0.0)):
+        if seconds <= 0:  # no wait (time scale 0): Event.wait(0) would still make a lock to wait on
+            stopped = self.stop_event.is_set()
+        else:
+            batch = getattr(self._local, "batch", None)
+            if batch:
+                self.store.commit(batch)
+            stopped = self.stop_event.wait(seconds)
+        if stopped:
             raise Interrupted()
 
     # -- levels and threads ---------------------------------------------------------------------
