@@ -102,7 +102,7 @@ def default_state_path() -> Path:
     return Path(user_data_dir("levelflow", appauthor=False)) / "runs.db"
 
 
-Statement = tuple[str, tuple]
+Statement = tuple[str, tuple]  # or (sql, list of argument tuples): one statement run for each (executemany)
 
 
 class _Queued:
@@ -257,7 +257,10 @@ class RunStore:
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 for sql, args in statements:
-                    cursor.execute(sql, args)
+                    if isinstance(args, list):
+                        cursor.executemany(sql, args)
+                    else:
+                        cursor.execute(sql, args)
                 cursor.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -291,10 +294,10 @@ class RunStore:
                        "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                        (run_id, pipeline, source, executor, json.dumps(structure), json.dumps(arguments),
                         os.getpid(), now))]
-        statements += [("INSERT INTO steps (run_id, job_id, job_name, level_id, thread_id, position, type, status) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                        (run_id, s["job_id"], s["job_name"], s["level_id"], s["thread_id"], s["position"], s["type"]))
-                       for s in steps]
+        statements.append(("INSERT INTO steps (run_id, job_id, job_name, level_id, thread_id, position, type, status) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                           [(run_id, s["job_id"], s["job_name"], s["level_id"], s["thread_id"], s["position"], s["type"])
+                            for s in steps]))  # one executemany: a large run's steps in a fraction of the time
         self._write(statements)
 
     def reopen_run(self, run_id: str, executor: str) -> None:
