@@ -411,3 +411,22 @@ def test_every_way_the_deployed_functions_fail_a_step(make_plan, state, tmp_path
     assert "aef_definitions_demo_load_errors_sqlx_" in by_id["NAMED"]["error"]
     if transport == "http":
         assert "AttributeError" in by_id["MISSING"]["error"]
+
+
+def test_report_times_are_the_datetime_module_s_to_the_millisecond():
+    """report.iso makes each second's text once; what it answers is datetime's, rounding included."""
+    import datetime as dt
+    import random
+
+    from levelflow.backends.local.report import iso
+
+    def expected(epoch):
+        return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+    rng = random.Random(14)
+    seconds = [0, 1_796_193_248, 4_102_444_799, -86_401] + [rng.randrange(-10**9, 4 * 10**9) for _ in range(200)]
+    fractions = [0, 1e-6, 5e-7, 4.999e-7, 0.0005, 0.9995, 0.999999, 0.9999995, 0.99999949] + [rng.random() for _ in range(20)]
+    for second in seconds:
+        for fraction in fractions:
+            assert iso(second + fraction) == expected(second + fraction), second + fraction
+    assert iso(None) is None

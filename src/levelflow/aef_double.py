@@ -109,7 +109,7 @@ def _attribute_error(value) -> AttributeError:
     return AttributeError(f"'{type(value).__name__}' object has no attribute 'get'")
 
 
-@dataclass
+@dataclass(slots=True)  # one object per job instead of two (the dict): fewer for the collector to visit
 class _Job:
     job_name: str
     family: Family
@@ -117,7 +117,7 @@ class _Job:
     polls: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Execution:
     name: str
     workflow: str

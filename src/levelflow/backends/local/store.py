@@ -102,7 +102,7 @@ def default_state_path() -> Path:
     return Path(user_data_dir("levelflow", appauthor=False)) / "runs.db"
 
 
-Statement = tuple[str, tuple]
+Statement = tuple[str, tuple]  # or (sql, list of argument tuples): one statement run for each (executemany)
 
 
 class _Queued:
@@ -119,9 +119,16 @@ class _Queued:
 # SQLite copies the WAL into the database (and syncs both files) inside the commit that finds
 # this many pages in it: 1,000 by default, every 250 or so of the engine's commits. A run's
 # commits rewrite the same few pages over and over, so a checkpoint's cost hardly grows with
-# the WAL: 4,000 pages (16 MiB at most) make it a quarter as often, for the same work each time.
-# A killed process loses nothing either way: the WAL holds every commit.
+# the WAL: 4,000 pages (4 MiB at most, of RECORD_PAGE_BYTES) make it a quarter as often, for
+# the same work each time. A killed process loses nothing either way: the WAL holds every commit.
 WAL_CHECKPOINT_PAGES = 4000
+# Each commit appends every page it changed to the WAL, whole: a step's commit changes a few
+# rows of 100-300 bytes on about three pages (steps, attempts and its key). At SQLite's default
+# 4 KiB, a 1,000-step run writes some 11 MiB of WAL, which the checkpoint (or the last close)
+# must first sync to disk: tens of milliseconds, as long as the steps themselves. 1 KiB pages
+# (SQLite's default until 3.12) write, checksum and sync a quarter of that; reading a run back
+# (its report, `runs show`) costs about the same either way.
+RECORD_PAGE_BYTES = 1024
 
 
 class Batch:
@@ -169,6 +176,8 @@ class RunStore:
             raise LevelflowError([Problem(str(self.path), f"cannot open the run record: {exc}")]) from None
         self._db.row_factory = sqlite3.Row
         try:
+            # A new record only (an existing file keeps its pages): see RECORD_PAGE_BYTES.
+            self._db.execute(f"PRAGMA page_size={RECORD_PAGE_BYTES}")
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process in WAL mode; only power loss can drop the tail.
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -248,7 +257,10 @@ class RunStore:
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 for sql, args in statements:
-                    cursor.execute(sql, args)
+                    if isinstance(args, list):
+                        cursor.executemany(sql, args)
+                    else:
+                        cursor.execute(sql, args)
                 cursor.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -263,6 +275,16 @@ class RunStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _read_dicts(self, sql: str, args: tuple = ()) -> list[dict]:
+        """Rows as dicts, made straight from plain tuples: a run's steps are read back whole
+        (its report), and an sqlite3.Row made first only to be copied costs a third more."""
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(sql, args).fetchall()
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in rows]
+
     # -- runs ---------------------------------------------------------------------------------
 
     def create_run(self, run_id: str, pipeline: str, source: str | None, executor: str,
@@ -272,10 +294,10 @@ class RunStore:
                        "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                        (run_id, pipeline, source, executor, json.dumps(structure), json.dumps(arguments),
                         os.getpid(), now))]
-        statements += [("INSERT INTO steps (run_id, job_id, job_name, level_id, thread_id, position, type, status) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                        (run_id, s["job_id"], s["job_name"], s["level_id"], s["thread_id"], s["position"], s["type"]))
-                       for s in steps]
+        statements.append(("INSERT INTO steps (run_id, job_id, job_name, level_id, thread_id, position, type, status) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                           [(run_id, s["job_id"], s["job_name"], s["level_id"], s["thread_id"], s["position"], s["type"])
+                            for s in steps]))  # one executemany: a large run's steps in a fraction of the time
         self._write(statements)
 
     def reopen_run(self, run_id: str, executor: str) -> None:
@@ -300,11 +322,19 @@ class RunStore:
     # -- steps and attempts -------------------------------------------------------------------
 
     def steps(self, run_id: str) -> list[dict]:
-        return [dict(row) for row in self._read("SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,))]
+        return self._read_dicts("SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,))
 
     def attempts(self, run_id: str) -> list[dict]:
-        return [dict(row) for row in self._read(
-            "SELECT * FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,))]
+        return self._read_dicts("SELECT * FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,))
+
+    def job_ids(self, run_id: str) -> dict[str, list[str]]:
+        """JOB_ID -> the job ids its attempts were answered, in order (a report's async_job_ids)."""
+        job_ids: dict[str, list[str]] = {}
+        for job_id, async_job_id in self._read(
+                "SELECT job_id, async_job_id FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,)):
+            if async_job_id:
+                job_ids.setdefault(job_id, []).append(async_job_id)
+        return job_ids
 
     # The engine's per-step writes take a `batch` (see _write): committed with its next action.
 
