@@ -20,12 +20,10 @@ def generated_sources(plan: Plan) -> tuple[Optional[dict[str, str]], str]:
     """The generated files (name -> source text), or None and why not."""
     if plan.params is None:
         return None, "n/a (give --params to generate the source)"
-    from .compiler import generate_files
-
     try:
         with warnings.catch_warnings():  # its warnings repeat figures this report shows anyway
             warnings.simplefilter("ignore")
-            return generate_files(plan, GenerateOptions(step_mode=ENGINE.default_mode)), ""
+            return ENGINE.generate(plan, GenerateOptions(step_mode=ENGINE.default_mode)), ""  # as `generate` writes them
     except (LevelflowError, ValueError) as exc:
         first = exc.problems[0] if isinstance(exc, LevelflowError) and exc.problems else exc
         return None, f"n/a (not generated: {first})"
