@@ -175,6 +175,11 @@ def test_cli_json_result_exit_status_and_runs_commands(tmp_path, write_json):
     assert json.loads(invoke("runs", "show", report["run_id"], "--state", db, "--format", "json").stdout) == report
     table = invoke("runs", "list", "--state", db)
     assert report["run_id"] in table.stdout
+    # every column its --help promises (id, pipeline, status, start, duration, steps succeeded)
+    assert all(r["duration_s"] is not None and r["duration_s"] >= 0 for r in runs)
+    assert "duration" in table.stdout and re.search(r"\d+\.\d s", table.stdout)
+    promised = invoke("runs", "list", "--help").stdout
+    assert all(word in promised for word in ("id", "pipeline", "status", "start", "duration", "succeeded"))
 
 
 def test_cli_refuses_what_it_cannot_do(tmp_path, write_json):

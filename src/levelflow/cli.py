@@ -100,6 +100,7 @@ def schema(output):
 
     if output:
         write_atomic(output, schema_text())
+        click.echo(f"wrote {output}")
     else:
         click.echo(schema_text(), nl=False)
 

@@ -204,6 +204,7 @@ def list_runs(state_path, output_format, limit):
     listed = [{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
                "process_gone": r["status"] == "running" and not process_alive(r["pid"]),
                "started_at": iso(r["started_at"]), "ended_at": iso(r["ended_at"]),
+               "duration_s": round(r["ended_at"] - r["started_at"], 3) if r["ended_at"] and r["started_at"] else None,
                "steps": r["step_count"], "succeeded": r["succeeded_count"], "resumes": r["resumes"]}
               for r in rows]
     if output_format == "json":
@@ -214,15 +215,27 @@ def list_runs(state_path, output_format, limit):
     from .backends.local.view import status_text
 
     table = Table()
-    for column in ("run id", "pipeline", "status", "started (UTC)", "succeeded", "resumes"):
+    for column in ("run id", "pipeline", "status", "started (UTC)", "duration", "succeeded", "resumes"):
         table.add_column(column, no_wrap=True)
     for row in listed:
         status = status_text(row["status"])
         if row["process_gone"]:
             status.append(" (process gone: --resume it)", style="dim")
-        table.add_row(row["run_id"], row["pipeline"], status, (row["started_at"] or "")[:19],
+        table.add_row(row["run_id"], row["pipeline"], status, (row["started_at"] or "")[:19], _duration(row["duration_s"]),
                       f"{row['succeeded']}/{row['steps']}", str(row["resumes"]))
     _console().print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    """A run's length as people write it: 12.3 s, 4 min 05 s, 2 h 07 min; empty while it runs."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 @runs.command("show")

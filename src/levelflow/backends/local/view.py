@@ -98,7 +98,7 @@ class LiveView:
         if record.attempts > 1:
             parts.append(f"attempt {record.attempts}")
         if record.async_job_id and record.status == "running":
-            parts.append(f"{record.async_job_id}, {record.polls} polls")
+            parts.append(f"{record.async_job_id}, {record.polls} poll{'' if record.polls == 1 else 's'}")
         if record.error and record.status in ("failed", "continued"):
             parts.append(record.error)
         return " · ".join(parts)
