@@ -102,7 +102,7 @@ def default_state_path() -> Path:
     return Path(user_data_dir("levelflow", appauthor=False)) / "runs.db"
 
 
-Statement = tuple[str, tuple]  # or (sql, list of argument tuples): one statement run for each (executemany)
+Statement = tuple[str, "tuple | list[tuple]"]  # (sql, arguments), or (sql, list of argument tuples): run for each (executemany)
 
 
 class _Queued:
