@@ -239,3 +239,68 @@ def test_arguments_file_reaches_the_executors(tmp_path, write_json):
     arguments.write_text("query_variables: {}\nworkflow_propertes: {}\n")
     typo = invoke("run", definition, "--params", PARAMS, "--simulate", "--arguments", arguments)
     assert typo.exit_code == 1 and f"{arguments}:2:" in typo.stderr and "workflow_propertes: unknown key" in typo.stderr
+
+
+def test_the_printed_resume_line_continues_against_the_same_target_and_nothing_else(tmp_path, write_json):
+    """A run against the stub is interrupted; pasted as printed, the `resume with:` line resumes
+    it against the same stub (the header says which target), and no job starts twice. The same
+    resume without the executor options is refused before any call: it would have gone to the
+    deployed functions, where the run's jobs do not exist."""
+    import shlex
+
+    definition = write_json(pipeline([[[astep("N1"), astep("N2")], [astep("Q1")]]]))
+    db = tmp_path / "runs.db"
+    with RunningStub(Scenario.model_validate({"jobs": {"job_N1": {"outcome": "never"}}})) as stub:
+        process = levelflow_process("run", definition, "--params", PARAMS, "--executor-url", stub.url, "--state", db,
+                                    "--time-scale", "0.05", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: query(db, "SELECT async_job_id FROM steps WHERE job_id = 'N1'")[0][0], "N1 to be started")
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 130, stderr
+        assert f"calling the executors at {stub.url}/" in stderr and "(this machine: a stub or local double)" in stderr
+        [line] = [line for line in stderr.splitlines() if line.startswith("resume with: ")]
+        words = shlex.split(line.removeprefix("resume with: "))
+        assert words[:2] == ["levelflow", "run"] and "--executor-url" in words and "--state" in words
+        [(run_id,)] = query(db, "SELECT run_id FROM runs")
+        calls_before = len(stub.state.calls)
+
+        elsewhere = run_cli("run", definition, "--params", PARAMS, "--state", db, "--resume", run_id)
+        assert elsewhere.returncode == 1 and "Traceback" not in elsewhere.stderr
+        assert f"run {run_id} started against the executors at {stub.url}/" in elsewhere.stderr
+        assert "would use the deployed functions on Google Cloud (https://" in elsewhere.stderr and "--force" in elsewhere.stderr
+        assert len(stub.state.calls) == calls_before and query(db, "SELECT status FROM runs") == [("interrupted",)]
+        assert run_cli("run", definition, "--params", PARAMS, "--state", db, "--force").returncode == 2  # --force needs --resume
+
+        stub.state.scenario = Scenario()  # the job now finishes
+        resumed = run_cli(*words[1:], timeout=60)  # the line as printed ("levelflow" is run_cli's own)
+        assert resumed.returncode == 0, resumed.stderr
+        assert Counter(c["job_name"] for c in stub.state.calls if c["call_type"] == "get_id") == \
+            dict.fromkeys(["job_N1", "job_N2", "job_Q1"], 1)
+        assert query(db, "SELECT status, resumes FROM runs") == [("succeeded", 1)]
+
+
+def test_time_scale_zero_skips_waits_and_keeps_time_outs(tmp_path, write_json):
+    """--time-scale 0: no waits, and a time-out still means its minutes of pipeline time (the
+    polls it takes at WAIT_TIME_SECONDS), not an immediate failure; --simulate skips waits by
+    default and says so."""
+    definition = write_json(pipeline([[[step("SLOW", WAIT_TIME_SECONDS="30", ASYNC_TIMEOUT_LOOP_IN_MINUTES="2"),
+                                        step("OK", WAIT_TIME_SECONDS="30")]]]))
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("jobs:\n  job_OK: {polls: 3}\n  job_SLOW: {polls: 3}\n")
+    done = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "a.db", f"--simulate={scenario}",
+                   "--format", "json", timeout=60)
+    assert done.returncode == 0, done.stderr  # 3 polls of 30 s fit the 2 min of SLOW
+    report = json.loads(done.stdout)
+    assert [s["status"] for s in report["steps"]] == ["succeeded", "succeeded"]
+    scenario.write_text("jobs:\n  job_SLOW: {outcome: never}\n")
+    text = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "b.db", f"--simulate={scenario}", timeout=60)
+    assert text.returncode == 1
+    assert "waits skipped" in text.stderr and "calling the built-in simulator" in text.stderr
+    timed_out = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "c.db", f"--simulate={scenario}",
+                        "--time-scale", "0", "--format", "json", timeout=60)
+    [slow, ok] = json.loads(timed_out.stdout)["steps"]
+    assert slow["status"] == "failed" and "still running after 2 min" in slow["error"] and ok["status"] == "pending"
+    polls = query(tmp_path / "c.db", "SELECT polls FROM attempts WHERE job_id = 'SLOW'")
+    assert polls == [(4,)], polls  # polls after 30, 60, 90 and 120 s of pipeline time: the 4th finds the 2 min over

@@ -94,19 +94,23 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
                    "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last.")
 @click.option("--max-parallel", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="At most this many threads of a level run at once.")
-@click.option("--time-scale", type=click.FloatRange(min=0, max=1000), default=1.0, show_default=True,
-              help="Multiply every wait (polls, time-outs, back-off, simulated durations); 0.01 turns a 30 s poll wait into 0.3 s.")
+@click.option("--time-scale", type=click.FloatRange(min=0, max=1000), default=None,
+              help="Multiply every wait (polls, back-off, simulated durations): 0.01 turns a 30 s poll wait into 0.3 s, "
+                   "0 skips them. Time-outs count in the pipeline's time, so they keep their meaning (a 45 min time-out "
+                   "is 90 polls of 30 s at any scale). Default: 1, and 0 with --simulate.")
 @_state_option
 @click.option("--resume", metavar="RUN_ID",
               help="Continue this run (with its original arguments): succeeded steps are not run again, "
-                   "jobs left running are polled again.")
+                   "jobs left running are polled again, against the target it started with.")
+@click.option("--force", is_flag=True,
+              help="With --resume: continue the run against another target than the one it started with.")
 @click.option("--arguments", "arguments_path", type=click.Path(path_type=Path, dir_okay=False),
               help="JSON/YAML execution arguments, as a deployed run gets them: workflow_name, query_variables "
                    "(default start_date = end_date = today, UTC), workflow_properties.")
 @_format_option
 @strict_option
 @reports_problems
-def run(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, resume,
+def run(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, resume, force,
         arguments_path, output_format, strict):
     """Run a pipeline on this machine, with live progress, recorded for `levelflow runs`.
 
@@ -125,6 +129,10 @@ def run(definition, params_path, executor_url, simulate, max_parallel, time_scal
 
     if resume and arguments_path:
         raise click.UsageError("--arguments cannot change a resumed run: it keeps the arguments it started with")
+    if force and not resume:
+        raise click.UsageError("--force goes with --resume")
+    if time_scale is None:  # a simulation checks the pipeline's logic: its waits are skipped unless asked for
+        time_scale = 0.0 if simulate is not None else 1.0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plan = load_plan(definition, load_params(params_path))
@@ -132,29 +140,32 @@ def run(definition, params_path, executor_url, simulate, max_parallel, time_scal
     options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
     store = _store(state_path)
     try:
-        report, received = _run_with_view(plan, store, options, resume, output_format)
+        report, received = _run_with_view(plan, store, options, resume, force, output_format)
     finally:
         store.close()
-    _print_result(report, output_format, definition, params_path)
+    again = _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path)
+    _print_result(report, output_format, again)
     if report["status"] == "interrupted" and received:
         sys.exit(128 + received[0])
     sys.exit(0 if report["status"] == "succeeded" else 1)
 
 
-def _run_with_view(plan, store, options, resume, output_format):
+def _run_with_view(plan, store, options, resume, force, output_format):
     from rich.console import Console
     from rich.live import Live
 
-    from .backends.local import prepare_run, run_report, stop_on_signals
+    from .backends.local import describe_target, prepare_run, run_report, stop_on_signals, target_label
     from .backends.local.view import LiveView, LogLines
 
     console = Console(stderr=True)
     live = console.is_terminal
     log = LogLines(console) if not live and output_format == "text" else (lambda record: None)
-    engine = prepare_run(plan, store, options, resume=resume, on_change=log)
+    engine = prepare_run(plan, store, options, resume=resume, force=force, on_change=log)
     if output_format == "text":
-        console.print(f"run {engine.run_id} · {plan.name} · {plan.step_count} steps · state {store.path}",
-                      markup=False, highlight=False)
+        waits = "waits skipped" if options.time_scale == 0 else "real time" if options.time_scale == 1 else \
+            f"waits x{options.time_scale:g}"
+        console.print(f"run {engine.run_id} · {plan.name} · {plan.step_count} steps · {waits} · state {store.path}\n"
+                      f"calling {describe_target(target_label(plan, options))}", markup=False, highlight=False)
     with stop_on_signals(engine) as received:
         if live:
             view = LiveView(engine)
@@ -165,10 +176,28 @@ def _run_with_view(plan, store, options, resume, output_format):
     return run_report(store, engine.run_id), received
 
 
-def _print_result(report: dict, output_format: str, definition, params_path) -> None:
+def _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path) -> list[str]:
+    """The command line that continues a run as it was started (its target, waits and record)."""
+    words = ["levelflow", "run", str(definition), "--params", str(params_path)]
+    if executor_url:
+        words += ["--executor-url", executor_url]
+    if simulate is not None:
+        words.append(f"--simulate={simulate}" if simulate else "--simulate")
+    if time_scale != (0.0 if simulate is not None else 1.0):
+        words += ["--time-scale", f"{time_scale:g}"]
+    if max_parallel != 20:
+        words += ["--max-parallel", str(max_parallel)]
+    if state_path:
+        words += ["--state", str(state_path)]
+    return words
+
+
+def _print_result(report: dict, output_format: str, again: list[str]) -> None:
     if output_format == "json":
         click.echo(json.dumps(report, indent=2))
         return
+    import shlex
+
     from .backends.local.view import summary
 
     summary(report, _console())
@@ -176,8 +205,7 @@ def _print_result(report: dict, output_format: str, definition, params_path) -> 
     if status == "failed":
         click.echo(f"run {report['run_id']} failed: {', '.join(report['failed_steps'])}", err=True)
     if status != "succeeded":
-        click.echo(f"resume with: levelflow run {definition} --params {params_path} --resume {report['run_id']}"
-                   " (and the same executor options)", err=True)
+        click.echo(f"resume with: {shlex.join([*again, '--resume', report['run_id']])}", err=True)
 
 
 @click.group("runs")

@@ -9,14 +9,14 @@
 from .engine import Engine, StepRecord
 from .executors import Endpoints, ExecutorClient, HttpTransport, SimulatedTransport, StepError
 from .report import run_report
-from .runner import DEFAULT_MAX_PARALLEL, LocalRunOptions, prepare_run, stop_on_signals
+from .runner import DEFAULT_MAX_PARALLEL, LocalRunOptions, describe_target, prepare_run, stop_on_signals, target_label
 from ...plan import STEP_STATUSES
 from .store import RunStore, default_state_path
 
 __all__ = [
     "DEFAULT_MAX_PARALLEL", "Endpoints", "Engine", "ExecutorClient", "HttpTransport", "LocalRunOptions",
     "RunStore", "STEP_STATUSES", "SimulatedTransport", "StepError", "StepRecord", "default_state_path",
-    "prepare_run", "run_local", "run_report", "stop_on_signals",
+    "describe_target", "prepare_run", "run_local", "run_report", "stop_on_signals", "target_label",
 ]
 
 

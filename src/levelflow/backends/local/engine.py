@@ -121,6 +121,21 @@ class WorkerPool:
             self._tasks.put(None)
 
 
+class PipelineClock:
+    """Seconds of pipeline time since a step's job started, against which its time-out counts:
+    real time divided by --time-scale, so that a time-out keeps its meaning at any scale, or,
+    at scale 0 where nothing waits, the waits the step would have made (a 45 min time-out with
+    30 s polls is 90 polls, as in Cloud Workflows)."""
+
+    def __init__(self, time_scale: float, already: float = 0.0):
+        self.scale, self.already, self.start, self.waited = time_scale, already, time.monotonic(), 0.0
+
+    def elapsed(self) -> float:
+        if self.scale > 0:
+            return self.already + (time.monotonic() - self.start) / self.scale
+        return self.already + self.waited
+
+
 class Engine:
     def __init__(self, plan: Plan, store: RunStore, run_id: str, records: dict[str, StepRecord],
                  client_factory: Callable[[Callable[[float], None]], ExecutorClient], *,
@@ -319,7 +334,7 @@ class Engine:
         if not polled:
             self.client.run_sync(step)
             return
-        deadline = time.monotonic() + self._timeout(step)
+        clock = PipelineClock(self.time_scale)
         job = self.client.start(step)
         # Committed before the first poll, with the attempt's start (and the previous step's end)
         # when the start call did not wait: a resume polls this job instead of starting another.
@@ -332,8 +347,8 @@ class Engine:
         self.store.commit(batch)
         record.async_job_id = job
         self.on_change(record)
-        self.sleep(step.wait_seconds * self.time_scale)
-        self._poll(record, deadline)
+        self._wait(step, clock)
+        self._poll(record, clock)
 
     def _poll_again(self, record: StepRecord, batch: Batch) -> None:
         """Resume: poll the job recorded by an earlier process, on its original time-out."""
@@ -345,25 +360,27 @@ class Engine:
         self.store.resume_attempt(self.run_id, record.step.job_id, attempt, batch)
         self.store.commit(batch)
         self.on_change(record)
-        elapsed = time.time() - started_at
-        self._poll(record, time.monotonic() + self._timeout(record.step) - elapsed)
+        # the time the job already ran, in pipeline time (unknown at scale 0, where nothing waits)
+        already = (time.time() - started_at) / self.time_scale if self.time_scale > 0 else 0.0
+        self._poll(record, PipelineClock(self.time_scale, already))
 
-    def _timeout(self, step: PlanStep) -> float:
-        return step.timeout_minutes * 60 * self.time_scale
+    def _wait(self, step: PlanStep, clock: "PipelineClock") -> None:
+        self.sleep(step.wait_seconds * self.time_scale)
+        clock.waited += step.wait_seconds
 
-    def _poll(self, record: StepRecord, deadline: float) -> None:
+    def _poll(self, record: StepRecord, clock: "PipelineClock") -> None:
         step, job = record.step, record.async_job_id
         assert job is not None  # polled only once a job id is recorded
         while True:
             record.polls += 1
             if self.client.is_done(step, job):
                 return
-            if time.monotonic() >= deadline:
+            if clock.elapsed() >= step.timeout_minutes * 60:
                 # a child workflow is cancelled, so that a retry never runs beside it
                 cancelled = self.client.cancel(step, job)
                 raise StepError(f"timed out: job {record.async_job_id} still running after "
                                 f"{step.timeout_minutes:g} min (ASYNC_TIMEOUT_LOOP_IN_MINUTES){cancelled}")
-            self.sleep(step.wait_seconds * self.time_scale)
+            self._wait(step, clock)
 
     def _end_attempt(self, record: StepRecord, attempt_status: str, error: Optional[str],
                      step_status: Optional[str], batch: Batch) -> None:

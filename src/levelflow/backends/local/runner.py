@@ -9,11 +9,13 @@ import os
 import secrets
 import signal
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from ...errors import LevelflowError, Problem
 from ...plan import Plan
+from ...protocol import is_loopback
 from ...scenario import Scenario
 from .engine import Engine, StepRecord
 from .executors import (EXECUTIONS_API, Endpoints, ExecutorClient, HttpTransport, RunArguments, SimulatedTransport,
@@ -59,10 +61,24 @@ def _check_runnable(plan: Plan) -> None:
         raise _problem(plan, "platform parameters are needed to run a pipeline (--params FILE)")
 
 
-def _executor_label(plan: Plan, options: LocalRunOptions) -> str:
+def target_label(plan: Plan, options: LocalRunOptions) -> str:
+    """What a run talks to, as recorded with it: `simulate <scenario>` or `http <intermediate URL>`."""
     if options.simulated:
         return f"simulate {options.scenario_label}"
     return f"http {Endpoints(plan, options.executor_url).intermediate}"
+
+
+def describe_target(label: str) -> str:
+    """A recorded target in words: the simulator, a local double, or the deployed functions."""
+    kind, _, where = label.partition(" ")
+    if kind == "simulate":
+        return f"the built-in simulator ({where})"
+    host = urllib.parse.urlsplit(where).hostname or ""
+    if is_loopback(where):
+        return f"the executors at {where} (this machine: a stub or local double)"
+    if host.endswith(".cloudfunctions.net") or host.endswith(".run.app"):
+        return f"the deployed functions on Google Cloud ({where})"
+    return f"the executors at {where}"
 
 
 def _fresh_records(plan: Plan) -> dict[str, StepRecord]:
@@ -92,8 +108,10 @@ def process_alive(pid: Optional[int]) -> bool:
     return True
 
 
-def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[str, StepRecord]:
-    """Succeeded steps stay done; jobs with a recorded id are polled again; the rest re-run."""
+def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str, force: bool) -> dict[str, StepRecord]:
+    """Succeeded steps stay done; jobs with a recorded id are polled again; the rest re-run.
+    Against the target the run started with: its jobs exist there only (another target would
+    be asked about job ids it never gave, and would start the other steps for real)."""
     run = store.run(run_id)
     where = str(store.path)
     if run is None:
@@ -105,6 +123,11 @@ def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[s
     if json.loads(run["structure"]) != structure(plan):
         raise _problem(plan, f"this definition's levels, threads or steps differ from run {run_id}'s "
                              f"(pipeline {run['pipeline']!r}); a run can only be resumed with the definition it started with")
+    if run["executor"] != label and not force:
+        raise LevelflowError([Problem(where, f"run {run_id} started against {describe_target(run['executor'])}; this resume "
+                                             f"would use {describe_target(label)}. Give the options it started with (the "
+                                             "`resume with:` line it printed), or add --force to continue it there "
+                                             "(the jobs it started are unknown to another target)")])
     store.interrupt_running(run_id)  # what a killed process left running
     open_jobs = store.open_jobs(run_id)
     store.reset_unfinished(run_id)
@@ -123,12 +146,13 @@ def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str) -> dict[s
 
 
 def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume: Optional[str] = None,
-                on_change: Callable[[StepRecord], None] = lambda record: None) -> Engine:
-    """Record a new run (or reopen `resume`) and return the engine ready to run it."""
+                force: bool = False, on_change: Callable[[StepRecord], None] = lambda record: None) -> Engine:
+    """Record a new run (or reopen `resume`; `force`: even against another target than the
+    one it started with) and return the engine ready to run it."""
     _check_runnable(plan)
-    label = _executor_label(plan, options)
+    label = target_label(plan, options)
     if resume:
-        run_id, records = resume, _resumed_run(plan, store, resume, label)
+        run_id, records = resume, _resumed_run(plan, store, resume, label, force)
         # The dates and properties the run started with, even when resumed another day.
         recorded = store.run(resume)
         assert recorded is not None  # _resumed_run checked it exists
