@@ -304,3 +304,21 @@ def test_time_scale_zero_skips_waits_and_keeps_time_outs(tmp_path, write_json):
     assert slow["status"] == "failed" and "still running after 2 min" in slow["error"] and ok["status"] == "pending"
     polls = query(tmp_path / "c.db", "SELECT polls FROM attempts WHERE job_id = 'SLOW'")
     assert polls == [(4,)], polls  # polls after 30, 60, 90 and 120 s of pipeline time: the 4th finds the 2 min over
+
+
+def test_scenario_entries_merge_over_default_and_unknown_names_are_said(tmp_path, write_json):
+    """A job's entry changes only what it gives (the rest from `default`); an entry that names no
+    job of the pipeline is a located warning with the closest name; a misspelt key gets a
+    "did you mean"."""
+    definition = write_json(pipeline([[[step("A"), step("B")]]]))
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("default: {polls: 2}\njobs:\n  job_A: {latency_ms: 1}\n  job_Bx: {outcome: fail}\n")
+    result = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "r.db", f"--simulate={scenario}",
+                     "--format", "json", timeout=60)
+    assert result.returncode == 0, result.stderr  # job_Bx names no job: B keeps the default and succeeds
+    assert f"warning: {scenario}:4:11: jobs.job_Bx: names no job of pipeline pipe; did you mean job_B? (this entry" in result.stderr
+    polls = dict(query(tmp_path / "r.db", "SELECT job_id, polls FROM attempts"))
+    assert polls == {"A": 3, "B": 3}  # the entry of job_A kept default's 2 "running" answers (then success)
+    scenario.write_text("jobs:\n  job_A: {outcom: fail}\n")
+    typo = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "r.db", f"--simulate={scenario}")
+    assert typo.returncode == 1 and "jobs.job_A.outcom: unknown key 'outcom'; did you mean outcome?" in typo.stderr

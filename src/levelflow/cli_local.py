@@ -78,6 +78,12 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
     scenario = None
     if simulate is not None:
         scenario = load_scenario(simulate) if simulate else Scenario()
+    if simulate:
+        from .api import warn_about
+        from .scenario import unknown_job_warnings
+
+        names = [name for step in plan.steps() for name in (step.job_name, step.workflow_id) if name]
+        warn_about(unknown_job_warnings(simulate, scenario, names, plan.name))
     return LocalRunOptions(executor_url=executor_url, scenario=scenario, scenario_label=simulate or "default scenario",
                            max_parallel=max_parallel, time_scale=time_scale, arguments=arguments)
 
@@ -136,8 +142,8 @@ def run(definition, params_path, executor_url, simulate, max_parallel, time_scal
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plan = load_plan(definition, load_params(params_path))
+        options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
     print_warnings(caught, strict)
-    options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
     store = _store(state_path)
     try:
         report, received = _run_with_view(plan, store, options, resume, force, output_format)

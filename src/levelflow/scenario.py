@@ -4,7 +4,7 @@ A scenario file (JSON or YAML) says how each job behaves, by JOB_NAME (for a chi
 workflow run through the Workflow Executions API, by its workflow id):
 
     default: {polls: 1}
-    jobs:
+    jobs:                                     # each entry over default: what it gives, default's for the rest
       load_orders: {polls: 3}                 # "running" 3 times, then success
       load_refunds: {outcome: fail}           # the executor answers its failure state word
       load_broken: {outcome: error}           # the executor answers HTTP 200 {"error": ..., "message": ...}
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import LevelflowError, Problem
 from .loader import Document, load_document
@@ -61,8 +61,31 @@ class Scenario(BaseModel):
         "through the intermediate: sync (its final state word) or async (a job id).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _entries_over_default(cls, data: Any) -> Any:
+        """Each `jobs` entry is read over `default`: what it gives, `default`'s for the rest (a
+        default that is itself wrong is reported once, at `default`, and not merged)."""
+        if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+            return data
+        default = data.get("default", {})
+        try:
+            JobBehaviour.model_validate(default)
+        except ValueError:
+            return data
+        return {**data, "jobs": {name: {**default, **entry} if isinstance(entry, dict) else entry
+                                 for name, entry in data["jobs"].items()}}
+
     def behaviour(self, job_name: str) -> JobBehaviour:
         return self.jobs.get(job_name, self.default)
+
+    def unknown_jobs(self, names: Iterable[str]) -> list[tuple[str, Optional[str]]]:
+        """The `jobs` entries that name none of `names` (a pipeline's JOB_NAMEs and child
+        workflow ids), each with the closest name when one is close: a misspelt entry would
+        otherwise leave its job on `default` silently."""
+        known = sorted(set(names))
+        return [(name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None))
+                for name in self.jobs if name not in known]
 
 
 def load_scenario(path: str | Path | None) -> Scenario:
@@ -102,3 +125,15 @@ def _problem(document: Document, error: dict) -> Problem:
     if kind in _TYPE_WORDS:
         return document.problem(loc, f"must be {_TYPE_WORDS[kind]}, got {shown(error.get('input'))}")
     return document.problem(loc, f"{error['msg']}, got {shown(error.get('input'))}")
+
+
+def unknown_job_warnings(path: str | Path, scenario: Scenario, names: Iterable[str], pipeline: str) -> list[Problem]:
+    """A located warning for each `jobs` entry of the scenario file `path` that names no job of
+    the pipeline (`names`: its JOB_NAMEs and child workflow ids)."""
+    unknown = scenario.unknown_jobs(names)
+    if not unknown:
+        return []
+    document = load_document(path)
+    return [document.problem(("jobs", name), f"names no job of pipeline {pipeline}"
+                                             f"{f'; did you mean {close}?' if close else ''} (this entry applies to nothing)")
+            for name, close in unknown]
