@@ -322,3 +322,24 @@ def test_scenario_entries_merge_over_default_and_unknown_names_are_said(tmp_path
     scenario.write_text("jobs:\n  job_A: {outcom: fail}\n")
     typo = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "r.db", f"--simulate={scenario}")
     assert typo.returncode == 1 and "jobs.job_A.outcom: unknown key 'outcom'; did you mean outcome?" in typo.stderr
+
+
+def test_a_retried_call_shows_in_the_log_the_summary_and_the_record(tmp_path, write_json):
+    """Scenario {transient: [1]}: the job's first call answers HTTP 503 and is retried; the
+    step succeeds in one attempt, and the retry is in the progress lines, the summary, the
+    JSON result and `runs show` (it is recorded)."""
+    definition = write_json(pipeline([[[step("A"), step("B")]]]))
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("jobs:\n  job_A: {transient: [1]}\n")
+    db = tmp_path / "r.db"
+    text = run_cli("run", definition, "--params", PARAMS, "--state", db, f"--simulate={scenario}", timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"A \(job_A\): retrying a call: get_id: HTTP 503", text.stderr)
+    assert "1 (1 call retried)" in text.stdout  # the summary's attempts column
+    assert "A (job_A): 1 call retried, the last after get_id: HTTP 503" in text.stdout
+    [(run_id,)] = query(db, "SELECT run_id FROM runs")
+    report = json.loads(run_cli("runs", "show", run_id, "--state", db, "--format", "json").stdout)
+    a, b = report["steps"]
+    assert (a["attempts"], a["call_retries"], a["last_retry"].startswith("get_id: HTTP 503")) == (1, 1, True)
+    assert (b["call_retries"], b["last_retry"]) == (0, None)
+    assert "1 call retried" in run_cli("runs", "show", run_id, "--state", db).stdout

@@ -78,3 +78,25 @@ def test_a_run_record_that_cannot_be_opened_is_a_located_error(tmp_path, write_j
     assert "Traceback" not in result.stderr
     if result.returncode != 0:  # root ignores directory permissions
         assert result.returncode == 1 and "run record" in result.stderr
+
+
+def test_a_record_written_before_the_retry_columns_is_resumed_and_reported(tmp_path, write_json):
+    """A run record from the version before attempts had call_retries / last_retry: opened,
+    it gets the columns (its rows the defaults), and its run resumes and reports as any other."""
+    from levelflow.backends.local import run_local
+
+    definition = write_json(pipeline([[[step("A"), step("B")]]]))
+    plan = levelflow.load_plan(definition, levelflow.load_params(PARAMS))
+    db = tmp_path / "old.db"
+    old_schema = store_module.SCHEMA.replace(
+        "    call_retries INTEGER NOT NULL DEFAULT 0,  -- calls retried after a transient fault (429, 5xx, no connection)\n"
+        "    last_retry   TEXT,                      -- what the last of them met\n", "")
+    assert old_schema != store_module.SCHEMA
+    with sqlite3.connect(db) as old:
+        old.executescript(old_schema)
+    options = LocalRunOptions(scenario=Scenario.model_validate({"jobs": {"job_B": {"outcome": "fail"}}}), time_scale=0)
+    first = run_local(plan, db, options)
+    assert first["status"] == "failed" and [s["call_retries"] for s in first["steps"]] == [0, 0]
+    again = run_local(plan, db, LocalRunOptions(scenario=Scenario.model_validate({"jobs": {"job_B": {"transient": [1]}}}),
+                                                time_scale=0), resume=first["run_id"])
+    assert again["status"] == "succeeded" and [s["call_retries"] for s in again["steps"]] == [0, 1]

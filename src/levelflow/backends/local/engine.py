@@ -58,6 +58,8 @@ class StepRecord:
     started_at: Optional[float] = None  # epoch seconds, latest attempt
     ended_at: Optional[float] = None
     polls: int = 0  # status polls of the current attempt
+    call_retries: int = 0  # calls of the current attempt retried after a transient fault
+    last_retry: Optional[str] = None  # what the last of them met
     reopen: Optional[tuple[int, float]] = None  # (attempt, its start) of a job to poll again on resume
 
 
@@ -145,6 +147,7 @@ class Engine:
         self.max_parallel, self.time_scale, self.on_change = max_parallel, time_scale, on_change
         self.stop_event = threading.Event()
         self.client = client_factory(self.sleep)
+        self.client.on_retry = self._retried
         self.progress = Progress()
         self.started_at = time.time()
         self.status = "running"
@@ -321,6 +324,7 @@ class Engine:
         step = record.step
         record.attempts += 1
         record.status, record.async_job_id, record.error, record.polls = "running", None, None, 0
+        record.call_retries, record.last_retry = 0, None
         record.started_at, record.ended_at = time.time(), None
         begun = batch.mark()
         self.store.begin_attempt(self.run_id, step.job_id, record.attempts, record.started_at, batch)
@@ -356,6 +360,7 @@ class Engine:
         attempt, started_at = record.reopen
         record.reopen = None
         record.attempts, record.status, record.error, record.polls = attempt, "running", None, 0
+        record.call_retries, record.last_retry = 0, None
         record.started_at, record.ended_at = started_at, None
         self.store.resume_attempt(self.run_id, record.step.job_id, attempt, batch)
         self.store.commit(batch)
@@ -363,6 +368,12 @@ class Engine:
         # the time the job already ran, in pipeline time (unknown at scale 0, where nothing waits)
         already = (time.time() - started_at) / self.time_scale if self.time_scale > 0 else 0.0
         self._poll(record, PipelineClock(self.time_scale, already))
+
+    def _retried(self, step: PlanStep, problem: str) -> None:
+        """A call of `step` met a transient fault and is tried again: counted, and shown."""
+        record = self.records[step.job_id]
+        record.call_retries, record.last_retry = record.call_retries + 1, problem
+        self.on_change(record)
 
     def _wait(self, step: PlanStep, clock: "PipelineClock") -> None:
         self.sleep(step.wait_seconds * self.time_scale)
@@ -391,5 +402,5 @@ class Engine:
         if step_status is not None:
             record.status, record.ended_at = step_status, time.time()
         self.store.end_attempt(self.run_id, record.step.job_id, record.attempts, attempt_status,
-                               record.polls, error, step_status, batch)
+                               record.polls, error, step_status, batch, (record.call_retries, record.last_retry))
         self.on_change(record)

@@ -373,6 +373,8 @@ class ExecutorClient:
     time_scale: float = 1.0
     executions: WorkflowExecutionsApi = field(default_factory=WorkflowExecutionsApi)
     _bodies: dict = field(default_factory=dict, init=False, repr=False)  # (call type, JOB_ID) -> (url, body)
+    # called before each retry of a transient fault: (the step, what the call met)
+    on_retry: Callable[[PlanStep, str], None] = field(default=lambda step, problem: None, repr=False)
 
     def polls(self, step: PlanStep) -> bool:
         """Async steps start a job and poll it; so do workflows steps (an execution)."""
@@ -391,8 +393,9 @@ class ExecutorClient:
                 step_properties=self.arguments.step_properties(step)))
         return request
 
-    def _retrying(self, what: str, send: Callable[[], tuple[int, str]]) -> tuple[int, str]:
-        """Send, retrying transient faults (429/502/503/504, no connection) with back-off."""
+    def _retrying(self, what: str, send: Callable[[], tuple[int, str]], step: PlanStep) -> tuple[int, str]:
+        """Send, retrying transient faults (429/502/503/504, no connection) with back-off; each
+        retry is told to `on_retry`."""
         delays = BACKOFF_DELAYS
         for retry in range(len(delays) + 1):
             try:
@@ -404,11 +407,12 @@ class ExecutorClient:
                 problem = str(exc)
             if retry == len(delays):
                 raise StepError(f"{what} still failing after {retry} retries: {problem}")
+            self.on_retry(step, f"{what}: {problem}")
             self.sleep(delays[retry] * self.time_scale)
         raise AssertionError("unreachable")
 
-    def _call(self, url: str, body: dict, timeout: float) -> tuple[int, str]:
-        return self._retrying(body["call_type"], lambda: self.transport.post(url, body, timeout))
+    def _call(self, step: PlanStep, url: str, body: dict) -> tuple[int, str]:
+        return self._retrying(body["call_type"], lambda: self.transport.post(url, body, step.call_timeout_seconds), step)
 
     @staticmethod
     def _failure(call_type: str, status: int, text: str) -> StepError:
@@ -433,7 +437,7 @@ class ExecutorClient:
         if step.type == "workflows":
             return self._start_execution(step)
         url, body = self._request(protocol.GET_ID, step)
-        status, text = self._call(url, body, step.call_timeout_seconds)
+        status, text = self._call(step, url, body)
         answer = self._text(text)
         if status == 200 and protocol.is_job_id(answer) and len(answer) > MAX_JOB_ID_CHARS:
             raise StepError(f"get_id answered a job id of {len(answer):,} characters, more than the {MAX_JOB_ID_CHARS:,} "
@@ -449,7 +453,7 @@ class ExecutorClient:
             return self._execution_done(step, async_job_id)
         url, base = self._request(protocol.GET_STATUS, step)
         body = {**base, "async_job_id": async_job_id}  # last, as protocol.request_body puts it
-        status, text = self._call(url, body, step.call_timeout_seconds)
+        status, text = self._call(step, url, body)
         answer = self._text(text)
         if status == 200 and answer in (protocol.RUNNING, protocol.SUCCESS):
             return answer == protocol.SUCCESS
@@ -467,7 +471,7 @@ class ExecutorClient:
                 workflow_name=self.arguments.workflow_name, job_name=step.job_name,
                 query_variables=self.arguments.query_variables, properties=self.arguments.step_properties(step)))
         url, body = self._bodies[key]
-        status, text = self._retrying("sync call", lambda: self.transport.post(url, body, step.call_timeout_seconds))
+        status, text = self._retrying("sync call", lambda: self.transport.post(url, body, step.call_timeout_seconds), step)
         problem = protocol.sync_failure(function, status, text, ANSWER_SHOWN)
         if problem:
             raise StepError(problem)
@@ -481,7 +485,7 @@ class ExecutorClient:
                     "workflow_properties": self.arguments.step_properties(step)}
         payload = {"argument": json.dumps(argument)}
         status, text = self._retrying("starting workflow " + workflow,
-                                      lambda: self.executions.send("POST", url, payload, step.call_timeout_seconds))
+                                      lambda: self.executions.send("POST", url, payload, step.call_timeout_seconds), step)
         name = _json_field(text, "name") if status == 200 else None
         if not name:
             raise StepError(f"could not start workflow {step.workflow_id}: HTTP {status} {_shorten(text)}")
@@ -495,7 +499,7 @@ class ExecutorClient:
         url = f"{self.executions.root}/{job}:cancel"
         try:
             status, text = self._retrying("cancelling execution " + job,
-                                          lambda: self.executions.send("POST", url, {}, step.call_timeout_seconds))
+                                          lambda: self.executions.send("POST", url, {}, step.call_timeout_seconds), step)
         except StepError as exc:
             return f"; cancelling it failed: {exc}"
         return "; its execution was cancelled" if status == 200 else f"; cancelling it answered HTTP {status} {_shorten(text)}"
@@ -503,7 +507,7 @@ class ExecutorClient:
     def _execution_done(self, step: PlanStep, name: str) -> bool:
         url = f"{self.executions.root}/{name}"
         status, text = self._retrying("reading execution " + name,
-                                      lambda: self.executions.send("GET", url, None, step.call_timeout_seconds))
+                                      lambda: self.executions.send("GET", url, None, step.call_timeout_seconds), step)
         state = _json_field(text, "state") if status == 200 else None
         if state == "SUCCEEDED":
             return True

@@ -40,10 +40,12 @@ def run_report(store: RunStore, run_id: str) -> dict:
     if run is None:
         raise LevelflowError([Problem(str(store.path), f"no run {run_id!r} in this state database (see `levelflow runs list`)")])
     job_ids = store.job_ids(run_id)
+    retries = store.call_retries(run_id)
     steps = [{
         "job_id": row["job_id"], "job_name": row["job_name"], "level_id": row["level_id"],
         "thread_id": row["thread_id"], "type": row["type"], "status": row["status"],
         "attempts": row["attempts"], "async_job_ids": job_ids.get(row["job_id"], []),
+        "call_retries": retries.get(row["job_id"], (0, None))[0], "last_retry": retries.get(row["job_id"], (0, None))[1],
         "started_at": iso(row["started_at"]), "ended_at": iso(row["ended_at"]),
         "duration_s": _duration(row["started_at"], row["ended_at"]), "error": row["error"],
     } for row in store.steps(run_id)]

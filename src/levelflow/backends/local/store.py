@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     async_job_id TEXT,
     polls        INTEGER NOT NULL DEFAULT 0,
     error        TEXT,
+    call_retries INTEGER NOT NULL DEFAULT 0,  -- calls retried after a transient fault (429, 5xx, no connection)
+    last_retry   TEXT,                      -- what the last of them met
     started_at   REAL NOT NULL,
     ended_at     REAL,
     PRIMARY KEY (run_id, job_id, attempt)
@@ -183,11 +185,20 @@ class RunStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.executescript(SCHEMA)
+            self._add_new_columns()
             self._cursor = self._db.cursor()  # the writes' (Connection.execute makes a cursor every time)
         except sqlite3.Error as exc:
             self._db.close()
             raise LevelflowError([Problem(str(self.path), f"cannot use this file as the run record (SQLite: {exc}); "
                                                           "is it read-only, locked by another process, or not levelflow's?")]) from None
+
+    def _add_new_columns(self) -> None:
+        """A record written by an earlier levelflow gets the columns added since (SQLite's ADD
+        COLUMN with the default every old row takes)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+        for column, declaration in (("call_retries", "INTEGER NOT NULL DEFAULT 0"), ("last_retry", "TEXT")):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE attempts ADD COLUMN {column} {declaration}")
 
     def _refuse_foreign_database(self) -> None:
         """Never change another application's file (WAL mode, tables) before refusing it."""
@@ -324,6 +335,14 @@ class RunStore:
     def steps(self, run_id: str) -> list[dict]:
         return self._read_dicts("SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,))
 
+    def call_retries(self, run_id: str) -> dict[str, tuple[int, Optional[str]]]:
+        """JOB_ID -> (calls retried over all its attempts, what the latest retry met), for steps with any."""
+        rows = self._read("SELECT job_id, SUM(call_retries), MAX(attempt) FROM attempts WHERE run_id = ? "
+                          "GROUP BY job_id HAVING SUM(call_retries) > 0", (run_id,))
+        last = {row[0]: row[1] for row in self._read(
+            "SELECT job_id, last_retry FROM attempts WHERE run_id = ? AND last_retry IS NOT NULL ORDER BY attempt", (run_id,))}
+        return {row[0]: (row[1], last.get(row[0])) for row in rows}
+
     def attempts(self, run_id: str) -> list[dict]:
         return self._read_dicts("SELECT * FROM attempts WHERE run_id = ? ORDER BY job_id, attempt", (run_id,))
 
@@ -368,12 +387,15 @@ class RunStore:
         ], batch)
 
     def end_attempt(self, run_id: str, job_id: str, attempt: int, status: str, polls: int,
-                    error: str | None, step_status: str | None, batch: Optional[Batch] = None) -> None:
-        """Close an attempt; `step_status` also settles the step (None: another attempt follows)."""
+                    error: str | None, step_status: str | None, batch: Optional[Batch] = None,
+                    retries: tuple[int, Optional[str]] = (0, None)) -> None:
+        """Close an attempt; `step_status` also settles the step (None: another attempt follows);
+        `retries`: how many of its calls were retried, and what the last one met."""
         now = time.time()
-        statements: list[Statement] = [("UPDATE attempts SET status = ?, polls = polls + ?, error = ?, ended_at = ? "
+        statements: list[Statement] = [("UPDATE attempts SET status = ?, polls = polls + ?, error = ?, ended_at = ?, "
+                       "call_retries = call_retries + ?, last_retry = COALESCE(?, last_retry) "
                        "WHERE run_id = ? AND job_id = ? AND attempt = ?",
-                       (status, polls, error, now, run_id, job_id, attempt))]
+                       (status, polls, error, now, *retries, run_id, job_id, attempt))]
         if step_status is not None:
             statements.append(("UPDATE steps SET status = ?, error = ?, ended_at = ? WHERE run_id = ? AND job_id = ?",
                                (step_status, error, now, run_id, job_id)))

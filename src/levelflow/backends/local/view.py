@@ -99,6 +99,8 @@ class LiveView:
             parts.append(f"attempt {record.attempts}")
         if record.async_job_id and record.status == "running":
             parts.append(f"{record.async_job_id}, {record.polls} poll{'' if record.polls == 1 else 's'}")
+        if record.call_retries and record.status == "running":
+            parts.append(f"{_retried(record.call_retries)} ({record.last_retry})")
         if record.error and record.status in ("failed", "continued"):
             parts.append(record.error)
         return " · ".join(parts)
@@ -110,16 +112,23 @@ class LogLines:
     def __init__(self, console: Console):
         self.console = console
         self.start = time.time()
+        self.retries: dict[str, int] = {}  # JOB_ID -> retries already printed
 
     def __call__(self, record: StepRecord) -> None:
+        if record.status == "running" and record.last_retry and self.retries.get(record.step.job_id) != record.call_retries:
+            self.retries[record.step.job_id] = record.call_retries
+            self._print(record, f"retrying a call: {record.last_retry}")
+            return
         if record.status == "running" and record.async_job_id:
             return  # the job id line would double every start
-        where = f"level {record.level_id} thread {record.thread_id} {record.step.job_id} ({record.step.job_name})"
         extra = f" attempt {record.attempts}" if record.attempts > 1 and record.status == "running" else ""
         if record.error and record.status in ("failed", "continued"):
             extra += f": {record.error}"
-        self.console.print(f"[{time.time() - self.start:7.1f}s] {where}: {record.status}{extra}",
-                           markup=False, highlight=False, soft_wrap=True)
+        self._print(record, f"{record.status}{extra}")
+
+    def _print(self, record: StepRecord, what: str) -> None:
+        where = f"level {record.level_id} thread {record.thread_id} {record.step.job_id} ({record.step.job_name})"
+        self.console.print(f"[{time.time() - self.start:7.1f}s] {where}: {what}", markup=False, highlight=False, soft_wrap=True)
 
 
 def summary(report: dict, console: Console, full_rows: int = 60) -> None:
@@ -130,8 +139,9 @@ def summary(report: dict, console: Console, full_rows: int = 60) -> None:
         for column in ("level", "thread", "JOB_ID", "job name", "status", "attempts", "job id", "time"):
             table.add_column(column, overflow="fold", no_wrap=column in ("status", "attempts", "time"))
         for step in steps:
+            attempts = str(step["attempts"]) + (f" ({_retried(step['call_retries'])})" if step["call_retries"] else "")
             table.add_row(step["level_id"], step["thread_id"], step["job_id"], step["job_name"],
-                          status_text(step["status"]), str(step["attempts"]), ", ".join(step["async_job_ids"][-1:]),
+                          status_text(step["status"]), attempts, ", ".join(step["async_job_ids"][-1:]),
                           _seconds(step["duration_s"]))
     else:
         table.add_column("level")
@@ -144,8 +154,15 @@ def summary(report: dict, console: Console, full_rows: int = 60) -> None:
             table.add_row(level_id, *(str(counts[s] or "") for s in STYLE))
     console.print(table)
     for step in steps:
+        if step["call_retries"]:
+            console.print(f"{step['job_id']} ({step['job_name']}): {_retried(step['call_retries'])}, the last after "
+                          f"{step['last_retry']}", markup=False, highlight=False)
         if step["error"]:
             console.print(Text.assemble(status_text(step["status"]), f" {step['job_id']} ({step['job_name']}): {step['error']}"))
+
+
+def _retried(count: int) -> str:
+    return f"{count} call{'' if count == 1 else 's'} retried"
 
 
 def _seconds(value: Optional[float]) -> str:
