@@ -136,3 +136,14 @@ def test_more_than_fifty_time_outs_are_nested_by_ranges():
 def test_the_runtime_is_loaded_once_and_parsed_as_written():
     assert cw.runtime() is RUNTIME
     assert same(RUNTIME, yaml.safe_load(cw.RUNTIME.read_text(encoding="utf-8")))  # libyaml's loader reads what PyYAML's does
+
+
+def test_the_report_speaks_the_local_engines_status_words():
+    """Every step status the workflow's report can hold is a word of plan.STEP_STATUSES, the
+    local engine's record and report vocabulary: one vocabulary for every engine."""
+    from levelflow.plan import STEP_STATUSES
+
+    source = cw.RUNTIME.read_text(encoding="utf-8")
+    written = set(re.findall(r"\bstatus: ([a-z_]+)\b", source))
+    assert {"succeeded", "failed", "continued", "skipped", "not_started"} <= written
+    assert written <= set(STEP_STATUSES), written - set(STEP_STATUSES)

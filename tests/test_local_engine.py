@@ -110,7 +110,7 @@ def test_failed_step_stops_its_thread_siblings_finish_no_later_level(make_plan, 
         report = over_http(stub, plan, state)
     statuses = {s["job_id"]: s["status"] for s in report["steps"]}
     assert report["status"] == "failed" and report["failed_steps"] == ["F1"]
-    assert statuses == {"F1": "failed", "F2": "pending", "S1": "succeeded", "S2": "succeeded", "Z1": "pending"}
+    assert statuses == {"F1": "failed", "F2": "not_started", "S1": "succeeded", "S2": "succeeded", "Z1": "not_started"}
     # the executor answered its failure state word; the intermediate turned it into HTTP 500
     assert "dataform-tag-executor:FAILED" in steps_by_id(report)["F1"]["error"]
     assert not calls_of(stub, "job_F2") and not calls_of(stub, "job_Z1")

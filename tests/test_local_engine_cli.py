@@ -159,7 +159,7 @@ def test_cli_json_result_exit_status_and_runs_commands(tmp_path, write_json):
     report = json.loads(failed.stdout)
     assert report["status"] == "failed" and report["failed_steps"] == ["F"]
     assert {s["job_id"]: (s["status"], s["attempts"]) for s in report["steps"]} == {
-        "A": ("succeeded", 1), "B": ("succeeded", 1), "F": ("failed", 1), "Z": ("pending", 0)}
+        "A": ("succeeded", 1), "B": ("succeeded", 1), "F": ("failed", 1), "Z": ("not_started", 0)}
     assert all(s["started_at"] and s["duration_s"] is not None for s in report["steps"] if s["attempts"])
 
     text = invoke("run", definition, "--params", PARAMS, "--state", db, "--time-scale", "0.02", "--simulate")
@@ -301,7 +301,7 @@ def test_time_scale_zero_skips_waits_and_keeps_time_outs(tmp_path, write_json):
     timed_out = run_cli("run", definition, "--params", PARAMS, "--state", tmp_path / "c.db", f"--simulate={scenario}",
                         "--time-scale", "0", "--format", "json", timeout=60)
     [slow, ok] = json.loads(timed_out.stdout)["steps"]
-    assert slow["status"] == "failed" and "still running after 2 min" in slow["error"] and ok["status"] == "pending"
+    assert slow["status"] == "failed" and "still running after 2 min" in slow["error"] and ok["status"] == "not_started"
     polls = query(tmp_path / "c.db", "SELECT polls FROM attempts WHERE job_id = 'SLOW'")
     assert polls == [(4,)], polls  # polls after 30, 60, 90 and 120 s of pipeline time: the 4th finds the 2 min over
 

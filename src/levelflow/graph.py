@@ -24,7 +24,7 @@ from .plan import STEP_STATUSES, Plan, PlanStep, PlanThread
 FORMATS = {".svg": "svg", ".html": "html", ".mmd": "mermaid", ".dot": "dot"}
 STATUS_COLOURS = {
     "succeeded": "#b7e1cd", "failed": "#f4a9a3", "continued": "#fce8b2", "skipped": "#e0e0e0",
-    "running": "#c6dafc", "interrupted": "#f9cb9c", "pending": "#ffffff",
+    "running": "#c6dafc", "interrupted": "#f9cb9c", "pending": "#ffffff", "not_started": "#f1f3f4",
 }
 TYPE_COLOURS = {"async": "#4285f4", "sync": "#34a853", "workflows": "#a142f4"}
 

@@ -17,7 +17,9 @@ DEFAULT_ASYNC_CALL_TIMEOUT = 300
 DEFAULT_SYNC_CALL_TIMEOUT = 1800
 
 # A step's status in a run: the words of every engine's report and record (docs/semantics.md).
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skipped", "interrupted")
+# pending: not run yet (the run goes on, or was interrupted and can resume); not_started: the
+# run failed before reaching it.
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "continued", "skipped", "not_started", "interrupted")
 SETTLED_OK = ("succeeded", "continued", "skipped")  # a run whose every step ends so has succeeded
 
 

@@ -190,6 +190,10 @@ class Engine:
             self.status = "succeeded"
         else:
             self.status = "interrupted" if self.stop_event.is_set() else "failed"
+        if self.status == "failed":  # what the failure left unreached: not_started, as Cloud Workflows reports it
+            for record in self.records.values():
+                if record.status == "pending":
+                    record.status = "not_started"
         self.store.finish_run(self.run_id, self.status)
         return self.status
 

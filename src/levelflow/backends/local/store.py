@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS steps (
     thread_id    TEXT NOT NULL,
     position     INTEGER NOT NULL,          -- order in the whole pipeline
     type         TEXT NOT NULL,
-    status       TEXT NOT NULL,             -- pending | running | succeeded | failed | continued | skipped | interrupted
+    status       TEXT NOT NULL,             -- pending | running | succeeded | failed | continued | skipped | not_started | interrupted
     attempts     INTEGER NOT NULL DEFAULT 0,
     async_job_id TEXT,                      -- id answered by get_id for the latest attempt
     error        TEXT,
@@ -316,8 +316,13 @@ class RunStore:
                       "resumes = resumes + 1 WHERE run_id = ?", (os.getpid(), executor, run_id))])
 
     def finish_run(self, run_id: str, status: str) -> None:
-        self._write([("UPDATE runs SET status = ?, pid = NULL, ended_at = ? WHERE run_id = ?",
-                      (status, time.time(), run_id))])
+        """The run's end; a failed run's steps still pending are not_started (an interrupted
+        run's stay pending: a resume runs them)."""
+        statements: list[Statement] = [("UPDATE runs SET status = ?, pid = NULL, ended_at = ? WHERE run_id = ?",
+                                        (status, time.time(), run_id))]
+        if status == "failed":
+            statements.append(("UPDATE steps SET status = 'not_started' WHERE run_id = ? AND status = 'pending'", (run_id,)))
+        self._write(statements)
 
     def run(self, run_id: str) -> Optional[dict]:
         rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))

@@ -13,9 +13,9 @@ from rich.text import Text
 from .engine import Engine, StepRecord
 
 STYLE = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red",
-         "continued": "yellow", "skipped": "dim", "interrupted": "magenta"}
+         "continued": "yellow", "skipped": "dim", "not_started": "dim", "interrupted": "magenta"}
 ICON = {"pending": "·", "running": "▶", "succeeded": "✔", "failed": "✘", "continued": "!",
-        "skipped": "↷", "interrupted": "■"}
+        "skipped": "↷", "not_started": "–", "interrupted": "■"}
 DETAILED_STEPS = 40  # up to this many steps, the live view lists every one
 THREADS_SHOWN = 12  # a big level lists its running threads, up to this many
 
