@@ -506,3 +506,25 @@ def test_committed_readme_picture_is_up_to_date():
     assert committed.read_text() == graphs.render_svg(retail_plan()), (
         "regenerate it: levelflow graph examples/retail_daily.json -o docs/retail_daily.svg")
     assert "docs/retail_daily.svg" in (ROOT / "README.md").read_text()
+
+
+def test_a_run_of_another_pipeline_is_refused_and_a_run_picture_names_its_run(tmp_path):
+    """`graph A --run <a run of B>` is an error (exit 1, nothing written), whether the record
+    names B or only holds other steps; a run's picture names the run in its title, in every format."""
+    demo = EXAMPLES / "demo_pipeline_cloud_workflows.json"
+    db = tmp_path / "runs.db"
+    ran = run_cli("run", demo, "--params", EXAMPLES / "platform-parameters-dev.json", "--state", db, "--simulate",
+                  "--format", "json")
+    run_id = json.loads(ran.stdout)["run_id"]
+    out = tmp_path / "retail.svg"
+    refused = run_cli("graph", RETAIL, "-o", out, "--run", run_id, "--state", db)
+    assert refused.returncode == 1 and not out.exists() and "Traceback" not in refused.stderr
+    assert f"run {run_id} is a run of pipeline 'demo_pipeline_cloud_workflows', not of 'retail-daily'" in refused.stderr
+    only_steps = tmp_path / "steps-only.db"
+    record_run(only_steps, "r9", {"J1": "succeeded"})
+    other = run_cli("graph", RETAIL, "-o", out, "--run", "r9", "--state", only_steps)
+    assert other.returncode == 1 and "run r9 did not run this definition's steps (0 of its 36" in other.stderr
+    for suffix in (".svg", ".html", ".mmd", ".dot"):
+        picture = tmp_path / f"demo{suffix}"
+        assert run_cli("graph", demo, "-o", picture, "--run", run_id, "--state", db).returncode == 0
+        assert f"run {run_id}" in picture.read_text(), suffix

@@ -301,8 +301,8 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
     if state_db and not run_id:
         raise click.UsageError("--state names the database of recorded runs; give --run RUN_ID too")
     plan = _plan_for(definition, params_file, engine, strict)
-    statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id) if run_id else None
-    write_atomic(output, graphs.render(plan, output_format, statuses))
+    statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id, plan) if run_id else None
+    write_atomic(output, graphs.render(plan, output_format, statuses, run_id))
     click.echo(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
 
 

@@ -16,7 +16,7 @@ import sqlite3
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .errors import LevelflowError, Problem
 from .plan import STEP_STATUSES, Plan, PlanStep, PlanThread
@@ -52,8 +52,9 @@ def default_state_db() -> Path:
     return default_state_path()
 
 
-def load_run_statuses(state_db: str | Path, run_id: str) -> dict[str, str]:
-    """Status of each step (JOB_ID -> status) in a run recorded by `levelflow run`.
+def load_run_statuses(state_db: str | Path, run_id: str, plan: Optional[Plan] = None) -> dict[str, str]:
+    """Status of each step (JOB_ID -> status) in a run recorded by `levelflow run`; with `plan`,
+    an error when the run is not one of this pipeline (another pipeline's, or other steps).
 
     Reads the table `steps(run_id TEXT, job_id TEXT, status TEXT, ...)`; when a step has
     several rows (a retried step), the last one written wins.
@@ -71,7 +72,29 @@ def load_run_statuses(state_db: str | Path, run_id: str) -> dict[str, str]:
     if not rows:
         hint = f"; runs recorded: {', '.join(map(str, known))}" if known else "; it holds no runs"
         raise LevelflowError([Problem(str(path), f"no run {run_id!r} in this state database{hint}")])
-    return {str(job_id): str(status) for job_id, status in rows}
+    statuses = {str(job_id): str(status) for job_id, status in rows}
+    if plan is not None:
+        _check_run_is_of(plan, path, run_id, statuses)
+    return statuses
+
+
+def _check_run_is_of(plan: Plan, path: Path, run_id: str, statuses: dict[str, str]) -> None:
+    """The run must be of `plan`'s pipeline, step for step: colours on another's would lie."""
+    try:
+        with sqlite3.connect(str(path), timeout=10) as db:
+            row = db.execute("SELECT pipeline FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    except sqlite3.Error:  # a record with a steps table only: the steps decide
+        row = None
+    ours = {step.job_id for step in plan.steps()}
+    if row is not None and row[0] != plan.name:
+        raise LevelflowError([Problem(str(path), f"run {run_id} is a run of pipeline {row[0]!r}, not of {plan.name!r}; "
+                                                 "give that pipeline's definition, or a run of this one (levelflow runs list)")])
+    if set(statuses) != ours:
+        missing = sorted(ours - set(statuses))
+        which = f"; missing {', '.join(missing[:5])}" if missing else ""
+        raise LevelflowError([Problem(str(path), f"run {run_id} did not run this definition's steps ({len(ours & set(statuses))} "
+                                                 f"of its {len(ours)} are in it{which}); "
+                                                 "the definition changed since, or the run is of another pipeline")])
 
 
 # ---------------------------------------------------------------- what a picture says
@@ -310,17 +333,23 @@ def _legend(svg, x: float, y: float, statuses: dict[str, str]) -> None:
         x += _legend_advance(label)
 
 
-def render_svg(plan: Plan, statuses: Optional[dict[str, str]] = None, *, standalone: bool = True) -> str:
+def picture_title(plan: Plan, run_id: Optional[str]) -> str:
+    """The pipeline's name, and the run whose statuses colour the steps."""
+    return f"{plan.name} \u00b7 run {run_id}" if run_id else plan.name
+
+
+def render_svg(plan: Plan, statuses: Optional[dict[str, str]] = None, *, standalone: bool = True,
+               run_id: Optional[str] = None) -> str:
     statuses = statuses or {}
     columns, width, height = layout(plan)
     width = max(width, 2 * MARGIN + legend_width(statuses))
     attrs = {"xmlns": "http://www.w3.org/2000/svg"} if standalone else {}
     svg = ET.Element("svg", {**attrs, "width": _num(width), "height": _num(height),
                              "viewBox": f"0 0 {width:g} {height:g}", "class": "levelflow-graph"})
-    _el(svg, "title", f"{plan.name}: {plural(len(plan.levels), 'level')}, {plural(plan.step_count, 'step')}")
+    _el(svg, "title", f"{picture_title(plan, run_id)}: {plural(len(plan.levels), 'level')}, {plural(plan.step_count, 'step')}")
     _markers(svg)
     threads = sum(len(level.threads) for level in plan.levels)
-    _text(svg, MARGIN, MARGIN + 18, plan.name, fits(width - 2 * MARGIN, 18), "title")
+    _text(svg, MARGIN, MARGIN + 18, picture_title(plan, run_id), fits(width - 2 * MARGIN, 18), "title")
     summary = " \u00b7 ".join([plan.engine, plural(len(plan.levels), "level"), plural(threads, "thread"), plural(plan.step_count, "step")])
     _el(svg, "text", summary, x=MARGIN, y=MARGIN + 36, class_="subtitle")
     _legend(svg, MARGIN, MARGIN + 56, statuses)
@@ -389,13 +418,13 @@ show();
 """
 
 
-def render_html(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str:
-    title = html.escape(clean(plan.name))
+def render_html(plan: Plan, statuses: Optional[dict[str, str]] = None, run_id: Optional[str] = None) -> str:
+    title = html.escape(clean(picture_title(plan, run_id)))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{title} \u2014 levelflow</title>\n<style>{_PAGE_STYLE}</style>\n</head>\n<body>\n"
         f"<header><strong>{title}</strong> \u00b7 wheel to zoom, drag to pan, hover a step for its details</header>\n"
-        f"<main>\n<div id=\"viewport\">\n{render_svg(plan, statuses, standalone=False)}</div>\n"
+        f"<main>\n<div id=\"viewport\">\n{render_svg(plan, statuses, standalone=False, run_id=run_id)}</div>\n"
         "<aside id=\"details\">Hover a step to see its details.</aside>\n</main>\n"
         f"<script>{_PAGE_SCRIPT}</script>\n</body>\n</html>\n"
     )
@@ -421,10 +450,12 @@ def _label_lines(step: PlanStep, status: Optional[str]) -> list[str]:
     return lines + [marks] if marks else lines
 
 
-def render_mermaid(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str:
+def render_mermaid(plan: Plan, statuses: Optional[dict[str, str]] = None, run_id: Optional[str] = None) -> str:
     statuses = statuses or {}
     ids = {step.job_id: f"s{i}" for i, step in enumerate(plan.steps())}
-    out = ["flowchart LR"]
+    # a run's picture says which run in Mermaid's front matter title (plain characters only)
+    out = ["---", f"title: {mermaid_label(picture_title(plan, run_id))}", "---"] if run_id else []
+    out.append("flowchart LR")
     classes: list[str] = []
     for li, level in enumerate(plan.levels):
         out.append(f"  subgraph L{li}[{mermaid_label(f'LEVEL {level.level_id}')}]")
@@ -470,12 +501,13 @@ def dot_string(text: str) -> str:
     return '"' + clean(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def render_dot(plan: Plan, statuses: Optional[dict[str, str]] = None) -> str:
+def render_dot(plan: Plan, statuses: Optional[dict[str, str]] = None, run_id: Optional[str] = None) -> str:
     """Each level is a cluster of thread clusters; a small join node marks the wait between levels."""
     statuses, skipped = statuses or {}, skipped_by_next(plan)
     ids = {step.job_id: f"s{i}" for i, step in enumerate(plan.steps())}
     out = [f"digraph {dot_string(plan.name)} {{",
-           '  graph [rankdir=LR, compound=true, fontname="Helvetica", label=' + dot_string(plan.name) + ", labelloc=t];",
+           '  graph [rankdir=LR, compound=true, fontname="Helvetica", label=' + dot_string(picture_title(plan, run_id))
+           + ", labelloc=t];",
            '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica", fontsize=10];']
     for li, level in enumerate(plan.levels):
         out.append(f"  subgraph cluster_L{li} {{")
@@ -513,7 +545,8 @@ def _dot_node_attrs(step: PlanStep, status: Optional[str], skipped: bool) -> str
 
 # ---------------------------------------------------------------- entry point
 
-RENDERERS = {"svg": render_svg, "html": render_html, "mermaid": render_mermaid, "dot": render_dot}
+RENDERERS: dict[str, Callable[..., str]] = {"svg": render_svg, "html": render_html, "mermaid": render_mermaid,
+                                           "dot": render_dot}
 
 
 def graph_format(output: str | Path) -> str:
@@ -524,5 +557,6 @@ def graph_format(output: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def render(plan: Plan, output_format: str, statuses: Optional[dict[str, str]] = None) -> str:
-    return RENDERERS[output_format](plan, statuses)
+def render(plan: Plan, output_format: str, statuses: Optional[dict[str, str]] = None, run_id: Optional[str] = None) -> str:
+    """The picture; `statuses` (of the run `run_id`) colour the steps, and the title names the run."""
+    return RENDERERS[output_format](plan, statuses, run_id=run_id)
