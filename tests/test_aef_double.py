@@ -219,3 +219,17 @@ def test_cli_rejects_bad_scenario(tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert f"{bad}:1:" in result.stderr and "jobs.a.outcome" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_serve_on_a_port_in_use_says_so_plainly():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "levelflow", "executors", "serve", "--port", str(port)],
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"error: 127.0.0.1:{port}: cannot listen there: Address already in use; "
+                                     "give another --port (0: any free port)")

@@ -12,7 +12,7 @@ import click
 from . import __version__
 from .cli_common import engine_option, print_warnings, reports_problems, step_mode_option, strict_option
 from .cli_local import register as register_local_commands
-from .errors import LevelflowError
+from .errors import LevelflowError, Problem
 from .scaffold import SCAFFOLD_ENGINES
 
 # Each command imports what it needs (the API, an engine, the local engine's pydantic scenario) when it runs, so
@@ -245,8 +245,12 @@ def serve(host, port, role, intermediate_name, jobs_dir, scenario, log_file):
     from .scenario import load_scenario
     from .stub_server import make_server
 
-    server = make_server(host, port, load_scenario(scenario), str(log_file) if log_file else None,
-                         role=role, intermediate_name=intermediate_name, jobs_dir=jobs_dir)
+    try:
+        server = make_server(host, port, load_scenario(scenario), str(log_file) if log_file else None,
+                             role=role, intermediate_name=intermediate_name, jobs_dir=jobs_dir)
+    except OSError as exc:  # the address taken, not this machine's, or a port that needs privileges
+        raise LevelflowError([Problem(f"{host}:{port}", f"cannot listen there: {exc.strerror or exc}; "
+                                                        "give another --port (0: any free port)")]) from None
     bound_host, bound_port = server.server_address[:2]
     click.echo(f"levelflow AEF double ({role}) listening on http://{bound_host}:{bound_port}; "
                f"intermediate: /{intermediate_name} (Ctrl-C to stop)", err=True)

@@ -21,8 +21,9 @@ def reports_problems(command):
             for problem in exc.problems:
                 click.echo(f"error: {problem}", err=True)
             sys.exit(1)
-        except OSError as exc:
-            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        except OSError as exc:  # a file named by the error, or (a port, a socket) the error alone
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             sys.exit(1)
 
     return wrapper
