@@ -247,3 +247,18 @@ def test_plan_and_generate_count_the_same_executed_steps_for_every_example():
                     polls = math.ceil(ran.timeout_minutes * 60 / ran.wait_seconds) if ran.type in ("async", "workflows") else 0
                     expected += (cw.STEPS_PER_CALL + polls * cw.STEPS_PER_POLL) * (1 + ran.retries)
         assert shown == expected == cw.total_executed_steps(plan.levels), name
+
+
+def test_plan_takes_directories_as_validate_does(tmp_path):
+    """`plan DIR` reports every definition in it (text: one after the other; JSON: a list), as
+    `validate DIR` checks them; one definition file gives its report alone."""
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    for name in ("one", "two"):
+        (folder / f"{name}.json").write_text(json.dumps(pipeline([[[step("A")]]])))
+    text = run_cli("plan", folder)
+    assert text.returncode == 0 and text.stdout.index("one (cloud_workflows)") < text.stdout.index("two (cloud_workflows)")
+    listed = json.loads(run_cli("plan", folder, "--format", "json").stdout)
+    assert [report["pipeline"] for report in listed] == ["one", "two"]
+    assert json.loads(run_cli("plan", folder / "one.json", "--format", "json").stdout)["pipeline"] == "one"
+    assert run_cli("validate", folder).returncode == 0

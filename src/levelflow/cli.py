@@ -311,7 +311,7 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
 
 
 @main.command("plan")
-@click.argument("definition", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--params",
     "params_file",
@@ -329,17 +329,25 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
 )
 @strict_option
 @reports_problems
-def plan_command(definition, params_file, engine, output_format, strict):
-    """Show a pipeline's size, critical path and how close it is to each platform limit.
+def plan_command(paths, params_file, engine, output_format, strict):
+    """Show each pipeline's size, critical path and how close it is to each platform limit.
 
-    Counts levels, threads, steps and executors; finds the longest chain of steps from each
-    step's ESTIMATED_MINUTES (else its time-out); and, for the engine, lists every limit of
-    the engine beside the pipeline's figure (ok, near = 80% or more, over).
+    PATHS are definition files or directories of them (as for validate and generate). Counts
+    levels, threads, steps and executors; finds the longest chain of steps from each step's
+    ESTIMATED_MINUTES (else its time-out); and, for the engine, lists every limit of the
+    engine beside the pipeline's figure (ok, near = 80% or more, over). JSON: the report of
+    one definition given as a file, else a list of reports.
     """
+    from .api import find_definitions
     from .report import build_report, format_text
 
-    report = build_report(_plan_for(definition, params_file, engine, strict))
-    click.echo(json.dumps(report, indent=2) if output_format == "json" else format_text(report), nl=output_format == "json")
+    definitions = find_definitions(paths)
+    reports = [build_report(_plan_for(definition, params_file, engine, strict)) for definition in definitions]
+    if output_format == "json":
+        one = len(paths) == 1 and len(reports) == 1 and not Path(paths[0]).is_dir()
+        click.echo(json.dumps(reports[0] if one else reports, indent=2))
+    else:
+        click.echo("\n".join(format_text(report) for report in reports), nl=False)
 
 
 @main.command()
