@@ -12,7 +12,7 @@ from levelflow.scaffold import scaffold_files
 from conftest import ROOT, run_cli
 
 EXPECTED = {
-    "workflow-definitions/example_pipeline.json", "platform-parameters-dev.json",
+    "workflow-definitions/example_pipeline.json", "workflow-definitions/platform-parameters-dev.json",
     ".github/workflows/levelflow.yaml", ".pre-commit-config.yaml", ".gitignore", "README.md",
 }
 
@@ -30,7 +30,7 @@ def test_init_writes_a_repository_that_validates(tmp_path, engine):
     checked = run_cli("validate", "workflow-definitions/", cwd=repo)
     assert checked.returncode == 0, checked.stderr
     assert f"ok: workflow-definitions/example_pipeline.json ({engine}:" in checked.stdout
-    assert run_cli("plan", "workflow-definitions/example_pipeline.json", "--params", "platform-parameters-dev.json", cwd=repo).returncode == 0
+    assert run_cli("plan", "workflow-definitions/example_pipeline.json", "--params", "workflow-definitions/platform-parameters-dev.json", cwd=repo).returncode == 0
     assert run_cli("graph", "workflow-definitions/example_pipeline.json", "-o", "example.svg", cwd=repo).returncode == 0
 
 
@@ -38,7 +38,7 @@ def test_init_writes_a_repository_that_validates(tmp_path, engine):
 def test_init_output_generates_with_the_ci_command(tmp_path, engine):
     repo = tmp_path / "pipelines"
     assert run_cli("init", repo, "--engine", engine).returncode == 0
-    result = run_cli("generate", "workflow-definitions/", "--params", "platform-parameters-dev.json", "--out", "build/", cwd=repo)
+    result = run_cli("generate", "workflow-definitions/", "--params", "workflow-definitions/platform-parameters-dev.json", "--out", "build/", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert any((repo / "build").iterdir())
 
@@ -48,7 +48,7 @@ def test_ci_workflow_validates_then_generates():
     runs = [s["run"] for s in workflow["jobs"]["validate-and-generate"]["steps"] if "run" in s]
     assert runs[0].startswith("pip install levelflow")
     assert runs[1:] == ["levelflow validate workflow-definitions/",
-                        "levelflow generate workflow-definitions/ --params platform-parameters-dev.json --out build/"]
+                        "levelflow generate workflow-definitions/ --params workflow-definitions/platform-parameters-dev.json --out build/"]
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as true
 
 
@@ -108,3 +108,18 @@ def test_init_into_a_file_is_refused(tmp_path):
     result = run_cli("init", target)
     assert result.returncode == 1 and "not a directory" in result.stderr
     assert target.read_text() == "x"
+
+
+def test_the_parameters_live_where_ci_and_terraform_read_them():
+    """One location everywhere: `init` writes the parameters beside the definitions, where the
+    CI examples read them and the Terraform module writes them (definitions_dir)."""
+    import re
+
+    [params] = [path for path in scaffold_files() if "platform-parameters-" in path]
+    assert params == "workflow-definitions/platform-parameters-dev.json"
+    for example in ("cloudbuild.yaml", "github-actions.yaml"):
+        text = (ROOT / "ci-examples" / example).read_text()
+        assert re.search(r"PARAMS_FILE: workflow-definitions/platform-parameters-dev\.json", text), example
+    variables = (ROOT / "terraform" / "variables.tf").read_text()
+    assert re.search(r'variable "definitions_dir"[^}]*default\s*=\s*"\.\./workflow-definitions"', variables)
+    assert "platform-parameters-<environment>.json is written there too" in variables

@@ -73,7 +73,7 @@ jobs:
           python-version: "3.12"
       - run: pip install levelflow=={__version__}
       - run: levelflow validate workflow-definitions/
-      - run: levelflow generate workflow-definitions/ --params platform-parameters-dev.json --out build/
+      - run: levelflow generate workflow-definitions/ --params workflow-definitions/platform-parameters-dev.json --out build/
       - uses: actions/upload-artifact@v4
         with:
           name: generated-orchestration
@@ -101,7 +101,7 @@ after another, the THREADs of a level run in parallel, the STEPs of a thread run
 | path | what |
 | --- | --- |
 | `workflow-definitions/` | one definition per pipeline (JSON or YAML) |
-| `platform-parameters-dev.json` | where the dev environment's functions and job files live; add one file per environment |
+| `workflow-definitions/platform-parameters-dev.json` | where the dev environment's functions and job files live; add one file per environment (the Terraform module and the CI examples read them there) |
 | `.github/workflows/levelflow.yaml` | CI: validates every definition and generates the orchestration into `build/` |
 | `.pre-commit-config.yaml` | validates definitions before each commit (`pre-commit install`) |
 
@@ -112,7 +112,7 @@ pip install levelflow
 levelflow validate workflow-definitions/
 levelflow plan workflow-definitions/example_pipeline.json
 levelflow graph workflow-definitions/example_pipeline.json -o example_pipeline.html
-levelflow generate workflow-definitions/ --params platform-parameters-dev.json --out build/
+levelflow generate workflow-definitions/ --params workflow-definitions/platform-parameters-dev.json --out build/
 ```
 
 `levelflow schema -o definition.schema.json` writes the definition format's JSON Schema for
@@ -124,7 +124,7 @@ def scaffold_files(engine: str = "cloud_workflows", hook_repo: str = PRE_COMMIT_
     """Relative path -> text of every file `levelflow init` writes."""
     return {
         "workflow-definitions/example_pipeline.json": json.dumps(example_definition(engine), indent=2) + "\n",
-        "platform-parameters-dev.json": json.dumps(PARAMETERS, indent=2) + "\n",
+        "workflow-definitions/platform-parameters-dev.json": json.dumps(PARAMETERS, indent=2) + "\n",
         ".github/workflows/levelflow.yaml": CI_WORKFLOW,
         ".pre-commit-config.yaml": pre_commit_config(hook_repo),
         ".gitignore": "build/\n",
