@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 import levelflow
-from conftest import PARAMS, pipeline, step
+from conftest import EXAMPLES, PARAMS, pipeline, step
 from levelflow.backends.local import (LocalRunOptions, RunStore, prepare_run, run_local, run_report)
 from levelflow.backends.local.executors import needs_id_token
 from levelflow.backends.local.view import LiveView, summary
@@ -430,3 +430,38 @@ def test_report_times_are_the_datetime_module_s_to_the_millisecond():
         for fraction in fractions:
             assert iso(second + fraction) == expected(second + fraction), second + fraction
     assert iso(None) is None
+
+
+@pytest.mark.parametrize("width, height", [(100, 24), (200, 50)])
+def test_live_view_keeps_the_running_level_in_a_small_terminal(state, width, height):
+    """examples/retail_daily.json in a 100x24 (and a 200x50) terminal, its level 1 done and
+    level 2 running: the finished level is one line, the running level and its running steps
+    are on screen within the height, and no status word is cut."""
+    plan = levelflow.load_plan(EXAMPLES / "retail_daily.json", levelflow.load_params(PARAMS))
+    second = plan.levels[1]
+    first_polled = [next(step for step in thread.steps if step.type == "async") for thread in second.threads]
+    never = {step.job_name: {"outcome": "never"} for step in first_polled}
+    store = RunStore(state)
+    engine = prepare_run(plan, store, LocalRunOptions(scenario=scenario(**never), time_scale=0.001))
+    runner = threading.Thread(target=engine.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while engine.progress.status.get(second.level_id) != "running" or \
+                sum(r.status == "running" and r.async_job_id is not None for r in engine.records.values()) < len(never):
+            assert time.monotonic() < deadline, "level 2's jobs never all ran"
+            time.sleep(0.01)
+        console = Console(record=True, width=width, height=height, color_system=None)
+        console.print(LiveView(engine, console).render())
+    finally:
+        engine.request_stop()
+        runner.join(30)
+        store.close()
+    lines = console.export_text().splitlines()
+    assert len(lines) <= height - 1, len(lines)
+    text = "\n".join(lines)
+    first = next(line for line in lines if line.startswith(f"LEVEL {plan.levels[0].level_id} "))
+    assert "✔ succeeded" in first and "succeed…" not in text
+    assert f"LEVEL {second.level_id}" in text and "▶ running" in text
+    assert all(f"    {step.job_id} " in text for step in first_polled), text
+    assert all(len(line) <= width for line in lines)

@@ -174,7 +174,7 @@ def _run_with_view(plan, store, options, resume, force, output_format):
                       f"calling {describe_target(target_label(plan, options))}", markup=False, highlight=False)
     with stop_on_signals(engine) as received:
         if live:
-            view = LiveView(engine)
+            view = LiveView(engine, console)
             with Live(get_renderable=view.render, console=console, refresh_per_second=4):
                 engine.run()
         else:

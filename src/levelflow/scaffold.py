@@ -101,7 +101,7 @@ after another, the THREADs of a level run in parallel, the STEPs of a thread run
 | path | what |
 | --- | --- |
 | `workflow-definitions/` | one definition per pipeline (JSON or YAML) |
-| `workflow-definitions/platform-parameters-dev.json` | where the dev environment's functions and job files live; add one file per environment (the Terraform module and the CI examples read them there) |
+| `workflow-definitions/platform-parameters-dev.json` | the dev environment's platform parameters; one file per environment |
 | `.github/workflows/levelflow.yaml` | CI: validates every definition and generates the orchestration into `build/` |
 | `.pre-commit-config.yaml` | validates definitions before each commit (`pre-commit install`) |
 

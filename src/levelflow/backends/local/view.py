@@ -38,11 +38,19 @@ def counts_text(records) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in STYLE if counts[s])
 
 
-class LiveView:
-    """Renders the engine's state on demand (rich Live calls `render` a few times a second)."""
+STATE_WIDTH = max(len(f"{ICON[s]} {s}") for s in STYLE)  # the state column never cuts a status word
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+Row = tuple  # (what, state, time, detail): one line of the live view
+
+
+class LiveView:
+    """Renders the engine's state on demand (rich Live calls `render` a few times a second),
+    within the terminal's height: when everything does not fit, finished levels fold into one
+    line, then the levels still to come, then the running level's quiet threads, so that the
+    running level and its running steps stay in view."""
+
+    def __init__(self, engine: Engine, console: Optional[Console] = None):
+        self.engine, self.console = engine, console
         self.by_thread: dict[tuple[str, str], list[StepRecord]] = {}
         for record in engine.records.values():
             self.by_thread.setdefault((record.level_id, record.thread_id), []).append(record)
@@ -52,45 +60,107 @@ class LiveView:
         engine = self.engine
         header = Text.assemble((f"levelflow run {engine.run_id}", "bold"), f"  {engine.plan.name}  ",
                                elapsed(engine.started_at), "  ", counts_text(engine.records.values()))
-        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
-        table.add_column("what", no_wrap=True)
-        table.add_column("state", no_wrap=True)
-        table.add_column("time", justify="right", no_wrap=True)
-        table.add_column("detail", overflow="ellipsis", no_wrap=True)
-        for level in engine.plan.levels:
-            self._add_level(table, level)
+        header.truncate(self.console.width if self.console else 10_000, overflow="ellipsis")
+        budget = self.console.height - 2 if self.console else None  # the header, and the cursor's line
+        rows = self._rows(budget)
+        # names keep their width (up to 32), the state and time theirs; the detail takes what is left
+        names = min(32, max((len(str(row[0])) for row in rows), default=8))
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1), expand=self.console is not None)
+        table.add_column("what", no_wrap=True, overflow="ellipsis", min_width=names, max_width=32)
+        table.add_column("state", no_wrap=True, min_width=STATE_WIDTH)
+        table.add_column("time", justify="right", no_wrap=True, min_width=5)
+        table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1)
+        for row in rows:
+            table.add_row(*row)
         return Group(header, table)
 
-    def _add_level(self, table: Table, level) -> None:
+    def _rows(self, budget: Optional[int]) -> list[Row]:
         progress = self.engine.progress
-        key = level.level_id
-        status = progress.status.get(key, "pending")
+        levels = self.engine.plan.levels
+        state = {level.level_id: progress.status.get(level.level_id, "pending") for level in levels}
+        ended = [level for level in levels if state[level.level_id] not in ("running", "pending")]
+        running = [level for level in levels if state[level.level_id] == "running"]
+        waiting = [level for level in levels if state[level.level_id] == "pending"]
+        details = {level.level_id: self._level_details(level, state[level.level_id]) for level in levels}
+        everything = sum(1 + len(details[level.level_id]) for level in levels)
+        if budget is None or everything <= budget:
+            return [row for level in levels for row in (self._level_row(level), *details[level.level_id])]
+        before = [self._level_row(level) for level in ended]
+        after = [self._level_row(level) for level in waiting]
+        room = budget - len(running) - len(before) - len(after)
+        if room < 0 and len(before) > 1:
+            before, room = [self._levels_row(ended)], room + len(before) - 1
+        if room < 0 and len(after) > 1:
+            after, room = [self._levels_row(waiting)], room + len(after) - 1
+        rows = list(before)
+        for level in running:
+            rows.append(self._level_row(level))
+            rows += self._fitted(level, max(room, 1))
+            room -= len(rows[-1:])
+        return rows + after
+
+    def _level_row(self, level) -> Row:
+        progress, key = self.engine.progress, level.level_id
         threads = [self.by_thread[(key, t.thread_id)] for t in level.threads]
         done = sum(1 for t in level.threads if progress.status.get((key, t.thread_id)) not in (None, "running"))
-        table.add_row(Text(f"LEVEL {key}", style="bold"), status_text(status),
-                      elapsed(progress.started.get(key), progress.ended.get(key)),
-                      f"{done}/{len(threads)} threads ended; {counts_text(r for t in threads for r in t)}")
+        return (Text(f"LEVEL {key}", style="bold"), status_text(progress.status.get(key, "pending")),
+                elapsed(progress.started.get(key), progress.ended.get(key)),
+                f"{done}/{len(threads)} threads ended; {counts_text(r for t in threads for r in t)}")
+
+    def _levels_row(self, levels) -> Row:
+        """Several levels on one line: their ids and their steps' counts."""
+        records = [r for level in levels for t in level.threads for r in self.by_thread[(level.level_id, t.thread_id)]]
+        ids = f"{levels[0].level_id} to {levels[-1].level_id}" if len(levels) > 2 else " and ".join(level.level_id for level in levels)
+        statuses = Counter(self.engine.progress.status.get(level.level_id, "pending") for level in levels)
+        common = statuses.most_common(1)[0][0]
+        return (Text(f"LEVELS {ids}", style="bold"), status_text(common), "", f"{len(levels)} levels; {counts_text(records)}")
+
+    def _level_details(self, level, status: str) -> list[Row]:
+        """The rows under a level: its threads (a big level's running ones) and their steps."""
         if status != "running" and not self.detailed:
-            return
+            return []
+        progress, key = self.engine.progress, level.level_id
         shown = level.threads if self.detailed else \
             [t for t in level.threads if progress.status.get((key, t.thread_id)) == "running"][:THREADS_SHOWN]
-        for thread in shown:
-            self._add_thread(table, key, thread)
+        rows = [row for thread in shown for row in self._thread_rows(key, thread)]
         if len(shown) < len(level.threads):
-            hidden = Counter(progress.status.get((key, t.thread_id), "pending") for t in level.threads if t not in shown)
-            listed = ", ".join(f"{n} {status}" for status, n in sorted(hidden.items()))
-            table.add_row("", "", "", Text(f"… {len(level.threads) - len(shown)} more threads ({listed})", style="dim"))
+            rows.append(self._more_threads(level, shown))
+        return rows
 
-    def _add_thread(self, table: Table, level_id: str, thread) -> None:
+    def _fitted(self, level, room: int) -> list[Row]:
+        """A running level's rows in `room` lines: running threads first, then a count of the rest."""
+        progress, key = self.engine.progress, level.level_id
+        ordered = sorted(level.threads, key=lambda t: progress.status.get((key, t.thread_id)) != "running")
+        if not self.detailed:
+            ordered = [t for t in ordered if progress.status.get((key, t.thread_id)) == "running"][:THREADS_SHOWN]
+        rows: list[Row] = []
+        shown = []
+        for thread in ordered:
+            more = self._thread_rows(key, thread)
+            if len(rows) + len(more) > room - 1:  # keep a line for the count of the others
+                break
+            rows += more
+            shown.append(thread)
+        if len(shown) < len(level.threads):
+            rows.append(self._more_threads(level, shown))
+        return rows
+
+    def _more_threads(self, level, shown) -> Row:
+        progress, key = self.engine.progress, level.level_id
+        hidden = Counter(progress.status.get((key, t.thread_id), "pending") for t in level.threads if t not in shown)
+        listed = ", ".join(f"{n} {status}" for status, n in sorted(hidden.items()))
+        return ("", "", "", Text(f"… {len(level.threads) - len(shown)} more threads ({listed})", style="dim"))
+
+    def _thread_rows(self, level_id: str, thread) -> list[Row]:
         progress = self.engine.progress
         key = (level_id, thread.thread_id)
         records = self.by_thread[key]
-        running = [r for r in records if r.status == "running"]
-        table.add_row(f"  thread {thread.thread_id}", status_text(progress.status.get(key, "pending")),
-                      elapsed(progress.started.get(key), progress.ended.get(key)), counts_text(records))
-        for record in records if self.detailed else running:
-            table.add_row(f"    {record.step.job_id}", status_text(record.status),
-                          elapsed(record.started_at, record.ended_at), self._detail(record))
+        rows: list[Row] = [(f"  thread {thread.thread_id}", status_text(progress.status.get(key, "pending")),
+                            elapsed(progress.started.get(key), progress.ended.get(key)), counts_text(records))]
+        for record in records if self.detailed else [r for r in records if r.status == "running"]:
+            rows.append((f"    {record.step.job_id}", status_text(record.status),
+                         elapsed(record.started_at, record.ended_at), self._detail(record)))
+        return rows
 
     @staticmethod
     def _detail(record: StepRecord) -> str:
