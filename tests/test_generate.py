@@ -93,3 +93,28 @@ def test_each_file_says_where_it_comes_from(tmp_path):
     moved.write_text(json.dumps(changed))
     [line] = first_lines(moved, "cloud_workflows").values()
     assert not line.endswith(digest)
+
+
+def test_quiet_prints_only_problems_and_json_reports_what_generate_wrote(tmp_path):
+    """`levelflow --quiet` drops the "ok:" / "wrote" lines and keeps errors, warnings and the
+    exit status; `generate --format json` lists what it wrote, and with --check each output's state."""
+    out = tmp_path / "out"
+    args = ["generate", EXAMPLES / "retail_daily.json", "--params", PARAMS, "--out", out]
+    quiet = run_cli("--quiet", *args)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    assert run_cli("-q", "validate", EXAMPLES).stdout == ""
+    ran = run_cli("-q", "run", EXAMPLES / "demo_pipeline_cloud_workflows.json", "--params", PARAMS, "--simulate",
+                  "--state", tmp_path / "r.db")
+    assert ran.returncode == 0 and ran.stdout == "" and ran.stderr == ""  # no header, view or summary
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(pipeline([[[step("J1", WAIT_TIME_SECONDS="soon")]]])))
+    failed = run_cli("-q", "validate", bad)
+    assert failed.returncode == 1 and "WAIT_TIME_SECONDS" in failed.stderr
+    [written] = json.loads(run_cli(*args, "--format", "json").stdout)["written"]
+    assert written == str(out / "retail-daily.yaml")
+    checked = run_cli(*args, "--check", "--format", "json")
+    assert checked.returncode == 0
+    assert json.loads(checked.stdout) == {"up_to_date": True, "outputs": [{"path": written, "state": "up to date"}]}
+    (out / "retail-daily.yaml").write_text("changed\n")
+    stale = run_cli(*args, "--check", "--format", "json")
+    assert stale.returncode == 1 and json.loads(stale.stdout)["outputs"] == [{"path": written, "state": "stale"}]

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_common import engine_option, print_warnings, reports_problems, step_mode_option, strict_option
+from .cli_common import engine_option, print_warnings, reports_problems, say, step_mode_option, strict_option
 from .cli_local import register as register_local_commands
 from .errors import LevelflowError, Problem
 from .scaffold import SCAFFOLD_ENGINES
@@ -21,11 +21,17 @@ from .scaffold import SCAFFOLD_ENGINES
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="levelflow")
-def main():
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only warnings and errors (and what a command is asked to print, such as JSON): "
+                   "the exit status says the rest.")
+def main(quiet):
     """Compile LEVEL / THREAD / STEP pipeline definitions into Cloud Workflows or Airflow.
 
     A definition (JSON or YAML) lists LEVELs that run in order; each holds THREADs that run in
     parallel; each thread holds STEPs that run in order. Start with `levelflow validate`.
+
+    Shell completion: eval "$(_LEVELFLOW_COMPLETE=bash_source levelflow)" in ~/.bashrc
+    (zsh_source in ~/.zshrc, fish_source for fish).
     """
 
 
@@ -78,7 +84,7 @@ def validate(paths, output_format, engine, step_mode, strict):
         if output_format == "text":
             for problem in advice:
                 click.echo(f"warning: {problem}", err=True)
-            click.echo(f"ok: {path} ({engine or pipeline.engine}: {len(pipeline.definition)} levels, {threads} threads, {steps} steps)")
+            say(f"ok: {path} ({engine or pipeline.engine}: {len(pipeline.definition)} levels, {threads} threads, {steps} steps)")
     if output_format == "json":
         click.echo(json.dumps({"valid": not failed and not (strict and warned), "files": results}, indent=2))
     elif strict and warned:
@@ -100,7 +106,7 @@ def schema(output):
 
     if output:
         write_atomic(output, schema_text())
-        click.echo(f"wrote {output}")
+        say(f"wrote {output}")
     else:
         click.echo(schema_text(), nl=False)
 
@@ -124,8 +130,11 @@ def schema(output):
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 when the files on disk differ from what would be generated (for CI).")
 @click.option("--diff", "show_diff", is_flag=True, help="With --check: print a unified diff of each stale file.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help='json: {"written": [...]}, or with --check {"up_to_date": ..., "outputs": [{"path", "state"}]}, on stdout.')
 @reports_problems
-def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir, check, show_diff):
+def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir, check, show_diff,
+             output_format):
     """Compile definitions (files or directories) into deployable orchestration.
 
     Every definition is validated and compiled before anything is written; outputs are
@@ -141,6 +150,8 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
         raise click.UsageError("give exactly one of --out DIR or -o FILE")
     if show_diff and not check:
         raise click.UsageError("--diff goes with --check")
+    if show_diff and output_format == "json":
+        raise click.UsageError("--diff prints text; drop it or --format json")
     from .backends import usage_problem
 
     # flags that contradict each other; each definition's own engine is checked by generate()
@@ -154,19 +165,28 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
                                 engine=engine, options=options, progress=advance, strict=strict)
     print_warnings(caught, False)  # e.g. a pipeline that could exceed the engine's executed-steps limit
     if check:
-        sys.exit(_check_outputs(files, show_diff))
+        sys.exit(_check_outputs(files, show_diff, output_format))
     write_all_atomic(files)
+    if output_format == "json":
+        click.echo(json.dumps({"written": [str(path) for path in sorted(files)]}, indent=2))
+        return
     for path in sorted(files):
-        click.echo(f"wrote {path}")
+        say(f"wrote {path}")
 
 
-def _check_outputs(files: dict, show_diff: bool) -> int:
+def _check_outputs(files: dict, show_diff: bool, output_format: str) -> int:
     """generate --check: report each stale output (and its diff); the exit status."""
     import difflib
 
     from .api import stale_outputs
 
     changes = stale_outputs(files)
+    if output_format == "json":
+        states = {path: "missing" if current is None else "no longer generated" if text is None else "stale"
+                  for path, current, text in changes}
+        outputs = [{"path": str(path), "state": states.get(path, "up to date")} for path in sorted({*files, *states})]
+        click.echo(json.dumps({"up_to_date": not changes, "outputs": outputs}, indent=2))
+        return 1 if changes else 0
     for path, current, text in changes:
         what = "missing" if current is None else "no longer generated" if text is None else "stale"
         click.echo(f"{what}: {path}")
@@ -178,7 +198,7 @@ def _check_outputs(files: dict, show_diff: bool) -> int:
         click.echo(f"{len(changes)} output{'s' if len(changes) != 1 else ''} not as generate would write "
                    f"{'them' if len(changes) != 1 else 'it'}; run the same command without --check", err=True)
         return 1
-    click.echo(f"up to date: {len(files)} file{'s' if len(files) != 1 else ''}")
+    say(f"up to date: {len(files)} file{'s' if len(files) != 1 else ''}")
     return 0
 
 
@@ -307,7 +327,7 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
     plan = _plan_for(definition, params_file, engine, strict)
     statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id, plan) if run_id else None
     write_atomic(output, graphs.render(plan, output_format, statuses, run_id))
-    click.echo(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
+    say(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
 
 
 @main.command("plan")
@@ -375,8 +395,8 @@ def init(directory, engine, force, hook_repo):
     from .scaffold import PRE_COMMIT_REPO, init_repository
 
     for path in init_repository(directory, engine=engine, force=force, hook_repo=hook_repo or PRE_COMMIT_REPO):
-        click.echo(f"wrote {path}")
-    click.echo(f"next: cd {directory} && levelflow validate workflow-definitions/")
+        say(f"wrote {path}")
+    say(f"next: cd {directory} && levelflow validate workflow-definitions/")
 
 
 register_local_commands(main)

@@ -33,6 +33,18 @@ strict_option = click.option("--strict", is_flag=True,
                              help="Treat warnings as errors: exit 1 (and write nothing) when there is any.")
 
 
+def quiet() -> bool:
+    """Whether `levelflow --quiet` was given."""
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().params.get("quiet"))
+
+
+def say(message: str) -> None:
+    """An informational line on stdout ("ok: ...", "wrote ..."), unless --quiet."""
+    if not quiet():
+        click.echo(message)
+
+
 def print_warnings(caught, strict: bool) -> None:
     """Show warnings recorded by `warnings.catch_warnings(record=True)`; --strict: exit 1."""
     for warning in caught:

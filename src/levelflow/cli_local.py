@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import print_warnings, reports_problems, strict_option
+from .cli_common import print_warnings, quiet, reports_problems, strict_option
 from .errors import LevelflowError
 
 ARGUMENT_KEYS = ("workflow_name", "query_variables", "workflow_properties")
@@ -164,10 +164,11 @@ def _run_with_view(plan, store, options, resume, force, output_format):
     from .backends.local.view import LiveView, LogLines
 
     console = Console(stderr=True)
-    live = console.is_terminal
-    log = LogLines(console) if not live and output_format == "text" else (lambda record: None)
+    shown = output_format == "text" and not quiet()  # --quiet: only the result's errors and the resume line
+    live = console.is_terminal and shown
+    log = LogLines(console) if not live and shown else (lambda record: None)
     engine = prepare_run(plan, store, options, resume=resume, force=force, on_change=log)
-    if output_format == "text":
+    if shown:
         waits = "waits skipped" if options.time_scale == 0 else "real time" if options.time_scale == 1 else \
             f"waits x{options.time_scale:g}"
         console.print(f"run {engine.run_id} · {plan.name} · {plan.step_count} steps · {waits} · state {store.path}\n"
@@ -206,7 +207,8 @@ def _print_result(report: dict, output_format: str, again: list[str]) -> None:
 
     from .backends.local.view import summary
 
-    summary(report, _console())
+    if not quiet():
+        summary(report, _console())
     status = report["status"]
     if status == "failed":
         click.echo(f"run {report['run_id']} failed: {', '.join(report['failed_steps'])}", err=True)
