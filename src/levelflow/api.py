@@ -29,7 +29,8 @@ def check_pipeline(path: str | Path) -> tuple[Pipeline, list[Problem]]:
     return pipeline, advice
 
 
-def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mode: Optional[str] = None) -> tuple[Pipeline, list[Problem]]:
+def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mode: Optional[str] = None,
+                     step_modes: Optional[dict] = None) -> tuple[Pipeline, list[Problem]]:
     """What `levelflow validate` checks: the definition format, then what its engine's
     `generate` would reject that is known without platform parameters (Engine.check, in
     `step_mode` or the engine's default mode). Returns the warnings; raises LevelflowError."""
@@ -38,7 +39,7 @@ def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mod
     with gc_paused():  # one pause for the whole check (see loader.gc_paused)
         document, pipeline, advice = _checked(path)
         plan = build_plan(pipeline, source=str(path), engine=engine)
-        problems = engine_for(plan.engine).problems(plan, GenerateOptions(step_mode=step_mode))
+        problems = engine_for(plan.engine).problems(plan, GenerateOptions(step_mode=step_mode, step_modes=step_modes or {}))
     if problems:  # engines locate by JSON path; the document knows the line
         raise LevelflowError([document.problem(p.path, p.message) if p.path and p.line is None else p for p in problems])
     return pipeline, advice

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_common import engine_option, print_warnings, reports_problems, say, step_mode_option, strict_option
+from .cli_common import (definition_paths, engine_and_modes, engine_option, env_option, print_warnings, reports_problems,
+                         resolve_params, say, settings, step_mode_option, strict_option)
 from .cli_local import register as register_local_commands
 from .errors import LevelflowError, Problem
 from .scaffold import SCAFFOLD_ENGINES
@@ -36,7 +37,7 @@ def main(quiet):
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per file or problem; json: a machine-readable report on stdout.")
 @engine_option()
@@ -59,6 +60,8 @@ def validate(paths, output_format, engine, step_mode, strict):
 
     if problem := usage_problem(engine, step_mode, {}):
         raise click.UsageError(problem)
+    engine, step_mode, step_modes = engine_and_modes(engine, step_mode)
+    paths = definition_paths(paths)
     # No cyclic garbage collection in this short process: it would rescan a big definition's
     # data and models again and again as they grow, and they hold no reference cycles.
     gc.disable()
@@ -67,7 +70,7 @@ def validate(paths, output_format, engine, step_mode, strict):
     warned = 0
     for path in find_definitions(paths):
         try:
-            pipeline, advice = check_definition(path, engine=engine, step_mode=step_mode)
+            pipeline, advice = check_definition(path, engine=engine, step_mode=step_mode, step_modes=step_modes)
         except LevelflowError as exc:
             failed = True
             results.append({"file": str(path), "valid": False, "problems": [p.as_dict() for p in exc.problems]})
@@ -112,9 +115,10 @@ def schema(output):
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--params", "params_path", required=True, type=click.Path(path_type=Path),
-              help="Platform parameters file (platform-parameters-<env>.json).")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--params", "params_path", type=click.Path(path_type=Path),
+              help="Platform parameters file (platform-parameters-<env>.json); or --env.")
+@env_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Directory receiving <name>.yaml (Cloud Workflows) or <name>.py (Composer).")
 @click.option("-o", "--output", "output_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -133,8 +137,8 @@ def schema(output):
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help='json: {"written": [...]}, or with --check {"up_to_date": ..., "outputs": [{"path", "state"}]}, on stdout.')
 @reports_problems
-def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir, check, show_diff,
-             output_format):
+def generate(paths, params_path, env, out_dir, output_file, engine, jobs_dir, step_mode, strict, dataform_dir, check,
+             show_diff, output_format):
     """Compile definitions (files or directories) into deployable orchestration.
 
     Every definition is validated and compiled before anything is written; outputs are
@@ -157,8 +161,10 @@ def generate(paths, params_path, out_dir, output_file, engine, jobs_dir, step_mo
     # flags that contradict each other; each definition's own engine is checked by generate()
     if problem := usage_problem(engine, step_mode, {"jobs_dir": jobs_dir, "dataform_dir": dataform_dir}):
         raise click.UsageError(problem)
-    definitions = find_definitions(paths)
-    options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir)
+    params_path = resolve_params(params_path, env, required=True)
+    engine, step_mode, step_modes = engine_and_modes(engine, step_mode)
+    definitions = find_definitions(definition_paths(paths))
+    options = GenerateOptions(jobs_dir=jobs_dir, step_mode=step_mode, dataform_dir=dataform_dir, step_modes=step_modes)
     with warnings.catch_warnings(record=True) as caught, _progress(len(definitions)) as advance:
         warnings.simplefilter("always")
         files = compile_outputs(definitions, params_path, out_dir, output_file=output_file,
@@ -218,6 +224,40 @@ def _progress(total: int):
             yield lambda _path: progress.advance(task)
 
     return bar()
+
+
+@main.command("config")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: {setting: {value, source}} and the file read.")
+@reports_problems
+def config_command(output_format):
+    """Show the effective settings and where each comes from.
+
+    Settings are read from levelflow.toml, or the [tool.levelflow] table of pyproject.toml, in
+    the working directory or the nearest directory above it; LEVELFLOW_* environment variables
+    override them, and a command's flags override both. Keys: definitions, env, engine,
+    step_mode (one word, or a table engine = mode), state, and [params] (environment = file).
+    """
+    from .backends.local import default_state_path
+    from .config import ENVIRONMENT, KEYS
+
+    found = settings()
+    defaults = {"definitions": "(give PATHS)", "env": "(give --params or --env)", "engine": "(each definition's own)",
+                "step_mode": "(each engine's first)", "state": str(default_state_path()), "params": "(none named)"}
+    rows = {key: {"value": found.get(key), "source": found.sources.get(key, "default")} for key in KEYS}
+    env = found.get("env")
+    chosen = found.params_file(None) if env or found.sources.get("params") == ENVIRONMENT["params"] else None
+    if output_format == "json":
+        click.echo(json.dumps({"file": str(found.file) if found.file else None, "settings": rows,
+                               "parameters": str(chosen) if chosen else None}, indent=2, default=str))
+        return
+    click.echo(f"settings file: {found.file or '(none: levelflow.toml or [tool.levelflow] in pyproject.toml)'}")
+    for key, row in rows.items():
+        value = row["value"] if row["value"] is not None else defaults[key]
+        shown = ", ".join(f"{k} = {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        click.echo(f"  {key:<12} {shown}  [{row['source']}]")
+    if chosen:
+        click.echo(f"  parameters   {chosen}  [environment {env}]" if env else f"  parameters   {chosen}")
 
 
 @main.group()
@@ -301,13 +341,14 @@ def _plan_for(definition: Path, params_file, engine, strict: bool = False):
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Picture to write; its suffix picks the format: .svg, .html (interactive page), .mmd (Mermaid), .dot (Graphviz).")
 @click.option("--params", "params_file", type=click.Path(path_type=Path), help="Platform parameters file (optional).")
+@env_option
 @engine_option("Override the definition's engine.")
 @click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
 @click.option("--state", "state_db", type=click.Path(path_type=Path),
               help="Database of recorded runs (default: the one `levelflow run` uses).")
 @strict_option
 @reports_problems
-def graph(definition, output, params_file, engine, run_id, state_db, strict):
+def graph(definition, output, params_file, env, engine, run_id, state_db, strict):
     """Draw a pipeline: levels as columns, threads as lanes, steps as boxes.
 
     Each box shows the job name, type, executor and time-out; continue-if-fail steps have a
@@ -324,14 +365,17 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
         raise click.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
     if state_db and not run_id:
         raise click.UsageError("--state names the database of recorded runs; give --run RUN_ID too")
-    plan = _plan_for(definition, params_file, engine, strict)
-    statuses = graphs.load_run_statuses(state_db or graphs.default_state_db(), run_id, plan) if run_id else None
+    engine, _mode, _modes = engine_and_modes(engine, None)
+    plan = _plan_for(definition, resolve_params(params_file, env, required=False), engine, strict)
+    state_db = state_db or settings().path("state") or graphs.default_state_db()
+    statuses = graphs.load_run_statuses(state_db, run_id, plan) if run_id else None
     write_atomic(output, graphs.render(plan, output_format, statuses, run_id))
     say(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
 
 
 @main.command("plan")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@env_option
 @click.option(
     "--params",
     "params_file",
@@ -349,7 +393,7 @@ def graph(definition, output, params_file, engine, run_id, state_db, strict):
 )
 @strict_option
 @reports_problems
-def plan_command(paths, params_file, engine, output_format, strict):
+def plan_command(paths, env, params_file, engine, output_format, strict):
     """Show each pipeline's size, critical path and how close it is to each platform limit.
 
     PATHS are definition files or directories of them (as for validate and generate). Counts
@@ -361,10 +405,13 @@ def plan_command(paths, params_file, engine, output_format, strict):
     from .api import find_definitions
     from .report import build_report, format_text
 
-    definitions = find_definitions(paths)
-    reports = [build_report(_plan_for(definition, params_file, engine, strict)) for definition in definitions]
+    given = definition_paths(paths)
+    parameters = resolve_params(params_file, env, required=False)
+    engine, _mode, _modes = engine_and_modes(engine, None)
+    definitions = find_definitions(given)
+    reports = [build_report(_plan_for(definition, parameters, engine, strict)) for definition in definitions]
     if output_format == "json":
-        one = len(paths) == 1 and len(reports) == 1 and not Path(paths[0]).is_dir()
+        one = len(given) == 1 and len(reports) == 1 and not Path(given[0]).is_dir()
         click.echo(json.dumps(reports[0] if one else reports, indent=2))
     else:
         click.echo("\n".join(format_text(report) for report in reports), nl=False)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import LevelflowError
+from .errors import LevelflowError, Problem
 
 
 def reports_problems(command):
@@ -43,6 +43,67 @@ def say(message: str) -> None:
     """An informational line on stdout ("ok: ...", "wrote ..."), unless --quiet."""
     if not quiet():
         click.echo(message)
+
+
+def settings():
+    """The project's settings (levelflow.config), read once per command."""
+    context = click.get_current_context(silent=True)
+    root = context.find_root() if context else None
+    if root is not None and isinstance(root.obj, dict) and "settings" in root.obj:
+        return root.obj["settings"]
+    from .config import load_settings
+
+    loaded = load_settings()
+    if root is not None:
+        root.obj = {**(root.obj or {}), "settings": loaded}
+    return loaded
+
+
+def definition_paths(paths) -> tuple:
+    """PATHS as given, else the settings' definitions directory."""
+    if paths:
+        return tuple(paths)
+    folder = settings().path("definitions")
+    if folder is None:
+        raise click.UsageError("give the definitions (files or directories), or set definitions in levelflow.toml "
+                               "or [tool.levelflow] (see `levelflow config`)")
+    return (folder,)
+
+
+def resolve_params(params_path, env, required: bool):
+    """--params, else the parameters of --env (or of the settings' env); a usage error when both
+    are given, or none is known and `required`."""
+    if params_path is not None and env is not None:
+        raise click.UsageError("give --params FILE or --env NAME, not both")
+    if params_path is not None:
+        return params_path
+    found = settings().params_file(env)
+    if found is None and required:
+        raise click.UsageError("give --params FILE or --env NAME (or set env in levelflow.toml or [tool.levelflow])")
+    if found is not None and not found.is_file():
+        raise LevelflowError([Problem(str(found), f"no such parameters file (environment {env or settings().get('env')!r}; "
+                                                  "see `levelflow config`)")])
+    return found
+
+
+def engine_and_modes(engine, step_mode) -> tuple:
+    """--engine and --step-mode, else the settings' (a step mode per engine is a table)."""
+    if engine is None and settings().get("engine") is not None:
+        from .backends import engine_names
+
+        engine = settings().get("engine")
+        if engine not in engine_names():
+            raise LevelflowError([Problem(settings().sources["engine"], f"engine: must be one of {', '.join(engine_names())}, "
+                                                                         f"got {engine!r}")])
+    if step_mode is not None:
+        return engine, step_mode, {}
+    configured = settings().get("step_mode")
+    return (engine, None, dict(configured)) if isinstance(configured, dict) else (engine, configured, {})
+
+
+env_option = click.option("--env", metavar="NAME",
+                          help="Use environment NAME's parameters: platform-parameters-NAME.json beside the definitions, "
+                               "or the file levelflow.toml's [params] names (instead of --params).")
 
 
 def print_warnings(caught, strict: bool) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import print_warnings, quiet, reports_problems, strict_option
+from .cli_common import env_option, print_warnings, quiet, reports_problems, resolve_params, settings, strict_option
 from .errors import LevelflowError
 
 ARGUMENT_KEYS = ("workflow_name", "query_variables", "workflow_properties")
@@ -36,7 +36,7 @@ def _console():
 def _store(state_path):
     from .backends.local import RunStore, default_state_path
 
-    return RunStore(state_path or default_state_path())
+    return RunStore(state_path or settings().path("state") or default_state_path())
 
 
 def _load_arguments(path: Path | None) -> dict:
@@ -90,8 +90,9 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
 
 @click.command("run")
 @click.argument("definition", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--params", "params_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Platform parameters file (platform-parameters-<env>.json): function URLs, jobs bucket.")
+@click.option("--params", "params_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Platform parameters file (platform-parameters-<env>.json): function URLs, jobs bucket; or --env.")
+@env_option
 @click.option("--executor-url", metavar="URL",
               help="Base URL replacing https://<region>-<project>.cloudfunctions.net, e.g. a stub "
                    "started with `levelflow executors serve`.")
@@ -116,7 +117,7 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
 @_format_option
 @strict_option
 @reports_problems
-def run(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, resume, force,
+def run(definition, params_path, env, executor_url, simulate, max_parallel, time_scale, state_path, resume, force,
         arguments_path, output_format, strict):
     """Run a pipeline on this machine, with live progress, recorded for `levelflow runs`.
 
@@ -137,6 +138,7 @@ def run(definition, params_path, executor_url, simulate, max_parallel, time_scal
         raise click.UsageError("--arguments cannot change a resumed run: it keeps the arguments it started with")
     if force and not resume:
         raise click.UsageError("--force goes with --resume")
+    params_path = resolve_params(params_path, env, required=True)
     if time_scale is None:  # a simulation checks the pipeline's logic: its waits are skipped unless asked for
         time_scale = 0.0 if simulate is not None else 1.0
     with warnings.catch_warnings(record=True) as caught:

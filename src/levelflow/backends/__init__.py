@@ -44,7 +44,8 @@ INPUT_FLAGS = {"jobs_dir": "--jobs-dir", "dataform_dir": "--dataform-dir"}
 class GenerateOptions:
     """What `generate` gives an engine besides the plan. Each engine declares which inputs it
     reads, in which step modes (`Engine.inputs`); an input it does not read is an error."""
-    step_mode: Optional[str] = None  # None: the engine's default mode
+    step_mode: Optional[str] = None  # None: step_modes' mode for the engine, else the engine's default mode
+    step_modes: Mapping[str, str] = field(default_factory=dict)  # engine -> step mode (levelflow.config's step_mode table)
     jobs_dir: Optional[Path] = None  # a local copy of the jobs bucket: job files embedded at generation time
     dataform_dir: Optional[Path] = None  # a local checkout of the Dataform repository: queries embedded
     # Set by Engine.generate: levelflow.provenance's line, which every file the engine writes
@@ -116,7 +117,7 @@ class Engine:
     def options_for(self, plan: "Plan", options: GenerateOptions) -> GenerateOptions:
         """`options` with the step mode filled in; a mode or an input this engine does not use is
         a located error (no option is silently ignored)."""
-        mode = options.step_mode or self.default_mode
+        mode = options.step_mode or options.step_modes.get(self.name) or self.default_mode
         given = [name for name in INPUT_FLAGS if getattr(options, name) is not None]
         problem = self.mode_problem(mode) or next(filter(None, (self.input_problem(name, mode) for name in given)), None)
         if problem:
