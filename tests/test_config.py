@@ -56,6 +56,10 @@ def test_environment_variables_beat_the_file_and_flags_beat_both(tmp_path):
     as_flag = run_cli("generate", demo, "--out", tmp_path / "c", "--engine", "cloud_workflows", cwd=tmp_path,
                       env={"LEVELFLOW_ENGINE": "composer"})
     assert as_flag.returncode == 0 and (tmp_path / "c" / "demo_pipeline_composer.yaml").exists()
+    bad_params = tmp_path / "bad-params.json"
+    bad_params.write_text("[]")
+    by_variable = run_cli("generate", demo, "--out", tmp_path / "e", cwd=tmp_path, env={"LEVELFLOW_PARAMS": str(bad_params)})
+    assert by_variable.returncode == 1 and str(bad_params) in by_variable.stderr  # LEVELFLOW_PARAMS beats the file's env
 
 
 def test_env_picks_an_environments_parameters(tmp_path):

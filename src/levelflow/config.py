@@ -66,9 +66,11 @@ class Settings:
     def params_file(self, env: Optional[str]) -> Optional[Path]:
         """The parameters file of environment `env` (or of the settings' `env`), or the one
         LEVELFLOW_PARAMS names; None when there is neither."""
+        if env is None and self.sources.get("params") == ENVIRONMENT["params"]:  # the variable beats the file's env
+            return self.path("params")
         env = env or self.values.get("env")
         if env is None:
-            return self.path("params") if self.sources.get("params") == ENVIRONMENT["params"] else None
+            return None
         if not _ENV_NAME.fullmatch(env):
             raise LevelflowError([Problem(self.sources.get("env", "--env"), f"an environment name is letters, digits, '_', '-' "
                                                                            f"or '.', got {env!r}")])
