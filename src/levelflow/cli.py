@@ -187,15 +187,14 @@ def _check_outputs(files: dict, show_diff: bool, output_format: str) -> int:
     from .api import stale_outputs
 
     changes = stale_outputs(files)
+    states = {path: "missing" if current is None else "no longer generated" if text is None else "stale"
+              for path, current, text in changes}
     if output_format == "json":
-        states = {path: "missing" if current is None else "no longer generated" if text is None else "stale"
-                  for path, current, text in changes}
         outputs = [{"path": str(path), "state": states.get(path, "up to date")} for path in sorted({*files, *states})]
         click.echo(json.dumps({"up_to_date": not changes, "outputs": outputs}, indent=2))
         return 1 if changes else 0
     for path, current, text in changes:
-        what = "missing" if current is None else "no longer generated" if text is None else "stale"
-        click.echo(f"{what}: {path}")
+        click.echo(f"{states[path]}: {path}")
         if show_diff:
             lines = difflib.unified_diff((current or "").splitlines(keepends=True), (text or "").splitlines(keepends=True),
                                          f"{path} (on disk)", f"{path} (generated)")
@@ -239,14 +238,14 @@ def config_command(output_format):
     step_mode (one word, or a table engine = mode), state, and [params] (environment = file).
     """
     from .backends.local import default_state_path
-    from .config import ENVIRONMENT, KEYS
+    from .config import KEYS
 
     found = settings()
     defaults = {"definitions": "(give PATHS)", "env": "(give --params or --env)", "engine": "(each definition's own)",
                 "step_mode": "(each engine's first)", "state": str(default_state_path()), "params": "(none named)"}
     rows = {key: {"value": found.get(key), "source": found.sources.get(key, "default")} for key in KEYS}
     env = found.get("env")
-    chosen = found.params_file(None) if env or found.sources.get("params") == ENVIRONMENT["params"] else None
+    chosen = found.params_file(None)  # (None when neither env nor LEVELFLOW_PARAMS says)
     if output_format == "json":
         click.echo(json.dumps({"file": str(found.file) if found.file else None, "settings": rows,
                                "parameters": str(chosen) if chosen else None}, indent=2, default=str))
@@ -257,7 +256,8 @@ def config_command(output_format):
         shown = ", ".join(f"{k} = {v}" for k, v in value.items()) if isinstance(value, dict) else value
         click.echo(f"  {key:<12} {shown}  [{row['source']}]")
     if chosen:
-        click.echo(f"  parameters   {chosen}  [environment {env}]" if env else f"  parameters   {chosen}")
+        why = found.sources["params"] if found.sources.get("params", "").startswith("LEVELFLOW_") else f"environment {env}"
+        click.echo(f"  parameters   {chosen}  [{why}]")
 
 
 @main.group()
