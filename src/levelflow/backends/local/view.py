@@ -81,7 +81,8 @@ class LiveView:
         ended = [level for level in levels if state[level.level_id] not in ("running", "pending")]
         running = [level for level in levels if state[level.level_id] == "running"]
         waiting = [level for level in levels if state[level.level_id] == "pending"]
-        details = {level.level_id: self._level_details(level, state[level.level_id]) for level in levels}
+        details = {level.level_id: self._level_details(level) if self.detailed or state[level.level_id] == "running" else []
+                   for level in levels}
         everything = sum(1 + len(details[level.level_id]) for level in levels)
         if budget is None or everything <= budget:
             return [row for level in levels for row in (self._level_row(level), *details[level.level_id])]
@@ -94,9 +95,9 @@ class LiveView:
             after, room = [self._levels_row(waiting)], room + len(after) - 1
         rows = list(before)
         for level in running:
-            rows.append(self._level_row(level))
-            rows += self._fitted(level, max(room, 1))
-            room -= len(rows[-1:])
+            fitted = self._level_details(level, max(room, 1))
+            rows += [self._level_row(level), *fitted]
+            room -= len(fitted)
         return rows + after
 
     def _level_row(self, level) -> Row:
@@ -115,29 +116,22 @@ class LiveView:
         common = statuses.most_common(1)[0][0]
         return (Text(f"LEVELS {ids}", style="bold"), status_text(common), "", f"{len(levels)} levels; {counts_text(records)}")
 
-    def _level_details(self, level, status: str) -> list[Row]:
-        """The rows under a level: its threads (a big level's running ones) and their steps."""
-        if status != "running" and not self.detailed:
-            return []
+    def _level_details(self, level, room: Optional[int] = None) -> list[Row]:
+        """The rows under a level: its threads (a big level's running ones) and their steps;
+        with `room`, at most that many lines: running threads first, then a count of the rest."""
         progress, key = self.engine.progress, level.level_id
-        shown = level.threads if self.detailed else \
-            [t for t in level.threads if progress.status.get((key, t.thread_id)) == "running"][:THREADS_SHOWN]
-        rows = [row for thread in shown for row in self._thread_rows(key, thread)]
-        if len(shown) < len(level.threads):
-            rows.append(self._more_threads(level, shown))
-        return rows
 
-    def _fitted(self, level, room: int) -> list[Row]:
-        """A running level's rows in `room` lines: running threads first, then a count of the rest."""
-        progress, key = self.engine.progress, level.level_id
-        ordered = sorted(level.threads, key=lambda t: progress.status.get((key, t.thread_id)) != "running")
-        if not self.detailed:
-            ordered = [t for t in ordered if progress.status.get((key, t.thread_id)) == "running"][:THREADS_SHOWN]
+        def running(thread) -> bool:
+            return progress.status.get((key, thread.thread_id)) == "running"
+
+        candidates = list(level.threads) if self.detailed else [t for t in level.threads if running(t)][:THREADS_SHOWN]
+        if room is not None:
+            candidates.sort(key=lambda thread: not running(thread))
         rows: list[Row] = []
         shown = []
-        for thread in ordered:
+        for thread in candidates:
             more = self._thread_rows(key, thread)
-            if len(rows) + len(more) > room - 1:  # keep a line for the count of the others
+            if room is not None and len(rows) + len(more) > room - 1:  # keep a line for the count of the others
                 break
             rows += more
             shown.append(thread)
