@@ -6,9 +6,13 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[test]'
-# Browser-based checks of `levelflow graph` (HTML screenshot, Mermaid rendering); they skip
-# when these could not be installed, so a failure here never aborts the suite.
-command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || true
+# Debian's Chromium (the HTML graph's screenshot and Mermaid checks) and tmux (the live view in a
+# real terminal). The tests that need them skip when they could not be installed, so a failure
+# here never aborts the suite; it is said, and the skips say why.
+missing=""; command -v chromium >/dev/null || missing=" chromium"; command -v tmux >/dev/null || missing="$missing tmux"
+if [ -n "$missing" ]; then
+  (apt-get update -qq && apt-get install -y -qq $missing) >/dev/null 2>&1 || echo "test.sh: could not install$missing; their tests will skip" >&2
+fi
 [ -s .cache/mermaid/mermaid.min.js ] || (mkdir -p .cache/mermaid && cd .cache/mermaid \
   && npm pack --silent mermaid@11 >/dev/null 2>&1 && tar xzf mermaid-*.tgz package/dist/mermaid.min.js \
   && mv package/dist/mermaid.min.js . && rm -rf package mermaid-*.tgz) || true

@@ -285,7 +285,7 @@ def _draw_step(parent, step: PlanStep, box: Box, status: Optional[str], skipped:
 
 
 def _draw_thread(parent, thread: PlanThread, lane: Box, boxes: tuple[Box, ...], statuses: dict[str, str]) -> None:
-    lane_group = _el(parent, "g", class_="lane")
+    lane_group = _el(parent, "g", class_="lane", data_thread_id=thread.thread_id)
     _el(lane_group, "rect", x=lane.x, y=lane.y, width=lane.w, height=lane.h - 4, class_="lane-box")
     _text(lane_group, lane.x + 6, lane.y + LANE_TOP + BOX_H / 2 + 4, thread.thread_id,
           fits(LANE_LABEL_W - 12, 11), "lane-label", title=f"thread {thread.thread_id}")
@@ -373,23 +373,44 @@ def render_svg(plan: Plan, statuses: Optional[dict[str, str]] = None, *, standal
 _PAGE_STYLE = """
 html, body { margin: 0; height: 100%; font-family: system-ui, sans-serif; }
 body { display: flex; flex-direction: column; }
-header { padding: 8px 16px; background: #202124; color: #fff; font-size: 14px; }
-main { flex: 1; display: flex; min-height: 0; }
-#viewport { flex: 1; overflow: hidden; cursor: grab; background: #fff; }
+header { padding: 6px 16px; background: #202124; color: #fff; font-size: 14px; display: flex; gap: 12px; align-items: center; }
+header .hint { flex: 1; color: #bdc1c6; }
+header button { font: inherit; font-size: 13px; padding: 2px 10px; border: 1px solid #5f6368; border-radius: 4px;
+                background: #3c4043; color: #fff; cursor: pointer; }
+main { flex: 1; position: relative; min-height: 0; }
+#viewport { position: absolute; inset: 0; overflow: hidden; cursor: grab; background: #fff; }
 #viewport svg { width: 100%; height: 100%; display: block; }
-#details { width: 300px; padding: 12px; border-left: 1px solid #dadce0; white-space: pre-wrap;
-           font: 12px ui-monospace, "DejaVu Sans Mono", monospace; overflow: auto; background: #f8f9fa; }
+#details { position: absolute; top: 12px; right: 12px; max-width: min(420px, 45%); max-height: calc(100% - 24px);
+           padding: 10px 12px; border: 1px solid #dadce0; border-radius: 6px; box-shadow: 0 2px 8px rgba(0,0,0,.2);
+           white-space: pre-wrap; font: 12px ui-monospace, "DejaVu Sans Mono", monospace; overflow: auto;
+           background: #f8f9fa; pointer-events: none; }
+#details.left { right: auto; left: 12px; }
+#details[hidden] { display: none; }
 """
 
-# Zoom with the wheel around the pointer, pan by dragging, details of the hovered step. The
-# view is an origin and a scale (drawing units per screen pixel), so a resized window keeps it.
+# The view is an origin and a scale (drawing units per screen pixel). It opens fitted to the
+# window and stays fitted when the window is resized, until the reader zooms or pans; "1:1"
+# shows the drawing at its own size. The details of the hovered step float over the drawing,
+# on the side away from the pointer, and only while a step is hovered.
 _PAGE_SCRIPT = """
 const svg = document.querySelector('#viewport svg');
 const details = document.getElementById('details');
-let view = {x: 0, y: 0, k: 1};
+const drawing = {w: +svg.getAttribute('width'), h: +svg.getAttribute('height')};
+let view = {x: 0, y: 0, k: 1}, fitted = true;
 const show = () => {
   const r = svg.getBoundingClientRect();
   svg.setAttribute('viewBox', `${view.x} ${view.y} ${r.width * view.k} ${r.height * view.k}`);
+  document.body.dataset.view = fitted ? 'fit' : view.k === 1 ? '1:1' : 'zoomed';
+};
+const fit = () => {  // the whole drawing, centred across, from the top
+  const r = svg.getBoundingClientRect(), k = Math.max(drawing.w / Math.max(r.width, 1), drawing.h / Math.max(r.height, 1));
+  view = {x: (drawing.w - r.width * k) / 2, y: 0, k};
+  fitted = true; show();
+};
+const actualSize = () => {
+  const r = svg.getBoundingClientRect(), c = {x: view.x + r.width * view.k / 2, y: view.y + r.height * view.k / 2};
+  view = {x: c.x - r.width / 2, y: c.y - r.height / 2, k: 1};
+  fitted = false; show();
 };
 const toSvg = (e) => {
   const r = svg.getBoundingClientRect();
@@ -399,22 +420,32 @@ svg.addEventListener('wheel', (e) => {
   e.preventDefault();
   const p = toSvg(e), f = e.deltaY > 0 ? 1.15 : 1 / 1.15;
   view = {x: p.x - (p.x - view.x) * f, y: p.y - (p.y - view.y) * f, k: view.k * f};
-  show();
+  fitted = false; show();
 }, {passive: false});
 let drag = null;
 svg.addEventListener('pointerdown', (e) => { drag = toSvg(e); svg.setPointerCapture(e.pointerId); });
 svg.addEventListener('pointermove', (e) => {
   if (!drag) return;
   const p = toSvg(e);
-  view.x += drag.x - p.x; view.y += drag.y - p.y; show();
+  view.x += drag.x - p.x; view.y += drag.y - p.y; fitted = false; show();
 });
 svg.addEventListener('pointerup', () => { drag = null; });
 svg.addEventListener('mouseover', (e) => {
   const step = e.target.closest('.step');
-  if (step) details.textContent = step.querySelector('title').textContent;
+  if (!step) { details.hidden = true; return; }
+  details.textContent = step.querySelector('title').textContent;
+  details.classList.toggle('left', e.clientX > svg.getBoundingClientRect().width * 0.55);
+  details.hidden = false;
 });
-window.addEventListener('resize', show);
-show();
+svg.addEventListener('mouseleave', () => { details.hidden = true; });
+document.getElementById('fit').addEventListener('click', fit);
+document.getElementById('actual-size').addEventListener('click', actualSize);
+window.addEventListener('keydown', (e) => {
+  if (e.key === 'f') fit();
+  if (e.key === '1') actualSize();
+});
+window.addEventListener('resize', () => (fitted ? fit() : show()));
+fit();
 """
 
 
@@ -423,9 +454,11 @@ def render_html(plan: Plan, statuses: Optional[dict[str, str]] = None, run_id: O
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{title} \u2014 levelflow</title>\n<style>{_PAGE_STYLE}</style>\n</head>\n<body>\n"
-        f"<header><strong>{title}</strong> \u00b7 wheel to zoom, drag to pan, hover a step for its details</header>\n"
+        f"<header><strong>{title}</strong><span class=\"hint\">wheel to zoom, drag to pan, hover a step for its details</span>"
+        "<button id=\"fit\" title=\"fit the whole pipeline in the window (f)\">Fit</button>"
+        "<button id=\"actual-size\" title=\"show the drawing at its own size (1)\">1:1</button></header>\n"
         f"<main>\n<div id=\"viewport\">\n{render_svg(plan, statuses, standalone=False, run_id=run_id)}</div>\n"
-        "<aside id=\"details\">Hover a step to see its details.</aside>\n</main>\n"
+        "<aside id=\"details\" hidden></aside>\n</main>\n"
         f"<script>{_PAGE_SCRIPT}</script>\n</body>\n</html>\n"
     )
 
