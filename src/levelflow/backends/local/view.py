@@ -117,27 +117,40 @@ class LiveView:
         return (Text(f"LEVELS {ids}", style="bold"), status_text(common), "", f"{len(levels)} levels; {counts_text(records)}")
 
     def _level_details(self, level, room: Optional[int] = None) -> list[Row]:
-        """The rows under a level: its threads (a big level's running ones) and their steps;
-        with `room`, at most that many lines: running threads first, then a count of the rest."""
+        """The rows under a level: its threads (a big level's running ones) and their steps.
+
+        With `room`, at most that many lines, giving up detail in this order until they fit:
+        the steps of a thread that are not running; then each thread's own line (a running step
+        then names its thread on its line); then the running steps that do not fit, counted on
+        the last line with the threads not listed."""
         progress, key = self.engine.progress, level.level_id
 
         def running(thread) -> bool:
             return progress.status.get((key, thread.thread_id)) == "running"
 
         candidates = list(level.threads) if self.detailed else [t for t in level.threads if running(t)][:THREADS_SHOWN]
-        if room is not None:
-            candidates.sort(key=lambda thread: not running(thread))
-        rows: list[Row] = []
-        shown = []
-        for thread in candidates:
-            more = self._thread_rows(key, thread)
-            if room is not None and len(rows) + len(more) > room - 1:  # keep a line for the count of the others
+        if room is None:
+            return self._listed(level, candidates, lambda thread: self._thread_rows(key, thread))
+        candidates.sort(key=lambda thread: not running(thread))
+        full = self._listed(level, candidates, lambda thread: self._thread_rows(key, thread))
+        if len(full) <= room:
+            return full
+        active = [t for t in candidates if running(t)]
+        brief = self._listed(level, active, lambda thread: self._thread_rows(key, thread, only_running=True))
+        if len(brief) <= room:
+            return brief
+        shown, rows = [], []
+        for thread in active:
+            steps = self._running_step_rows(key, thread)
+            if len(rows) + len(steps) > room - 1:  # keep a line for the count of the others
                 break
-            rows += more
+            rows += steps
             shown.append(thread)
-        if len(shown) < len(level.threads):
-            rows.append(self._more_threads(level, shown))
-        return rows
+        return rows + ([self._more_threads(level, shown)] if len(shown) < len(level.threads) else [])
+
+    def _listed(self, level, threads, rows_of) -> list[Row]:
+        rows = [row for thread in threads for row in rows_of(thread)]
+        return rows + ([self._more_threads(level, threads)] if len(threads) < len(level.threads) else [])
 
     def _more_threads(self, level, shown) -> Row:
         progress, key = self.engine.progress, level.level_id
@@ -145,16 +158,22 @@ class LiveView:
         listed = ", ".join(f"{n} {status}" for status, n in sorted(hidden.items()))
         return ("", "", "", Text(f"… {len(level.threads) - len(shown)} more threads ({listed})", style="dim"))
 
-    def _thread_rows(self, level_id: str, thread) -> list[Row]:
+    def _thread_rows(self, level_id: str, thread, only_running: bool = False) -> list[Row]:
         progress = self.engine.progress
         key = (level_id, thread.thread_id)
         records = self.by_thread[key]
         rows: list[Row] = [(f"  thread {thread.thread_id}", status_text(progress.status.get(key, "pending")),
                             elapsed(progress.started.get(key), progress.ended.get(key)), counts_text(records))]
-        for record in records if self.detailed else [r for r in records if r.status == "running"]:
+        for record in records if self.detailed and not only_running else [r for r in records if r.status == "running"]:
             rows.append((f"    {record.step.job_id}", status_text(record.status),
                          elapsed(record.started_at, record.ended_at), self._detail(record)))
         return rows
+
+    def _running_step_rows(self, level_id: str, thread) -> list[Row]:
+        """A thread's running steps, one line each, without the thread's own line."""
+        return [(f"  {record.step.job_id}", status_text(record.status), elapsed(record.started_at, record.ended_at),
+                 f"thread {thread.thread_id} · {self._detail(record)}")
+                for record in self.by_thread[(level_id, thread.thread_id)] if record.status == "running"]
 
     @staticmethod
     def _detail(record: StepRecord) -> str:
