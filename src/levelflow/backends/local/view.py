@@ -139,7 +139,8 @@ class LiveView:
         brief = self._listed(level, active, lambda thread: self._thread_rows(key, thread, only_running=True))
         if len(brief) <= room:
             return brief
-        shown, rows = [], []
+        shown: list = []
+        rows: list[Row] = []
         for thread in active:
             steps = self._running_step_rows(key, thread)
             if len(rows) + len(steps) > room - 1:  # keep a line for the count of the others
