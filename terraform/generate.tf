@@ -24,22 +24,12 @@ locals {
   platform_parameters_json = jsonencode(local.platform_parameters)
   parameters_file_name     = "platform-parameters-${var.environment}.json"
 
-  # The files `levelflow validate DIR` would read: directly inside, not parameter files.
-  definition_files = sort([
-    for name in fileset(var.definitions_dir, "*") : name
-    if can(regex("(?i)\\.(json|ya?ml)$", name)) && !startswith(name, "platform-parameters") && !startswith(name, ".")
-  ])
-  # try: a JSON file decodes as JSON, a YAML one as YAML; null when neither has an engine.
-  definition_engines = {
-    for name in local.definition_files : name => try(
-      jsondecode(file("${var.definitions_dir}/${name}")).engine,
-      yamldecode(file("${var.definitions_dir}/${name}")).engine,
-      null
-    )
-  }
-  unreadable_definitions = [
-    for name, engine in local.definition_engines : name if !contains(["cloud_workflows", "composer"], coalesce(engine, "-"))
-  ]
+  # The definitions levelflow reads in definitions_dir (recursively, minus .levelflowignore:
+  # docs/definition.md), each with its engine, as levelflow itself reports them, so that the
+  # module deploys what the commands read. An invalid definition fails the plan with
+  # levelflow's own messages. Keys: the paths as levelflow prints them.
+  definition_engines = { for found in jsondecode(data.external.definitions.result.output).files : found.file => found.engine }
+  definition_files   = sort(keys(local.definition_engines))
 
   # Engines to generate, each with its definition files; an engine with nothing to do is left out.
   engine_definitions = {
@@ -49,19 +39,25 @@ locals {
   }
 
   inputs_hash = sha256(jsonencode({
-    definitions = { for name in local.definition_files : name => filesha256("${var.definitions_dir}/${name}") }
+    definitions = { for name in local.definition_files : name => filesha256(name) }
     parameters  = local.platform_parameters_json
     levelflow   = data.external.levelflow_version.result.output
   }))
   generated_dir = "${path.root}/.levelflow/${var.environment}/${substr(local.inputs_hash, 0, 16)}"
 
   # Command-line arguments, single-quoted for POSIX shell word splitting (a quote becomes '\'').
+  quoted_definitions_dir = "'${replace(var.definitions_dir, "'", "'\\''")}'"
   quoted_parameters_file = "'${replace("${local.generated_dir}/${local.parameters_file_name}", "'", "'\\''")}'"
   quoted_definitions = {
     for engine, names in local.engine_definitions :
-    engine => join(" ", [for name in names : "'${replace("${var.definitions_dir}/${name}", "'", "'\\''")}'"])
+    engine => join(" ", [for name in names : "'${replace(name, "'", "'\\''")}'"])
   }
   quoted_out_dirs = { for engine in keys(local.engine_definitions) : engine => "'${replace("${local.generated_dir}/${engine}", "'", "'\\''")}'" }
+}
+
+data "external" "definitions" {
+  program = ["python3", "${path.module}/levelflow_external.py"]
+  query   = { command = "levelflow validate ${local.quoted_definitions_dir} --format json" }
 }
 
 data "external" "levelflow_version" {
@@ -81,10 +77,6 @@ data "external" "generate" {
 
   lifecycle {
     precondition {
-      condition     = length(local.unreadable_definitions) == 0
-      error_message = "These definitions have no readable \"engine\" (cloud_workflows or composer): ${join(", ", local.unreadable_definitions)}. Run `levelflow validate ${var.definitions_dir}` for details."
-    }
-    precondition {
       condition     = each.key != "composer" || var.create_composer_environment || var.composer_bucket_name != null
       error_message = "deploy_composer_dags needs a bucket: set composer_bucket_name, or create_composer_environment = true."
     }
@@ -102,7 +94,7 @@ resource "local_file" "platform_parameters" {
   lifecycle {
     precondition {
       condition     = length(local.definition_files) > 0
-      error_message = "No definition files (*.json, *.yaml, *.yml) in definitions_dir ${var.definitions_dir} (relative to where Terraform runs)."
+      error_message = "No definition files (*.json, *.yaml, *.yml) in definitions_dir ${var.definitions_dir} (relative to where Terraform runs): see `levelflow validate ${var.definitions_dir}`."
     }
   }
 }

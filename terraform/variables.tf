@@ -124,7 +124,7 @@ variable "workflows_log_level" {
 }
 
 variable "definitions_dir" {
-  description = "Directory of the definition files (*.json, *.yaml, *.yml directly inside), relative to where Terraform runs. platform-parameters-<environment>.json is written there too."
+  description = "Directory of the definition files (*.json, *.yaml, *.yml under it, as `levelflow validate DIR` finds them: recursively, minus .levelflowignore), relative to where Terraform runs. platform-parameters-<environment>.json is written there too."
   type        = string
   nullable    = false
   default     = "../workflow-definitions"

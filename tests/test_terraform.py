@@ -257,6 +257,28 @@ def test_version_data_source_answers_levelflow_version(tmp_path):
     assert json.loads(result.stdout) == {"output": f"levelflow, version {levelflow.__version__}"}
 
 
+def test_definitions_data_source_lists_what_the_commands_read(tmp_path):
+    """The module's list of definitions is levelflow's own: recursive, .levelflowignore honoured."""
+    definitions = tmp_path / "defs"
+    (definitions / "sales").mkdir(parents=True)
+    (definitions / "jobs" / "dataform-tag-executor").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "demo_pipeline_cloud_workflows.json", definitions / "sales" / "daily.json")
+    shutil.copy(EXAMPLES / "demo_pipeline_composer.json", definitions / "nightly.json")
+    (definitions / "jobs" / "dataform-tag-executor" / "job_1.json").write_text('{"repository_name": "r"}')
+    (definitions / ".levelflowignore").write_text("jobs/\n")
+    overrides = {"local.quoted_definitions_dir": shlex.quote(str(definitions))}
+    query = {key: render(value, overrides) for key, value in data_source("external", "definitions")["query"].items()}
+    result = run_external(query, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(json.loads(result.stdout)["output"])
+    engines = {found["file"]: found["engine"] for found in report["files"]}  # what local.definition_engines holds
+    assert engines == {str(definitions / "nightly.json"): "composer", str(definitions / "sales" / "daily.json"): "cloud_workflows"}
+    assert sorted(engines) == [str(p) for p in levelflow.find_definitions([definitions])]
+    (definitions / ".levelflowignore").unlink()  # the job file is then read as a definition, and fails the plan
+    result = run_external(query, tmp_path)
+    assert result.returncode == 1 and "job_1.json" in result.stderr
+
+
 def test_generate_data_source_writes_every_output_once(tmp_path):
     generated_dir = tmp_path / ".levelflow" / "dev" / "0123456789abcdef"
     for engine, definitions in example_definitions().items():

@@ -1,5 +1,6 @@
 """The catalogue of bad inputs: each gives a located message, exit 1 and no traceback."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -150,6 +151,31 @@ def test_missing_file_and_empty_directory(tmp_path):
     (tmp_path / "platform-parameters-dev.json").write_text("[]")
     result = run_cli("validate", tmp_path)
     assert result.returncode == 1 and "no definition files" in result.stderr
+
+
+def test_directories_are_searched_recursively_with_levelflowignore(tmp_path):
+    """git's rules: patterns relative to their file, deeper files add to those above, ! takes back."""
+    definition = json.dumps(pipeline([[[step("1")]]]))
+    files = ["a.json", "teams/sales/b.yaml", "teams/sales/c-draft.yaml", "teams/sales/ready-draft.yaml",
+             "teams/jobs/dataform-tag-executor/job_1.json", "teams/ops/d.yml", "teams/ops/old/e.json",
+             ".hidden/f.json", "teams/.g.json", "platform-parameters-dev.json", "notes.txt"]
+    for name in files:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x" if name.endswith(".txt") else definition)  # JSON is YAML too
+    (tmp_path / "platform-parameters-dev.json").write_text("[]")
+    (tmp_path / ".levelflowignore").write_text("# job parameter files are not pipelines\njobs/\n*-draft.yaml\n")
+    (tmp_path / "teams" / "sales" / ".levelflowignore").write_text("!ready-draft.yaml\n")
+    (tmp_path / "teams" / "ops" / ".levelflowignore").write_text("/old\n")
+    result = run_cli("validate", tmp_path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    found = [Path(f["file"]).relative_to(tmp_path).as_posix() for f in json.loads(result.stdout)["files"]]
+    assert found == ["a.json", "teams/ops/d.yml", "teams/sales/b.yaml", "teams/sales/ready-draft.yaml"]
+    below = [p.relative_to(tmp_path).as_posix() for p in levelflow.find_definitions([tmp_path / "teams"])]
+    assert below == ["teams/jobs/dataform-tag-executor/job_1.json", *found[1:3], "teams/sales/c-draft.yaml", found[3]]  # only ignore files at or below the directory given
+    (tmp_path / ".levelflowignore").write_text("*\n")
+    result = run_cli("validate", tmp_path)
+    assert result.returncode == 1 and "no definition files" in result.stderr and ".levelflowignore" in result.stderr
 
 
 def test_usage_error_exits_2():

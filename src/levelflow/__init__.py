@@ -7,12 +7,13 @@ __version__ = "0.1.0"
 
 # The API is imported when first used (PEP 562), so that a command pays only for what it runs
 _API = {
-    "find_definitions": "api", "generate": "api", "load_params": "api", "load_pipeline": "api", "load_plan": "api",
+    "find_definitions": "discovery", "generate": "api", "load_params": "api", "load_pipeline": "api", "load_plan": "api",
     "LevelflowError": "errors", "Problem": "errors", "Plan": "plan", "build_plan": "plan",
 }
 
 if TYPE_CHECKING:
-    from .api import find_definitions, generate, load_params, load_pipeline, load_plan
+    from .api import generate, load_params, load_pipeline, load_plan
+    from .discovery import find_definitions
     from .errors import LevelflowError, Problem
     from .plan import Plan, build_plan
 

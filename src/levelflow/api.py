@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
+from .discovery import find_definitions
 from .errors import LevelflowError, LevelflowWarning, Problem
 from .loader import gc_paused, load_document
 from .model import WORKFLOW_ID_PATTERN, Pipeline, PlatformParams
@@ -14,7 +15,6 @@ from .validate import validate_params, validate_pipeline
 if TYPE_CHECKING:
     from .backends import GenerateOptions
 
-DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -77,34 +77,6 @@ def load_plan(path: str | Path, params: Optional[PlatformParams] = None, engine:
     warn_about(advice)
     with gc_paused():
         return build_plan(pipeline, params, source=str(path), engine=engine)
-
-
-def is_params_file(path: Path) -> bool:
-    return path.name.startswith("platform-parameters")
-
-
-def find_definitions(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand directories into the definition files directly inside them (not parameter files)."""
-    found: list[Path] = []
-    problems: list[Problem] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and p.suffix.lower() in DEFINITION_SUFFIXES and not is_params_file(p) and not p.name.startswith(".")
-            )
-            if not files:
-                problems.append(Problem(str(path), "no definition files (*.json, *.yaml, *.yml) in this directory"))
-            found.extend(files)
-        elif path.exists():
-            found.append(path)
-        else:
-            problems.append(Problem(str(path), "file not found"))
-    if problems:
-        raise LevelflowError(problems)
-    return found
 
 
 def generate(

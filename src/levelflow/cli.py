@@ -49,8 +49,9 @@ def validate(paths, output_format, engine, step_mode, strict):
     `generate` would reject that is known without platform parameters (for the definition's
     engine and step mode, e.g. an executor Composer operators mode does not know).
 
-    Directories are scanned for *.json, *.yaml and *.yml files, skipping
-    platform-parameters-*.json. Every problem of every file is reported, each with its
+    Directories are searched recursively for *.json, *.yaml and *.yml files, skipping
+    platform-parameters-*.json, hidden names and what a .levelflowignore file (gitignore
+    patterns) excludes. Every problem of every file is reported, each with its
     file:line:column and JSON path. Warnings name definitions that validate but would fail
     against the deployed AEF functions. Exit status: 0 all valid, 1 a problem (or, with
     --strict, a warning), 2 usage error.
