@@ -482,6 +482,11 @@ def test_run_recorded_by_the_local_engine_is_drawn_with_its_statuses(tmp_path):
     assert drawn.returncode == 0, drawn.stderr
     root = ET.parse(out).getroot()
     assert {g.get("data-job-id"): g.get("data-status") for g in root.iterfind(".//s:g[@data-job-id]", SVG_NS)} == recorded
+    reported = run_cli("graph", RETAIL, "-o", tmp_path / "run.html", "--run", result["run_id"], "--state", db, "--format", "json")
+    assert reported.returncode == 0 and reported.stderr == ""
+    assert json.loads(reported.stdout) == {
+        "file": str(tmp_path / "run.html"), "format": "html", "pipeline": "retail-daily", "levels": 4, "threads": 18, "steps": 36,
+        "run_id": result["run_id"], "statuses": {s: list(recorded.values()).count(s) for s in dict.fromkeys(recorded.values())}}
 
 
 def test_load_run_statuses_keeps_the_last_row_of_a_retried_step(tmp_path):

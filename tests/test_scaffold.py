@@ -1,4 +1,5 @@
 """`levelflow init`: a repository of pipelines that validates and generates with no edits."""
+import json
 import re
 import subprocess
 import sys
@@ -41,6 +42,15 @@ def test_init_output_generates_with_the_ci_command(tmp_path, engine):
     result = run_cli("generate", "workflow-definitions/", "--params", "workflow-definitions/platform-parameters-dev.json", "--out", "build/", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert any((repo / "build").iterdir())
+
+
+def test_init_reports_its_files_as_json(tmp_path):
+    result = run_cli("init", tmp_path / "repo", "--format", "json")
+    assert result.returncode == 0 and result.stderr == ""
+    report = json.loads(result.stdout)
+    written = sorted(str(p) for p in (tmp_path / "repo").rglob("*") if p.is_file())
+    assert sorted(report["files"]) == written and len(written) >= 6
+    assert report["engine"] == "cloud_workflows" and report["next"].endswith("levelflow validate workflow-definitions/")
 
 
 def test_ci_workflow_validates_then_generates():

@@ -347,9 +347,11 @@ def _plan_for(definition: Path, params_file, engine, strict: bool = False):
 @click.option("--run", "run_id", help="Colour each step by its status in this run recorded by `levelflow run`.")
 @click.option("--state", "state_db", type=click.Path(path_type=Path),
               help="Database of recorded runs (default: the one `levelflow run` uses).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to report what was written: text for people; json on stdout.")
 @strict_option
 @reports_problems
-def graph(definition, output, params_file, env, engine, run_id, state_db, strict):
+def graph(definition, output, params_file, env, engine, run_id, state_db, output_format, strict):
     """Draw a pipeline: levels as columns, threads as lanes, steps as boxes.
 
     Each box shows the job name, type, executor and time-out; continue-if-fail steps have a
@@ -361,7 +363,7 @@ def graph(definition, output, params_file, env, engine, run_id, state_db, strict
     from .writer import write_atomic
 
     try:
-        output_format = graphs.graph_format(output)
+        picture_format = graphs.graph_format(output)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
     if state_db and not run_id:
@@ -370,8 +372,14 @@ def graph(definition, output, params_file, env, engine, run_id, state_db, strict
     plan = _plan_for(definition, resolve_params(params_file, env, required=False), engine, strict)
     state_db = state_db or settings().path("state") or graphs.default_state_db()
     statuses = graphs.load_run_statuses(state_db, run_id, plan) if run_id else None
-    write_atomic(output, graphs.render(plan, output_format, statuses, run_id))
-    say(f"wrote {output} ({output_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
+    write_atomic(output, graphs.render(plan, picture_format, statuses, run_id))
+    if output_format == "json":
+        threads = sum(len(level.threads) for level in plan.levels)
+        counts = {status: list((statuses or {}).values()).count(status) for status in dict.fromkeys((statuses or {}).values())}
+        click.echo(json.dumps({"file": str(output), "format": picture_format, "pipeline": plan.name, "levels": len(plan.levels),
+                               "threads": threads, "steps": plan.step_count, "run_id": run_id, "statuses": counts}, indent=2))
+    else:
+        say(f"wrote {output} ({picture_format}: {graphs.plural(len(plan.levels), 'level')}, {graphs.plural(plan.step_count, 'step')})")
 
 
 @main.command("plan")
@@ -431,8 +439,10 @@ def plan_command(paths, env, params_file, engine, output_format, strict):
 @click.option(
     "--hook-repo", metavar="URL", help="Git URL pre-commit fetches the levelflow-validate hook from (default: levelflow's repository)."
 )
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to report the files written: text for people; json on stdout.")
 @reports_problems
-def init(directory, engine, force, hook_repo):
+def init(directory, engine, force, hook_repo, output_format):
     """Start a repository of pipelines in DIRECTORY.
 
     Writes workflow-definitions/ with an example definition, platform-parameters-dev.json, a
@@ -442,9 +452,15 @@ def init(directory, engine, force, hook_repo):
     """
     from .scaffold import PRE_COMMIT_REPO, init_repository
 
-    for path in init_repository(directory, engine=engine, force=force, hook_repo=hook_repo or PRE_COMMIT_REPO):
+    written = init_repository(directory, engine=engine, force=force, hook_repo=hook_repo or PRE_COMMIT_REPO)
+    next_step = f"cd {directory} && levelflow validate workflow-definitions/"
+    if output_format == "json":
+        click.echo(json.dumps({"directory": str(directory), "engine": engine, "files": [str(path) for path in written],
+                               "next": next_step}, indent=2))
+        return
+    for path in written:
         say(f"wrote {path}")
-    say(f"next: cd {directory} && levelflow validate workflow-definitions/")
+    say(f"next: {next_step}")
 
 
 register_local_commands(main)
