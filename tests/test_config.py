@@ -95,3 +95,51 @@ def test_an_unknown_or_malformed_setting_is_an_error_never_ignored(tmp_path):
     (tmp_path / "levelflow.toml").write_text('engine = "airflow"\n')
     engine = run_cli("validate", EXAMPLES / "retail_daily.json", cwd=tmp_path)
     assert engine.returncode == 1 and "engine: must be one of cloud_workflows, composer, got 'airflow'" in engine.stderr
+
+
+def every_option(command, path=("levelflow",)):
+    """(command path, option) for every option of every levelflow command."""
+    import click
+
+    for param in command.params:
+        if isinstance(param, click.Option) and param.expose_value:
+            yield path, param
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from every_option(sub, (*path, name))
+
+
+def test_every_option_has_a_variable_named_after_its_command_and_flag():
+    from levelflow.cli import main
+    from levelflow.config import ENVIRONMENT
+
+    names = {}
+    for path, option in every_option(main):
+        flag = max((o for o in option.opts if o.startswith("--")), key=len)
+        expected = "_".join(["LEVELFLOW", *(p.upper() for p in path[1:]), flag[2:].upper()]).replace("-", "_")
+        assert option.envvar == expected, (path, flag)
+        names.setdefault(expected, []).append((path, flag))
+    assert all(len(uses) == 1 for uses in names.values())
+    assert not set(names) & set(ENVIRONMENT.values())  # the settings' own variables mean something else
+    assert {"LEVELFLOW_GENERATE_OUT", "LEVELFLOW_RUN_TIME_SCALE", "LEVELFLOW_EXECUTORS_SERVE_PORT", "LEVELFLOW_QUIET"} <= set(names)
+
+
+def test_an_option_from_the_environment_and_the_flag_winning(tmp_path):
+    demo = EXAMPLES / "demo_pipeline_cloud_workflows.json"
+    params = EXAMPLES / "platform-parameters-dev.json"
+    built = run_cli("generate", demo, "--params", params, env={"LEVELFLOW_GENERATE_OUT": str(tmp_path / "from-env")})
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "from-env" / "demo_pipeline_cloud_workflows.yaml").is_file()
+    flagged = run_cli("generate", demo, "--params", params, "--out", tmp_path / "from-flag",
+                      env={"LEVELFLOW_GENERATE_OUT": str(tmp_path / "unused")})
+    assert flagged.returncode == 0 and (tmp_path / "from-flag").is_dir() and not (tmp_path / "unused").exists()
+    as_json = run_cli("validate", demo, env={"LEVELFLOW_VALIDATE_FORMAT": "json", "LEVELFLOW_QUIET": "1"})
+    assert json.loads(as_json.stdout)["valid"] is True
+    as_text = run_cli("validate", demo, "--format", "text", env={"LEVELFLOW_VALIDATE_FORMAT": "json"})
+    assert as_text.stdout.startswith("ok: ")
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path):
+    result = run_cli("run", EXAMPLES / "retail_daily.json", "--simulate", env={"LEVELFLOW_RUN_TIME_SCALE": "fast"})
+    assert result.returncode == 2
+    assert "'fast' is not a valid float range (from the environment variable LEVELFLOW_RUN_TIME_SCALE)" in result.stderr
+    assert "Traceback" not in result.stderr

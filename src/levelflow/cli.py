@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_common import (definition_paths, engine_and_modes, engine_option, env_option, print_warnings, reports_problems,
-                         resolve_params, say, settings, step_mode_option, strict_option)
+from .cli_common import (definition_paths, engine_and_modes, engine_option, env_option, give_options_envvars, print_warnings,
+                         reports_problems, resolve_params, say, settings, step_mode_option, strict_option)
 from .cli_local import register as register_local_commands
 from .errors import LevelflowError, Problem
 from .scaffold import SCAFFOLD_ENGINES
@@ -30,6 +30,11 @@ def main(quiet):
 
     A definition (JSON or YAML) lists LEVELs that run in order; each holds THREADs that run in
     parallel; each thread holds STEPs that run in order. Start with `levelflow validate`.
+
+    Every option can also come from the environment, as LEVELFLOW_<COMMAND>_<OPTION>
+    (e.g. LEVELFLOW_GENERATE_OUT=build/, LEVELFLOW_RUN_TIME_SCALE=0.01,
+    LEVELFLOW_VALIDATE_STRICT=1); a flag on the command line wins. Settings for every
+    command: levelflow.toml (see `levelflow config`).
 
     Shell completion: eval "$(_LEVELFLOW_COMPLETE=bash_source levelflow)" in ~/.bashrc
     (zsh_source in ~/.zshrc, fish_source for fish).
@@ -464,6 +469,7 @@ def init(directory, engine, force, hook_repo, output_format):
 
 
 register_local_commands(main)
+give_options_envvars(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

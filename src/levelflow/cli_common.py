@@ -145,3 +145,39 @@ def step_mode_option(command):
     return click.option("--step-mode", type=RegistryChoice(all_step_modes),
                         help=f"How steps call their jobs, among the engine's modes (default: its first). {modes}. "
                              "Composer operators: native Google operators; functions: the executor functions over HTTP.")(command)
+
+
+ENVVAR_PREFIX = "LEVELFLOW"
+
+
+def give_options_envvars(command: click.Command, prefix: str = ENVVAR_PREFIX) -> None:
+    """Let every option of every command be set as LEVELFLOW_<COMMAND>_<OPTION>, named from the
+    command's path and the option's long flag (`levelflow generate --out` is
+    LEVELFLOW_GENERATE_OUT, `levelflow executors serve --port` LEVELFLOW_EXECUTORS_SERVE_PORT).
+    A flag given on the command line wins. (click's auto_envvar_prefix would name them from
+    the parameters' Python names, e.g. OUT_DIR, which no user sees.)"""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar is None and param.expose_value:
+            flag = max((opt for opt in param.opts if opt.startswith("--")), key=len, default=None)
+            if flag is not None:
+                param.envvar = f"{prefix}_{flag[2:].upper().replace('-', '_')}"
+                param.process_value = _naming_the_variable(param)  # type: ignore[method-assign]
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            give_options_envvars(sub, f"{prefix}_{name.upper().replace('-', '_')}")
+
+
+def _naming_the_variable(param: click.Option):
+    """The option's own value check, whose message names the variable when the value came from one."""
+    check = param.process_value
+
+    def process_value(ctx: click.Context, value):
+        try:
+            return check(ctx, value)
+        except click.BadParameter as exc:
+            if ctx.get_parameter_source(param.name or "") is not click.core.ParameterSource.ENVIRONMENT:
+                raise
+            message = f"{exc.message.rstrip('.')} (from the environment variable {param.envvar})"
+            raise click.BadParameter(message, ctx=exc.ctx, param=exc.param) from None
+
+    return process_value
