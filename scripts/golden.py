@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from levelflow import load_params, load_plan  # noqa: E402
 from levelflow.backends import GenerateOptions, engine_for  # noqa: E402
 from levelflow.graph import render  # noqa: E402
+from levelflow.errors import LevelflowError  # noqa: E402
 from levelflow.report import build_report  # noqa: E402
 
 
@@ -39,7 +40,11 @@ def golden_files() -> dict[str, str]:
             engine = engine_for(plan.engine)
             for mode in engine.step_modes:
                 folder = f"{plan.engine}-{mode}"
-                for name, text in engine.generate(plan, GenerateOptions(step_mode=mode)).items():
+                try:
+                    generated = engine.generate(plan, GenerateOptions(step_mode=mode))
+                except LevelflowError as exc:  # what a mode refuses is kept too: the messages, one per line
+                    generated = {f"{plan.name}.refused.txt": "".join(f"{problem}\n" for problem in exc.problems)}
+                for name, text in generated.items():
                     files[f"{folder}/{name}"] = text
             files[f"graph/{plan.name}.svg"] = render(plan, "svg")
             files[f"plan/{plan.name}.json"] = json.dumps(build_report(plan), indent=2, sort_keys=True) + "\n"

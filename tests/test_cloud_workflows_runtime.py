@@ -54,6 +54,7 @@ def test_every_kept_text_is_cut_to_the_limit_the_variables_estimate_assumes():
         ("run_async_step", "${answer.body}", cw.ERROR_MESSAGE_CHARS - 40),  # odd_answer
         ("run_sync_step", "${answer.body}", cw.ERROR_MESSAGE_CHARS - 60),
         ("run_workflow_step", '${map.get(execution, "error")}', cw.ERROR_MESSAGE_CHARS - 60),
+        ("run_native_step", "${state.detail}", cw.ERROR_MESSAGE_CHARS - 60),
     ]
 
 
@@ -79,11 +80,28 @@ def test_transient_faults_and_their_back_off_are_protocol_constants():
     condition = body("transient", "check")["switch"][0]["condition"]
     [codes] = re.findall(r"in \[([0-9, ]+)\]", condition)
     assert {int(c) for c in codes.split(",")} == protocol.TRANSIENT_HTTP_STATUS
-    assert same(body("post", "send")["retry"], {
-        "predicate": "${transient}", "max_retries": protocol.MAX_TRANSIENT_RETRIES,
-        "backoff": {"initial_delay": int(protocol.BACKOFF_INITIAL_SECONDS), "max_delay": int(protocol.BACKOFF_MAX_SECONDS),
-                    "multiplier": int(protocol.BACKOFF_MULTIPLIER)}})
+    for caller in ("post", "google_api"):
+        assert same(body(caller, "send")["retry"], {
+            "predicate": "${transient}", "max_retries": protocol.MAX_TRANSIENT_RETRIES,
+            "backoff": {"initial_delay": int(protocol.BACKOFF_INITIAL_SECONDS), "max_delay": int(protocol.BACKOFF_MAX_SECONDS),
+                        "multiplier": int(protocol.BACKOFF_MULTIPLIER)}})
     assert (protocol.BACKOFF_INITIAL_SECONDS, protocol.BACKOFF_MAX_SECONDS, protocol.BACKOFF_MULTIPLIER) == (1, 60, 2)  # whole seconds
+
+
+def test_native_steps_decide_with_the_intermediates_state_words():
+    decide = [c["condition"] for c in body("run_native_step", "decide")["switch"]]
+    assert decide[0] == f"${{state.word in {json.dumps(list(protocol.SUCCESS_WORDS))}}}"
+    assert decide[1] == f"${{not(state.word in {json.dumps(list(protocol.RUNNING_WORDS))})}}"
+
+
+def test_native_mode_keeps_only_the_starters_of_the_pipelines_apis():
+    library = cw._runtime_for(frozenset({"native"}), frozenset({"dataflow", "bigquery"}))
+    starts = [c["call"] for c in cw._step_body(library["run_native_step"], "start")["switch"]]
+    assert starts == ["start_dataflow_flex_template", "start_bigquery_saved_query"]
+    assert {"start_dataproc_batch", "start_dataform_invocation", "run_async_step", "post"}.isdisjoint(library)
+    assert {"read_job_file", "google_api", "native_state", "transient"} <= set(library)
+    with pytest.raises(ValueError, match="no condition for API"):
+        cw._runtime_for(frozenset({"native"}), frozenset({"pubsub"}))
 
 
 def test_child_workflows_run_through_the_executions_connector():
@@ -108,26 +126,26 @@ def test_only_the_runners_of_the_pipelines_step_types_are_emitted(types, runners
     assert list(library) == ["run_thread", "run_step", *runners, "shown", "level_failed", "finish", "not_started"]
     dispatch = cw._step_body(library["run_step"], "by_type")["switch"]
     assert [c["call"] for c in dispatch] == [r for r in runners if r.startswith("run_")]
-    assert len(body("run_step", "by_type")["switch"]) == 3  # the shared source is left whole
+    assert len(body("run_step", "by_type")["switch"]) == 4  # the shared source is left whole
 
 
 def test_a_step_type_without_a_dispatch_condition_is_an_error():
-    with pytest.raises(ValueError, match="no by_type condition for step type"):
+    with pytest.raises(ValueError, match="by_type has no condition for step type"):
         cw._run_step(frozenset({"async", "carrier_pigeon"}))
 
 
 def test_post_has_one_literal_time_out_per_branch_and_oidc_only_on_https():
-    post = cw._post([60, 300], oidc=True)
+    post = cw._timeout_switch("post", [60, 300], https=True)
     branches = cw._step_body(post, "by_timeout")["switch"]
     assert [(b["condition"], b["args"]["timeout"], b["args"]["auth"]) for b in branches] == [
         ("${seconds == 60}", 60, {"type": "OIDC"}), ("${seconds == 300}", 300, {"type": "OIDC"})]
-    plain = cw._step_body(cw._post([60], oidc=False), "by_timeout")["switch"]
+    plain = cw._step_body(cw._timeout_switch("post", [60], https=False), "by_timeout")["switch"]
     assert list(plain[0]["args"]) == ["url", "body", "timeout"]
     assert "&id" not in cw.render(post) and len(body("post", "by_timeout")["switch"]) == 1  # no aliases; the sample stays
 
 
 def test_more_than_fifty_time_outs_are_nested_by_ranges():
-    branches = cw._step_body(cw._post(list(range(1, 121)), oidc=True), "by_timeout")["switch"]
+    branches = cw._step_body(cw._timeout_switch("post", list(range(1, 121)), https=True), "by_timeout")["switch"]
     assert len(branches) == 40 and branches[0]["condition"] == "${seconds >= 1 and seconds <= 3}"
     [(name, inner)] = branches[0]["steps"][0].items()
     assert name == "seconds_1_to_3" and [b["args"]["timeout"] for b in inner["switch"]] == [1, 2, 3]

@@ -71,6 +71,7 @@ class Executor:
     formats: tuple[JobFormat, ...]  # formats of its job parameter file (() for no job parameters)
     composer: str  # its Composer builder module: levelflow.backends.composer.builders.<composer>
     request: Optional[Callable] = None  # request(job_format, params, step, run) -> the operators' arguments
+    native_api: Optional[str] = None  # the Google API a Cloud Workflows native-mode step calls (runtime.yaml's start_<api>_...)
 
     @property
     def needs_job_params(self) -> bool:
@@ -283,6 +284,7 @@ DATAFORM_TAG = Executor(
     formats=(JobFormat(AEF, "repository_name", ("dataform_project_id", "dataform_location", "repository_name", "branch", "tags")),
              JobFormat(NATIVE, "repository_id", ("project_id", "region", "repository_id", "git_commitish", "tags"))),
     composer="dataform_tag",
+    native_api="dataform",
     request=dataform_request,
 )
 
@@ -293,6 +295,7 @@ DATAFLOW_FLEX_TEMPLATE = Executor(
                  "dataflow_temp_bucket", "dataflow_job_params", "dataflow_max_workers", "network", "subnetwork")),
              JobFormat(NATIVE, "body", ("project_id", "location", "body"))),
     composer="dataflow_flex_template",
+    native_api="dataflow",
     request=dataflow_request,
 )
 
@@ -304,6 +307,7 @@ DATAPROC_SERVERLESS = Executor(
                  "spark_app_properties", "subnetwork")),
              JobFormat(NATIVE, "batch", ("project_id", "region", "batch"))),
     composer="dataproc_serverless",
+    native_api="dataproc",
     request=dataproc_request,
 )
 
@@ -313,6 +317,7 @@ BQ_SAVED_QUERY = Executor(
                                           "repository named by workflow_properties " + ", ".join(BQ_REPOSITORY_KEYS)),
              JobFormat(NATIVE, "configuration", ("project_id", "location", "configuration"))),
     composer="bq_saved_query",
+    native_api="bigquery",
     request=bq_request,
 )
 

@@ -62,7 +62,8 @@ def _figures(plan: "Plan") -> list[Figure]:
 ENGINE = Engine(
     name="cloud_workflows",
     title="Cloud Workflows",
-    step_modes=("functions",),
+    step_modes=("functions", "native"),
+    inputs={"jobs_dir": ("native",)},
     generate_files=_generate_files,
     check=_check,
     figures=_figures,

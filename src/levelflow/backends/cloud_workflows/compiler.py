@@ -51,6 +51,7 @@ from typing import Any, Iterable, Optional
 
 from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
+from ...executors import AEF, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, check_job_file, dataflow_job_name
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
 from . import ENGINE
@@ -93,7 +94,9 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
     """File name -> YAML text; the main workflow first, then its parts if it was split."""
     if plan.params is None:
         raise LevelflowError([Problem(_where(plan), "platform parameters are needed to generate Cloud Workflows (--params)")])
-    settings = _settings(plan, options.provenance)
+    settings = _settings(plan, options.provenance, options)
+    if settings.native and (problems := native_problems(plan, options)):
+        raise LevelflowError(problems)
     try:
         whole = _workflow_doc(plan, plan.levels, settings, part=False)
     except _LimitError as exc:
@@ -192,6 +195,8 @@ class _Settings:
     region: str
     default_props: dict
     provenance: str  # the files' first comment line (levelflow.provenance)
+    native: bool = False  # native step mode: async steps call Google's APIs (runtime.yaml, run_native_step)
+    jobs_dir: Optional[Path] = None  # native mode with --jobs-dir: job files embedded
     # One generation's memory: the data and blocks of each level, built once and reused by every
     # candidate part (so the writer reuses their texts), and that writer.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -212,7 +217,7 @@ class _Settings:
 _URL = re.compile(r"^https?://[^\s${}\"'\\]+$")
 
 
-def _settings(plan: Plan, provenance: str = "") -> _Settings:
+def _settings(plan: Plan, provenance: str = "", options: Optional[GenerateOptions] = None) -> _Settings:
     params = plan.platform()
     intermediate = params.intermediate_url
     functions = params.function_url("")
@@ -223,8 +228,10 @@ def _settings(plan: Plan, provenance: str = "") -> _Settings:
         if url.startswith("http://") and not protocol.is_loopback(url):
             raise LevelflowError([Problem(_where(plan), f"pFunctionsBaseUrl {url!r}: plain http is only for a loopback address "
                                                         "(a local double); Cloud Workflows authenticates calls (OIDC) on https only")])
+    native = options is not None and options.step_mode == "native"
     return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
-                     {"jobs_definitions_bucket": params.pJobsDefinitionsBucket}, provenance)
+                     {"jobs_definitions_bucket": params.pJobsDefinitionsBucket}, provenance, native,
+                     options.jobs_dir if options is not None else None)
 
 
 def _number(value: float):
@@ -257,8 +264,10 @@ def _inert_json(value) -> str:
 
 
 def _step_data(step: PlanStep, settings: _Settings) -> _FlowMap:
-    data = _FlowMap(id=step.job_id, job=step.job_name, type=step.type)
-    if step.type == "workflows":
+    data = _FlowMap(id=step.job_id, job=step.job_name, type=_step_type(step, settings))
+    if data["type"] == "native":
+        _native_step_data(data, step, settings)
+    elif step.type == "workflows":
         data["workflow"] = step.workflow_id
         data["wait"] = step.wait_seconds
         data["limit"] = _connector_timeout(step)
@@ -284,6 +293,33 @@ def _step_data(step: PlanStep, settings: _Settings) -> _FlowMap:
     return data
 
 
+def _step_type(step: PlanStep, settings: _Settings) -> str:
+    """The runtime's step type: an async step of native mode is `native` (run_native_step)."""
+    return "native" if settings.native and step.type == "async" else step.type
+
+
+def _native_step_data(data: _FlowMap, step: PlanStep, settings: _Settings) -> None:
+    """A native step's descriptor: its API, its job file (where to read it, or its content when
+    embedded with --jobs-dir), the Dataflow job name; native_problems has checked all of it."""
+    entry = CATALOGUE[step.executor or ""]
+    data["api"] = entry.native_api
+    if entry.needs_job_params and entry.fileless_format is None:
+        job_file = f"{entry.name}/{step.job_name}.json"
+        if settings.jobs_dir is None:
+            data["file"] = job_file
+        else:
+            params = json.loads((settings.jobs_dir / job_file).read_text(encoding="utf-8"))
+            if _is_inert(params):
+                data["params"] = _FlowMap(params)
+            else:
+                data["params_json"] = _inert_json(params)
+    if entry.name == DATAFLOW_FLEX_TEMPLATE.name:
+        data["df_name"] = dataflow_job_name(step.job_name)
+    data["wait"] = step.wait_seconds
+    data["limit"] = _limit_seconds(step)
+    data["timeout"] = step.call_timeout_seconds
+
+
 def _pipeline_data(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
     return {"name": plan.name, "levels": [_level_data(level, settings) for level in levels]}
 
@@ -297,7 +333,7 @@ def _level_json_bytes(level: PlanLevel, settings: _Settings) -> int:
     return settings.once(("json", id(level)), lambda: len(json.dumps(_level_data(level, settings))))
 
 
-def _context_assignments(name_expr: str, *, full: bool = True) -> list[dict]:
+def _context_assignments(name_expr: str, *, full: bool = True, native: bool = False) -> list[dict]:
     """Execution arguments, all optional: workflow_name, query_variables, workflow_properties
     (a map, or a string holding a JSON object, as the intermediate accepts it). `_argument_steps`
     then checks and completes them."""
@@ -313,6 +349,8 @@ def _context_assignments(name_expr: str, *, full: bool = True) -> list[dict]:
                "intermediate": _expr("settings.intermediate"), "functions": _expr("settings.functions"),
                "project": _expr("settings.project"), "location": _expr("settings.location"),
                "default_props": _expr("settings.default_props")}
+        if native:
+            ctx["native"] = _expr("json.decode(settings.native)")
     return [
         {"empty": {}},
         {"a": _expr("default(args, empty)")},
@@ -355,10 +393,20 @@ def _bad_arguments(report: dict, *, raises: bool) -> dict:
     ]}}
 
 
+# What native mode's BigQuery steps match in a .sqlx file: text holding "${", so it travels as
+# inert JSON (decoded into ctx.native). The config block is matched to 3 levels of braces, with
+# RE2 syntax that Python's re reads alike.
+NATIVE_TEXTS = {"config_block": r"^\s*config\s*\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}\s*",
+                "config_start": r"^\s*config\s*\{", "start_date": "${start_date}", "end_date": "${end_date}"}
+
+
 def _settings_data(settings: _Settings) -> dict:
-    return {"intermediate": settings.intermediate, "functions": settings.functions,
+    data = {"intermediate": settings.intermediate, "functions": settings.functions,
             "project": settings.project, "location": settings.region,
             "default_props": settings.default_props}
+    if settings.native:
+        data["native"] = _inert_json(NATIVE_TEXTS)
+    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,7 +509,7 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
         if li < len(levels) - 1:  # no later level starts once a thread of this one failed
             body += settings.once(("check", id(level), li), _level_check, li, level)
     init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
-            *_context_assignments("pipeline.name"), {"done": {}}]
+            *_context_assignments("pipeline.name", native=settings.native), {"done": {}}]
     steps = [{"init": {"assign": init}}, *_argument_steps("bad_arguments")]
     if part:  # a part asked to "skip" by its parent (an earlier part failed) only reports its steps
         steps.append({"skip": {"switch": [{"condition": _expr(f'default(map.get(a, "{PART_ARG}"), "") == "skip"'), "next": "report"}]}})
@@ -480,6 +528,7 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
 
 RUNTIME = Path(__file__).with_name("runtime.yaml")
 _DISPATCH = re.compile(r'\$\{s\.type == "(\w+)"\}')  # a condition of run_step's by_type switch
+_API_DISPATCH = re.compile(r'\$\{s\.api == "(\w+)"\}')  # a condition of run_native_step's start switch
 
 
 @functools.cache
@@ -500,18 +549,24 @@ def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
     """The runtime subworkflows the pipeline's step types need, in runtime.yaml's order, with
     `post` filled for its call time-outs."""
     steps = _all_steps(levels)
-    library = dict(_runtime_for(frozenset(s.type for s in steps)))
-    if "post" in library:
-        timeouts = tuple(sorted({s.call_timeout_seconds for s in steps if s.type != "workflows"}))
-        library["post"] = settings.once(("post", timeouts), _post, list(timeouts), settings.https)
+    types = [_step_type(s, settings) for s in steps]
+    apis = frozenset(CATALOGUE[s.executor or ""].native_api or "" for s, kind in zip(steps, types) if kind == "native")
+    library = dict(_runtime_for(frozenset(types), apis))
+    for name, kinds in (("post", ("async", "sync")), ("google_api", ("native",))):
+        if name in library:
+            timeouts = tuple(sorted({s.call_timeout_seconds for s, kind in zip(steps, types) if kind in kinds}))
+            library[name] = settings.once((name, timeouts), _timeout_switch, name, list(timeouts), settings.https)
     return library
 
 
-@functools.cache  # one entry per set of step types: 7 at most
-def _runtime_for(types: frozenset[str]) -> dict:
+@functools.cache  # one entry per set of step types and native APIs
+def _runtime_for(types: frozenset[str], apis: frozenset[str] = frozenset()) -> dict:
     """The runtime subworkflows that steps of `types` need (runtime.yaml's header says which):
-    run_step dispatches on `types` only, and what is no longer reached is left out."""
+    run_step dispatches on `types` only, run_native_step starts jobs of `apis` only, and what
+    is no longer reached is left out."""
     library = {**runtime(), "run_step": _run_step(types)}
+    if "native" in types:
+        library["run_native_step"] = _dispatching(runtime()["run_native_step"], "start", _API_DISPATCH, apis)
     reached = set(_entry_points())
     todo = list(reached)
     while todo:
@@ -530,18 +585,24 @@ def _entry_points() -> frozenset[str]:
 
 def _run_step(types: frozenset[str]) -> dict:
     """run_step whose `by_type` switch has one condition (`s.type == "<type>"`) per type in `types`."""
-    run_step = copy.deepcopy(runtime()["run_step"])
-    by_type = _step_body(run_step, "by_type")
+    return _dispatching(runtime()["run_step"], "by_type", _DISPATCH, types, "step type")
+
+
+def _dispatching(subworkflow: dict, step_name: str, pattern: re.Pattern, kinds: frozenset[str], what: str = "API") -> dict:
+    """A copy of `subworkflow` whose switch step `step_name`, one condition per kind (each
+    matching `pattern`), keeps the conditions of `kinds` only."""
+    made = copy.deepcopy(subworkflow)
+    switch = _step_body(made, step_name)
     dispatch = {}
-    for condition in by_type["switch"]:
-        match = _DISPATCH.fullmatch(condition["condition"])
+    for condition in switch["switch"]:
+        match = pattern.fullmatch(condition["condition"])
         if match is None:
-            raise ValueError(f"{RUNTIME}: a by_type condition must read s.type == \"<type>\", not {condition['condition']!r}")
+            raise ValueError(f"{RUNTIME}: a {step_name} condition must match {pattern.pattern}, not {condition['condition']!r}")
         dispatch[match.group(1)] = condition
-    if types - dispatch.keys():
-        raise ValueError(f"{RUNTIME}: run_step has no by_type condition for step type(s) {', '.join(sorted(types - dispatch.keys()))}")
-    by_type["switch"] = [condition for kind, condition in dispatch.items() if kind in types]
-    return run_step
+    if kinds - dispatch.keys():
+        raise ValueError(f"{RUNTIME}: {step_name} has no condition for {what}(s) {', '.join(sorted(kinds - dispatch.keys()))}")
+    switch["switch"] = [condition for kind, condition in dispatch.items() if kind in kinds]
+    return made
 
 
 def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
@@ -555,14 +616,15 @@ def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
              "steps": [{f"{variable}_{c[0]}_to_{c[-1]}": {"switch": _switch_by_value(variable, c, branch)}}]} for c in chunks]
 
 
-def _post(timeouts: list[int], oidc: bool) -> dict:
-    """post whose `by_timeout` switch has a branch like runtime.yaml's sample for each time-out,
-    with `auth` (OIDC) only when `oidc`."""
-    post = copy.deepcopy(runtime()["post"])
+def _timeout_switch(name: str, timeouts: list[int], https: bool) -> dict:
+    """The subworkflow `name` (post, google_api) whose `by_timeout` switch has a branch like
+    runtime.yaml's sample for each time-out; post's `auth` (OIDC) only when the functions are
+    on https (google_api always calls Google on https with OAuth2)."""
+    post = copy.deepcopy(runtime()[name])
     by_timeout = _step_body(post, "by_timeout")
     [sample] = by_timeout["switch"]
     del sample["condition"]  # _switch_by_value writes each branch's own
-    if not oidc:
+    if name == "post" and not https:
         del sample["args"]["auth"]
 
     def branch(seconds: int) -> dict:
@@ -829,7 +891,68 @@ def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
                 for error in [_too_many_threads(li, level)]]
     problems += [Problem(_where(plan), message) for step in plan.executed_steps()
                  if (message := _polling_problem(step)) is not None]
+    if options.step_mode == "native":
+        problems += native_problems(plan, options)
     return problems
+
+
+NATIVE_EXECUTORS = sorted(name for name, entry in CATALOGUE.items() if entry.native_api)
+
+
+def native_problems(plan: Plan, options: GenerateOptions) -> list[Problem]:
+    """What native mode cannot run, located at the step: a sync step (there is no function to
+    call), an executor without a Google API in the catalogue, a status function of its own, a
+    job file (--jobs-dir) that is missing or not in AEF format."""
+    problems = []
+    for li, level in enumerate(plan.levels):
+        for ti, thread in enumerate(level.threads):
+            for si, step in enumerate(thread.steps):
+                where = ("definition", li, "THREADS", ti, "STEPS", si)
+                for key, message in _native_step_problems(step, options):
+                    problems.append(Problem(_where(plan), message, (*where, key)))
+    return problems
+
+
+def _native_step_problems(step: PlanStep, options: GenerateOptions) -> list[tuple[str, str]]:
+    if step.type == "sync":
+        return [("TYPE", f"step {step.job_id!r}: a sync step calls the function {step.executor!r}, and native mode calls "
+                         "Google's APIs instead of functions; make it an async step of a known executor, or generate with "
+                         "--step-mode functions")]
+    if step.type != "async":
+        return []
+    entry = CATALOGUE.get(step.executor or "")
+    if entry is None or entry.native_api is None:
+        return [("FUNCTION_ID_NAME", f"step {step.job_id!r}: unknown executor {step.executor!r} for native mode, which calls "
+                                     f"the Google API of a known executor: {', '.join(NATIVE_EXECUTORS)} (or generate with "
+                                     "--step-mode functions to call any executor function)")]
+    problems = []
+    if step.status_executor and step.status_executor != step.executor:
+        problems.append(("FUNCTION_STATUS_NAME", f"step {step.job_id!r}: FUNCTION_STATUS_NAME {step.status_executor!r} names a "
+                                                 "function, and native mode polls the job through its API; drop it"))
+    if entry.name == DATAFLOW_FLEX_TEMPLATE.name and not dataflow_job_name(step.job_name):
+        problems.append(("JOB_NAME", f"JOB_NAME {step.job_name!r} gives an empty Dataflow job name (lower-cased, only a-z, "
+                                     "0-9 and '+' kept, leading digits dropped); give the step a JOB_NAME with a letter"))
+    if options.jobs_dir is not None:
+        problems += [("JOB_NAME", message) for message in _embedded_job_problems(entry, step, options.jobs_dir)]
+    return problems
+
+
+def _embedded_job_problems(entry, step: PlanStep, jobs_dir: Path) -> list[str]:
+    path = jobs_dir / entry.name / f"{step.job_name}.json"
+    if entry.fileless_format is not None:  # BigQuery: the query comes from Dataform, a job file would be operator-native
+        return [f"{path}: an operator-native job file, which only Composer operators mode reads; native Cloud Workflows "
+                "steps of this executor read their query from Dataform (remove the file)"] if path.exists() else []
+    try:
+        params = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [f"{path}: job parameter file not found in --jobs-dir"]
+    except (OSError, ValueError) as exc:
+        return [f"{path}: cannot read job parameters: {exc}"]
+    job_format, problems = check_job_file(entry, params, {"job_name": step.job_name, "dataflow_job_name": "sample", "sql": ""})
+    if not problems and job_format != AEF:
+        problems = [f"an {entry.formats[1].title} job file, which only Composer operators mode reads; native Cloud Workflows "
+                    f"steps build the AEF executor's request from an AEF-format file ({entry.describe_formats()})"]
+    return [f"{path}: {message}" for message in problems]
 
 
 def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel], part: Optional[str] = None) -> None:
