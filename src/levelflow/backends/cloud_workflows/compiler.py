@@ -52,6 +52,7 @@ from typing import Any, Iterable, Optional
 from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
 from ...executors import AEF, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, check_job_file, dataflow_job_name
+from ...loader import load_document
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
 from . import ENGINE
@@ -349,7 +350,8 @@ def _context_assignments(name_expr: str, *, full: bool = True, native: bool = Fa
                "intermediate": _expr("settings.intermediate"), "functions": _expr("settings.functions"),
                "project": _expr("settings.project"), "location": _expr("settings.location"),
                "default_props": _expr("settings.default_props")}
-        if native:
+        if native:  # no function to call: Google's APIs instead
+            del ctx["intermediate"], ctx["functions"]
             ctx["native"] = _expr("json.decode(settings.native)")
     return [
         {"empty": {}},
@@ -405,6 +407,7 @@ def _settings_data(settings: _Settings) -> dict:
             "project": settings.project, "location": settings.region,
             "default_props": settings.default_props}
     if settings.native:
+        del data["intermediate"], data["functions"]
         data["native"] = _inert_json(NATIVE_TEXTS)
     return data
 
@@ -903,14 +906,13 @@ def native_problems(plan: Plan, options: GenerateOptions) -> list[Problem]:
     """What native mode cannot run, located at the step: a sync step (there is no function to
     call), an executor without a Google API in the catalogue, a status function of its own, a
     job file (--jobs-dir) that is missing or not in AEF format."""
-    problems = []
-    for li, level in enumerate(plan.levels):
-        for ti, thread in enumerate(level.threads):
-            for si, step in enumerate(thread.steps):
-                where = ("definition", li, "THREADS", ti, "STEPS", si)
-                for key, message in _native_step_problems(step, options):
-                    problems.append(Problem(_where(plan), message, (*where, key)))
-    return problems
+    found = [(("definition", li, "THREADS", ti, "STEPS", si, key), message)
+             for li, level in enumerate(plan.levels) for ti, thread in enumerate(level.threads)
+             for si, step in enumerate(thread.steps) for key, message in _native_step_problems(step, options)]
+    if not found or plan.source is None:
+        return [Problem(_where(plan), message, path) for path, message in found]
+    document = load_document(plan.source)  # for the line and column of each
+    return [document.problem(path, message) for path, message in found]
 
 
 def _native_step_problems(step: PlanStep, options: GenerateOptions) -> list[tuple[str, str]]:
