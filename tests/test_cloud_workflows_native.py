@@ -107,3 +107,30 @@ def test_jobs_dir_means_nothing_in_functions_mode(tmp_path):
     definition = native_definition(tmp_path, [step("1")])
     result = run_cli("generate", definition, "--params", PARAMS, "--out", tmp_path / "out", "--jobs-dir", tmp_path / "jobs")
     assert result.returncode == 1 and "--jobs-dir is for native mode only" in result.stderr
+
+
+def test_plan_lists_the_roles_of_the_workflows_service_account_per_project(tmp_path):
+    jobs = tmp_path / "jobs" / "dataproc-serverless-job-executor"
+    jobs.mkdir(parents=True)
+    (jobs / "job_1.json").write_text(json.dumps(DATAPROC_JOB))
+    definition = native_definition(tmp_path, [
+        step("1", FUNCTION_ID_NAME="dataproc-serverless-job-executor"),
+        step("2", FUNCTION_ID_NAME="bq-saved-query-executor", STEP_PROPERTIES={"dataform_project_id": "sql-project"}),
+        {"JOB_ID": "3", "JOB_NAME": "job_3", "TYPE": "workflows", "workflows_name": "child-flow",
+         "WAIT_TIME_SECONDS": "10", "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "5"}])
+    result = run_cli("plan", definition, "--params", PARAMS, "--step-mode", "native", "--jobs-dir", tmp_path / "jobs", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    own = "projects/" + next(p["ParameterValue"] for p in json.loads(PARAMS.read_text()) if p["ParameterKey"] == "pProjectID")
+    assert report["step_mode"] == "native"
+    assert [(g["role"], g["on"], g["steps"]) for g in report["iam"]] == sorted([
+        ("roles/dataproc.editor", "projects/proc-project", ["1"]),
+        ("roles/iam.serviceAccountUser", "serviceAccounts/spark@proc-project.iam.gserviceaccount.com", ["1"]),
+        ("roles/bigquery.jobUser", own, ["2"]),
+        ("roles/dataform.viewer", "projects/sql-project", ["2"]),
+        ("roles/workflows.invoker", own, ["3"]),
+    ], key=lambda g: (g[1], g[0]))  # embedded job files: no bucket to read them from
+    text = run_cli("plan", definition, "--params", PARAMS, "--step-mode", "native")
+    assert "roles/storage.objectViewer on buckets/" in text.stdout and "projects/<dataproc_serverless_project_id of" in text.stdout
+    functions = run_cli("plan", definition, "--params", PARAMS, "--jobs-dir", tmp_path / "jobs")
+    assert functions.returncode == 1 and "--jobs-dir is for native mode only" in functions.stderr

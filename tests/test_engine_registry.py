@@ -30,7 +30,7 @@ TOY = Engine(
     step_modes=("plain",),
     generate_files=lambda plan, options: {f"{plan.name}.toy": "".join(f"{s.job_id}\n" for s in plan.executed_steps())},
     check=_toy_check,
-    figures=lambda plan: [TOY_LIMIT.figure(len(list(plan.executed_steps())))],
+    figures=lambda plan, options: [TOY_LIMIT.figure(len(list(plan.executed_steps())))],
     limits=(TOY_LIMIT,),
 )
 
@@ -84,7 +84,7 @@ def test_an_engine_mode_or_input_it_does_not_have_is_refused(toy_engine, write_j
     jobs = tmp_path / "jobs"
     jobs.mkdir()
     usage = invoke("generate", definition, "--params", PARAMS, "--out", tmp_path / "out", "--engine", "toy", "--jobs-dir", jobs)
-    assert usage.exit_code == 2 and "--jobs-dir is for the composer engine only" in usage.output
+    assert usage.exit_code == 2 and "--jobs-dir is for the cloud_workflows or composer engine only" in usage.output
     assert not (tmp_path / "out").exists()
 
 

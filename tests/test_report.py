@@ -257,7 +257,7 @@ def test_plan_takes_directories_as_validate_does(tmp_path):
     for name in ("one", "two"):
         (folder / f"{name}.json").write_text(json.dumps(pipeline([[[step("A")]]])))
     text = run_cli("plan", folder)
-    assert text.returncode == 0 and text.stdout.index("one (cloud_workflows)") < text.stdout.index("two (cloud_workflows)")
+    assert text.returncode == 0 and text.stdout.index("one (cloud_workflows, functions mode)") < text.stdout.index("two (cloud_workflows, functions mode)")
     listed = json.loads(run_cli("plan", folder, "--format", "json").stdout)
     assert [report["pipeline"] for report in listed] == ["one", "two"]
     assert json.loads(run_cli("plan", folder / "one.json", "--format", "json").stdout)["pipeline"] == "one"

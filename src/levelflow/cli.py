@@ -397,6 +397,9 @@ def graph(definition, output, params_file, env, engine, run_id, state_db, output
     help="Platform parameters file; needed to measure the generated Cloud Workflows source.",
 )
 @engine_option("Override the definition's engine.")
+@step_mode_option
+@click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Cloud Workflows native mode: a local copy of the jobs bucket, to name the projects of the roles listed.")
 @click.option(
     "--format",
     "output_format",
@@ -407,23 +410,27 @@ def graph(definition, output, params_file, env, engine, run_id, state_db, output
 )
 @strict_option
 @reports_problems
-def plan_command(paths, env, params_file, engine, output_format, strict):
+def plan_command(paths, env, params_file, engine, step_mode, jobs_dir, output_format, strict):
     """Show each pipeline's size, critical path and how close it is to each platform limit.
 
     PATHS are definition files or directories of them (as for validate and generate). Counts
     levels, threads, steps and executors; finds the longest chain of steps from each step's
     ESTIMATED_MINUTES (else its time-out); and, for the engine, lists every limit of the
-    engine beside the pipeline's figure (ok, near = 80% or more, over). JSON: the report of
-    one definition given as a file, else a list of reports.
+    engine beside the pipeline's figure (ok, near = 80% or more, over), for the step mode. In
+    Cloud Workflows native mode, also the IAM roles the workflow's service account needs, per
+    project. JSON: the report of one definition given as a file, else a list of reports.
     """
     from .api import find_definitions
     from .report import build_report, format_text
 
+    from .backends import GenerateOptions
+
     given = definition_paths(paths)
     parameters = resolve_params(params_file, env, required=False)
-    engine, _mode, _modes = engine_and_modes(engine, None)
+    engine, step_mode, step_modes = engine_and_modes(engine, step_mode)
+    options = GenerateOptions(step_mode=step_mode, step_modes=step_modes, jobs_dir=jobs_dir)
     definitions = find_definitions(given)
-    reports = [build_report(_plan_for(definition, parameters, engine, strict)) for definition in definitions]
+    reports = [build_report(_plan_for(definition, parameters, engine, strict), options) for definition in definitions]
     if output_format == "json":
         one = len(given) == 1 and len(reports) == 1 and not Path(given[0]).is_dir()
         click.echo(json.dumps(reports[0] if one else reports, indent=2))

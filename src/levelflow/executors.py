@@ -72,6 +72,10 @@ class Executor:
     composer: str  # its Composer builder module: levelflow.backends.composer.builders.<composer>
     request: Optional[Callable] = None  # request(job_format, params, step, run) -> the operators' arguments
     native_api: Optional[str] = None  # the Google API a Cloud Workflows native-mode step calls (runtime.yaml's start_<api>_...)
+    # What the workflow's service account needs to run it natively: (role, where, why); `where`
+    # is "job:<key>" (the project a job file key names), "job_account:<key>" (a service account
+    # a job file key names), "props:<key>" (a workflow property) or "pipeline" (pProjectID).
+    native_roles: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def needs_job_params(self) -> bool:
@@ -284,6 +288,7 @@ DATAFORM_TAG = Executor(
     formats=(JobFormat(AEF, "repository_name", ("dataform_project_id", "dataform_location", "repository_name", "branch", "tags")),
              JobFormat(NATIVE, "repository_id", ("project_id", "region", "repository_id", "git_commitish", "tags"))),
     composer="dataform_tag",
+    native_roles=(("roles/dataform.editor", "job:dataform_project_id", "compile the repository and invoke its workflow"),),
     native_api="dataform",
     request=dataform_request,
 )
@@ -295,6 +300,8 @@ DATAFLOW_FLEX_TEMPLATE = Executor(
                  "dataflow_temp_bucket", "dataflow_job_params", "dataflow_max_workers", "network", "subnetwork")),
              JobFormat(NATIVE, "body", ("project_id", "location", "body"))),
     composer="dataflow_flex_template",
+    native_roles=(("roles/dataflow.developer", "job:project_id", "launch the flex template, poll and cancel the job"),
+                  ("roles/iam.serviceAccountUser", "job:project_id", "run the job as the project's Dataflow workers' account")),
     native_api="dataflow",
     request=dataflow_request,
 )
@@ -307,6 +314,8 @@ DATAPROC_SERVERLESS = Executor(
                  "spark_app_properties", "subnetwork")),
              JobFormat(NATIVE, "batch", ("project_id", "region", "batch"))),
     composer="dataproc_serverless",
+    native_roles=(("roles/dataproc.editor", "job:dataproc_serverless_project_id", "create, poll and cancel the batch"),
+                  ("roles/iam.serviceAccountUser", "job_account:dataproc_service_account", "run the batch as this account")),
     native_api="dataproc",
     request=dataproc_request,
 )
@@ -317,6 +326,8 @@ BQ_SAVED_QUERY = Executor(
                                           "repository named by workflow_properties " + ", ".join(BQ_REPOSITORY_KEYS)),
              JobFormat(NATIVE, "configuration", ("project_id", "location", "configuration"))),
     composer="bq_saved_query",
+    native_roles=(("roles/bigquery.jobUser", "pipeline", "run the query job (plus the data roles the query itself needs)"),
+                  ("roles/dataform.viewer", "props:dataform_project_id", "read the .sqlx file of the repository")),
     native_api="bigquery",
     request=bq_request,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .backends import Figure, engine_for
+from .backends import Figure, GenerateOptions, engine_for
 from .plan import Plan, PlanStep
 
 __all__ = ["Figure", "build_report", "counts", "critical_path", "format_text", "step_minutes"]
@@ -53,15 +53,23 @@ def critical_path(plan: Plan) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the report
 
-def build_report(plan: Plan) -> dict[str, Any]:
+def build_report(plan: Plan, options: Optional[GenerateOptions] = None) -> dict[str, Any]:
+    """The report of `levelflow plan`, for the options' step mode (the engine's default when none)."""
     engine = engine_for(plan.engine)
-    return {
+    options = engine.options_for(plan, options or GenerateOptions())
+    report = {
         "pipeline": plan.name,
         "engine": plan.engine,
+        "step_mode": options.step_mode,
         "counts": counts(plan),
         "critical_path": critical_path(plan),
-        "limits": [figure.as_dict() for figure in engine.figures(plan)],
+        "limits": [figure.as_dict() for figure in engine.figures(plan, options)],
     }
+    if plan.engine == "cloud_workflows" and options.step_mode == "native":
+        from .backends.cloud_workflows.iam import native_roles
+
+        report["iam"] = native_roles(plan, options.jobs_dir)
+    return report
 
 
 def _number(value: Optional[float], unit: str) -> str:
@@ -74,7 +82,7 @@ def _number(value: Optional[float], unit: str) -> str:
 def format_text(report: dict[str, Any]) -> str:
     c, path = report["counts"], report["critical_path"]
     lines = [
-        f"{report['pipeline']} ({report['engine']})",
+        f"{report['pipeline']} ({report['engine']}, {report['step_mode']} mode)",
         f"  {c['levels']} levels, {c['threads']} threads, {c['steps']} steps, {c['executors']} executors",
         f"  executors: {', '.join(c['executor_names']) or '-'}",
     ]
@@ -95,4 +103,8 @@ def format_text(report: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for name, value, limit, used, note in rows:
         lines.append(f"  {name:<{widths[0]}}  {value:>{widths[1]}}  {limit:>{widths[2]}}  {used:<{widths[3]}}  {note}".rstrip())
+    if "iam" in report:
+        lines += ["", "Roles the workflow's service account needs (native mode):"]
+        for grant in report["iam"]:
+            lines.append(f"  {grant['role']} on {grant['on']}: {grant['why']} ({', '.join(grant['steps'])})")
     return "\n".join(lines) + "\n"

@@ -15,7 +15,8 @@ How to add an engine (as sqlglot adds a dialect):
    - `generate_files(plan, options) -> {file name: text}`: the first file is the main one;
    - `check(plan, options) -> [Problem]`: what `levelflow validate` runs for the engine, so
      the pre-commit hook catches what `generate` would reject (it gets no platform parameters);
-   - `figures(plan) -> [Figure]`: its rows of `levelflow plan`, usually `limit.figure(value)`.
+   - `figures(plan, options) -> [Figure]`: its rows of `levelflow plan` for the options' step
+     mode, usually `limit.figure(value)`.
    Keep `__init__.py` light: import the compiler inside those functions, so that a command
    never pays for an engine it does not use.
 2. Add the package to `BUILTIN_ENGINES` below (a plugin or a test calls `register(ENGINE)`).
@@ -102,7 +103,7 @@ class Engine:
     title: str
     step_modes: tuple[str, ...]
     generate_files: Callable[["Plan", GenerateOptions], dict[str, str]]
-    figures: Callable[["Plan"], list[Figure]]
+    figures: Callable[["Plan", GenerateOptions], list[Figure]]
     check: Callable[["Plan", GenerateOptions], list[Problem]] = _no_problems
     inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # input -> the step modes that read it
     limits: tuple[Limit, ...] = ()

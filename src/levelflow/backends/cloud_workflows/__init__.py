@@ -53,10 +53,10 @@ def _check(plan: "Plan", options: GenerateOptions) -> "list[Problem]":
     return compiler.check(plan, options)
 
 
-def _figures(plan: "Plan") -> list[Figure]:
+def _figures(plan: "Plan", options: GenerateOptions) -> list[Figure]:
     from .figures import figures
 
-    return figures(plan)
+    return figures(plan, options)
 
 
 ENGINE = Engine(

@@ -16,14 +16,14 @@ from .compiler import SourceShape, source_shape
 __all__ = ["SourceShape", "figures", "generated_sources", "source_shape"]
 
 
-def generated_sources(plan: Plan) -> tuple[Optional[dict[str, str]], str]:
+def generated_sources(plan: Plan, options: Optional[GenerateOptions] = None) -> tuple[Optional[dict[str, str]], str]:
     """The generated files (name -> source text), or None and why not."""
     if plan.params is None:
         return None, "n/a (give --params to generate the source)"
     try:
         with warnings.catch_warnings():  # its warnings repeat figures this report shows anyway
             warnings.simplefilter("ignore")
-            return ENGINE.generate(plan, GenerateOptions(step_mode=ENGINE.default_mode)), ""  # as `generate` writes them
+            return ENGINE.generate(plan, options or GenerateOptions(step_mode=ENGINE.default_mode)), ""  # as `generate` writes them
     except (LevelflowError, ValueError) as exc:
         first = exc.problems[0] if isinstance(exc, LevelflowError) and exc.problems else exc
         return None, f"n/a (not generated: {first})"
@@ -40,9 +40,9 @@ def executed_steps(plan: Plan) -> int:
 MEASURES = ("branches", "parallel_depth", "call_depth", "switch", "assign")
 
 
-def figures(plan: Plan) -> list[Figure]:
+def figures(plan: Plan, options: Optional[GenerateOptions] = None) -> list[Figure]:
     limit = {limit.key: limit for limit in ENGINE.limits}
-    sources, why = generated_sources(plan)
+    sources, why = generated_sources(plan, options)
     widest = max(len(level.threads) for level in plan.levels)
     rows = []
     if sources is None:

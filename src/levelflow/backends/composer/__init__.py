@@ -76,7 +76,7 @@ def step_tasks(step: "PlanStep", mode: str) -> Optional[list[str]]:
     return params + list(BUILDER_TASKS[entry.composer]) + gate
 
 
-def _figures(plan: "Plan") -> list[Figure]:
+def _figures(plan: "Plan", options: GenerateOptions) -> list[Figure]:
     executed = [(level, thread, step) for level in plan.levels for thread in level.threads for step in thread.executed_steps()]
     ids = [task_id(level.level_id, thread.thread_id, step.job_name, task)
            for level, thread, step in executed for mode in ENGINE.step_modes for task in step_tasks(step, mode) or ()]
