@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/workflows_size.py [--original DIR] [--runs N]
 
-Prints the source bytes each further async step costs, the largest pipeline that fits one
-workflow file (128 KB), generation time in process (median of a few runs) for 10 to 10,000
+Prints, for each step mode (functions, native), the source bytes each further async step costs
+and the largest pipeline that fits one workflow file (128 KB); then generation time in process (median of a few runs) for 10 to 10,000
 steps, and whole-process `levelflow generate` (fresh processes: median seconds and peak memory).
 With --original DIR (a checkout of the original AEF generator, whose `workflows_generator.py`
 takes DEFINITION PARAMETERS OUTPUT), the original runs on the same definitions in the same way,
@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 
 from levelflow import load_params, load_plan
+from levelflow.backends import GenerateOptions
+from levelflow.backends.cloud_workflows import ENGINE
 from levelflow.backends.cloud_workflows.compiler import LevelflowWarning, MAX_SOURCE_BYTES, generate_workflows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,24 +43,25 @@ def definition(steps: int) -> dict:
         for li, level in enumerate(levels)]}
 
 
-def generate(steps: int, folder: Path) -> dict[str, str]:
+def generate(steps: int, folder: Path, mode: str = "functions") -> dict[str, str]:
     path = folder / f"bench_{steps}.json"
     if not path.exists():
         path.write_text(json.dumps(definition(steps)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LevelflowWarning)  # big pipelines polled to their time-outs
-        return generate_workflows(load_plan(path, PARAMS))
+        plan = load_plan(path, PARAMS)
+        return generate_workflows(plan) if mode == "functions" else ENGINE.generate(plan, GenerateOptions(step_mode=mode))
 
 
 def size(files: dict[str, str]) -> int:
     return sum(len(text.encode()) for text in files.values())
 
 
-def largest_single_file(folder: Path) -> int:
+def largest_single_file(folder: Path, mode: str) -> int:
     low, high = 1, 4000
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (middle, high) if len(generate(middle, folder)) == 1 else (low, middle)
+        low, high = (middle, high) if len(generate(middle, folder, mode)) == 1 else (low, middle)
     return low
 
 
@@ -111,10 +114,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
-        base, more = size(generate(100, folder)), size(generate(200, folder))
-        print(f"bytes per further async step: {(more - base) / 100:.0f} (100 -> 200 steps: {base:,} -> {more:,} bytes)")
-        largest = largest_single_file(folder)
-        print(f"largest single-file pipeline: {largest:,} steps ({size(generate(largest, folder)):,} of {MAX_SOURCE_BYTES:,} bytes)")
+        for mode in ENGINE.step_modes:
+            base, more = size(generate(100, folder, mode)), size(generate(200, folder, mode))
+            print(f"{mode} mode: bytes per further async step: {(more - base) / 100:.0f} "
+                  f"(100 -> 200 steps: {base:,} -> {more:,} bytes)")
+            largest = largest_single_file(folder, mode)
+            print(f"{mode} mode: largest single-file pipeline: {largest:,} steps "
+                  f"({size(generate(largest, folder, mode)):,} of {MAX_SOURCE_BYTES:,} bytes)")
         for steps in (10, 100, 1_000, 10_000):
             runs = 5 if steps < 10_000 else 3
             times, files = [], {}

@@ -33,6 +33,19 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    the lock is released when the assignment fails, and the error goes on to `except`, as on
    the service.
 
+8. Google's APIs (native mode): with a fake (tests/fake_google_api.py) given, every request to
+   https://*.googleapis.com (http.* steps with `auth: {type: OAuth2}`) goes to the fake instead,
+   with a test bearer token in place of the OAuth2 token the emulator would ask google.auth for
+   (no credentials are looked up, nothing leaves the machine). Without a fake such a request is
+   refused, so a test never reaches Google by mistake.
+9. `text.url_encode`, which the emulator lacks: percent-encoding of every character but the
+   unreserved ones of RFC 3986 (letters, digits, "-", "_", ".", "~"), so "/" becomes %2F, as
+   the Workflows standard library reference describes it and as the Cloud Storage JSON API needs
+   an object name in a path.
+10. A value that is one whole expression (`${...}`) is the expression's value, of its type, as
+    on the service; the emulator writes it out as text and parses that back as YAML, which turns
+    null into the string "None" (and bytes into their repr).
+
 Stricter than the emulator, as the service is: variables created inside an `except` block
 (its `as` variable included) end with the block (Workflows syntax reference, "Variables" and
 "Catching errors"), so a workflow that reads one after the block fails its run here, as it
@@ -49,6 +62,7 @@ import json
 import logging
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -59,6 +73,7 @@ from jsonschema import Draft7Validator
 import workflow_rules
 import workflows_emulator.lib.http_utils as http_utils
 import workflows_emulator.lib.sys_utils as sys_utils
+import workflows_emulator.lib.text_utils as text_utils
 import workflows_emulator.main as emulator
 import workflows_emulator.render as render
 from workflows_emulator.utils import ContextDict, WorkflowError
@@ -188,6 +203,7 @@ def _assign_var(key: str, value, context: dict):
 @dataclass
 class Emulator:
     workflows: dict[str, dict] = field(default_factory=dict)  # workflow id -> parsed source
+    google: object = None  # a FakeGoogle serving https://*.googleapis.com, or None
     oidc_requests: int = 0
     executions: dict[str, dict] = field(default_factory=dict)  # executions.create: name -> record
 
@@ -212,6 +228,13 @@ class Emulator:
             if auth and auth.get("type") == "OIDC":
                 self.oidc_requests += 1
                 auth = None
+            if urllib.parse.urlsplit(url).netloc.endswith(".googleapis.com"):
+                if self.google is None:
+                    raise AssertionError(f"a workflow called Google ({url}) in a test without a fake Google API")
+                url = self.google.url_for(url)
+                if auth and auth.get("type") == "OAuth2":
+                    kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": "Bearer levelflow-test-token"}
+                    auth = None
             try:
                 return original(method, url, auth=auth, **kwargs)
             except requests.Timeout as exc:
@@ -284,16 +307,30 @@ class Emulator:
         return staticmethod(execute_connector)
 
 
+def _whole_expression(original):
+    def render_str(value, context):
+        match = render.CODE_PATTERN.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            return original(value, context)
+        return render.run_code(match.group(1), context)
+    return render_str
+
+
+def _url_encode(source: str) -> str:
+    return urllib.parse.quote(source, safe="-_.~")
+
+
 @contextlib.contextmanager
-def patched_emulator(execution_id: str = "test-execution-1"):
-    """An Emulator with the four patches applied (undone on exit)."""
-    state = Emulator()
+def patched_emulator(execution_id: str = "test-execution-1", google=None):
+    """An Emulator with the patches above applied (undone on exit); `google`: a FakeGoogle."""
+    state = Emulator(google=google)
     saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
              (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
              (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"]),
              (emulator.StepAssign, "execute", emulator.StepAssign.execute),
-             (emulator, "execute_steps_list", emulator.execute_steps_list)]
+             (emulator, "execute_steps_list", emulator.execute_steps_list),
+             (text_utils, "url_encode", getattr(text_utils, "url_encode", None)), (render, "render_str", render.render_str)]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
     http_utils.request = state._request(http_utils.request)
@@ -306,6 +343,8 @@ def patched_emulator(execution_id: str = "test-execution-1"):
     render.STANDARD_LIBRARY["get_type"] = _get_type
     emulator.StepAssign.execute = _releasing_assign(emulator.StepAssign.execute)
     emulator.execute_steps_list = _scoped_steps(emulator.execute_steps_list)
+    text_utils.url_encode = _url_encode
+    render.render_str = _whole_expression(render.render_str)
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -342,9 +381,10 @@ class Outcome:
         return {step["job_id"]: step["status"] for step in self.report["steps"]}
 
 
-def run(files: dict[str, str], args=None) -> Outcome:
-    """Execute the main (first) generated file, with the others deployable beside it."""
-    with patched_emulator() as state:
+def run(files: dict[str, str], args=None, google=None) -> Outcome:
+    """Execute the main (first) generated file, with the others deployable beside it; Google's
+    APIs answered by `google` (a FakeGoogle), if given."""
+    with patched_emulator(google=google) as state:
         state.load(files)
         main = next(iter(files)).removesuffix(".yaml")
         try:

@@ -37,8 +37,8 @@ JOBS = {
 SQLX = 'config {\n  type: "operations",\n  tags: ["x"], bigquery: { labels: { team: "{sales}" } }\n}\nselect * from t where d between ${start_date} and ${end_date}\n'
 
 
-def dataproc(job_id="J1", **extra):
-    return step(job_id, JOB_NAME="spark_load", FUNCTION_ID_NAME="dataproc-serverless-job-executor", **extra)
+def dataproc(job_id="J1", job_name="spark_load", **extra):
+    return step(job_id, JOB_NAME=job_name, FUNCTION_ID_NAME="dataproc-serverless-job-executor", **extra)
 
 
 def dataflow(job_id="J2", **extra):
@@ -137,18 +137,25 @@ def test_a_failed_job_fails_its_step_with_the_state_and_its_message(tmp_path, fa
     assert "Spark driver exited 1" in record["error"]["message"]
 
 
-def test_a_job_outliving_its_time_out_is_cancelled_through_its_api(tmp_path, fake):
-    fake.scenario("copyorders2", never_finish=True)
-    outcome = run(native_files(tmp_path, [[[dataflow(WAIT_TIME_SECONDS="60", ASYNC_TIMEOUT_LOOP_IN_MINUTES="5")]]]), fake)
+@pytest.mark.parametrize("make, match, poll, cancel, cancel_body", [
+    (dataproc, "aef-", "dataproc.projects.locations.batches.get", "dataproc.projects.regions.operations.cancel", None),
+    (dataflow, "copyorders2", "dataflow.projects.locations.jobs.get", "dataflow.projects.locations.jobs.update",
+     {"requestedState": "JOB_STATE_CANCELLED"}),
+    (dataform, "daily", "dataform.projects.locations.repositories.workflowInvocations.get",
+     "dataform.projects.locations.repositories.workflowInvocations.cancel", {}),
+    (bigquery, "aef_", "bigquery.jobs.get", "bigquery.jobs.cancel", None),
+], ids=["dataproc", "dataflow", "dataform", "bigquery"])
+def test_a_job_outliving_its_time_out_is_cancelled_through_its_api(tmp_path, fake, make, match, poll, cancel, cancel_body):
+    fake.scenario(match, never_finish=True)
+    outcome = run(native_files(tmp_path, [[[make(WAIT_TIME_SECONDS="60", ASYNC_TIMEOUT_LOOP_IN_MINUTES="5")]]]), fake)
     [record] = outcome.report["steps"]
-    assert record["status"] == "failed" and record["error"]["message"].startswith("timed out: dataflow job aef_")
-    [cancel] = fake.calls("dataflow.projects.locations.jobs.update")
-    assert cancel.body == {"requestedState": "JOB_STATE_CANCELLED"}
-    polls = fake.calls("dataflow.projects.locations.jobs.get")
-    assert len(polls) == 5  # one a minute for five minutes, then the cancel
+    assert record["status"] == "failed" and record["error"]["message"].startswith("timed out: ")
+    [cancelled] = fake.calls(cancel)
+    assert cancelled.body == cancel_body
+    assert len(fake.calls(poll)) == 5  # one a minute for five minutes, then the cancel
 
 
-def test_transient_api_faults_are_retried_and_a_retried_step_starts_again(tmp_path, fake):
+def test_transient_api_faults_are_retried_with_the_same_request(tmp_path, fake):
     fake.fail_method("dataproc.projects.locations.batches.create", (1, 2), 503)
     fake.fail_method("dataform.projects.locations.repositories.workflowInvocations.get", (1,), 429)
     outcome = run(native_files(tmp_path, [[[dataproc()], [dataform()]]]), fake)
@@ -159,7 +166,7 @@ def test_transient_api_faults_are_retried_and_a_retried_step_starts_again(tmp_pa
 
 def test_retries_and_continue_if_fail_behave_as_in_functions_mode(tmp_path, fake):
     fake.scenario("copyorders2", final="failure")
-    files = native_files(tmp_path, [[[dataflow(RETRIES="1", CONTINUE_IF_FAIL="Y"), dataproc()]]])
+    files = native_files(tmp_path, [[[dataflow(RETRIES="1", CONTINUE_IF_FAIL="true"), dataproc()]]])
     outcome = run(files, fake)
     assert outcome.statuses() == {"J2": "continued", "J1": "succeeded"}
     assert outcome.report["steps"][0]["attempts"] == 2
@@ -167,15 +174,19 @@ def test_retries_and_continue_if_fail_behave_as_in_functions_mode(tmp_path, fake
 
 
 def test_a_split_native_pipeline_runs_its_parts_in_order(tmp_path, fake):
-    levels = [[[dataproc(f"L{li}T{ti}", JOB_NAME="spark_load") for _ in range(1)] for ti in range(10)] for li in range(40)]
-    for li, level in enumerate(levels):  # unique JOB_IDs, one job file for all
-        for ti, thread in enumerate(level):
-            thread[0]["JOB_ID"] = f"L{li}T{ti}"
+    padding = {"jobs_definitions_bucket": BUCKET, "note": "x" * 2000}  # big step properties: over 128 KB with few steps
+    levels = [[[dataproc(f"L{li}T{ti}", f"spark_{li}_{ti}", STEP_PROPERTIES=padding)] for ti in range(10)] for li in range(8)]
+    spark = fake.objects[f"{BUCKET}/dataproc-serverless-job-executor/spark_load.json"]
+    for li in range(8):
+        for ti in range(10):
+            fake.objects[f"{BUCKET}/dataproc-serverless-job-executor/spark_{li}_{ti}.json"] = spark
     files = native_files(tmp_path, levels, name="big_native")
-    assert len(files) > 2, list(files)  # a parent and its parts
+    assert len(files) >= 3, list(files)  # a parent and its parts
     outcome = run(files, fake)
-    assert set(outcome.statuses().values()) == {"succeeded"} and len(outcome.statuses()) == 400
-    assert len(fake.calls("dataproc.projects.locations.batches.create")) == 400
+    assert outcome.error is None and outcome.result["status"] == "succeeded", outcome.error
+    assert set(outcome.statuses().values()) == {"succeeded"} and len(outcome.statuses()) == 80
+    creates = fake.calls("dataproc.projects.locations.batches.create")
+    assert len(creates) == 80 and len({r.query["batchId"] for r in creates}) == 80
 
 
 def test_a_missing_job_file_fails_the_step_naming_the_file(tmp_path, fake):

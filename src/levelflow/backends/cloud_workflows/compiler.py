@@ -395,10 +395,21 @@ def _bad_arguments(report: dict, *, raises: bool) -> dict:
     ]}}
 
 
+def _braces_pattern(depth: int) -> str:
+    """RE2 (and Python re) for a {...} block nested at most `depth` deep, braces inside quoted
+    strings not counted: regular expressions cannot count, so the depth is bounded."""
+    quoted = "|".join(f"{q}(?:[^{q}\\\\]|\\\\.)*{q}" for q in "\"'`")
+    inner = ""
+    for _ in range(depth):
+        inner = f"\\{{(?:[^{{}}\"'`]|{quoted}{'|' + inner if inner else ''})*\\}}"
+    return inner
+
+
 # What native mode's BigQuery steps match in a .sqlx file: text holding "${", so it travels as
-# inert JSON (decoded into ctx.native). The config block is matched to 3 levels of braces, with
-# RE2 syntax that Python's re reads alike.
-NATIVE_TEXTS = {"config_block": r"^\s*config\s*\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}\s*",
+# inert JSON (decoded into ctx.native). The leading config block is matched to 4 levels of
+# braces (config { bigquery { labels { ... } } } is 3).
+CONFIG_DEPTH = 4
+NATIVE_TEXTS = {"config_block": rf"^\s*config\s*{_braces_pattern(CONFIG_DEPTH)}\s*",
                 "config_start": r"^\s*config\s*\{", "start_date": "${start_date}", "end_date": "${end_date}"}
 
 
