@@ -202,3 +202,35 @@ def test_the_sqlx_config_block_is_dropped_and_the_dates_quoted(tmp_path, fake):
     run(native_files(tmp_path, [[[bigquery()]]]), fake)
     [insert] = bodies(fake, "bigquery.jobs.insert")
     assert insert["configuration"]["query"]["query"] == "select '2026-11-30' as s, ''2026-12-01'' as e"
+
+
+def camel(value, keep=("properties", "parameters")):
+    """The REST (JSON) spelling of a Python client request: snake_case field names in camelCase,
+    the keys of free-form maps kept as they are."""
+    if isinstance(value, dict):
+        return {("".join(w.capitalize() if i else w for i, w in enumerate(k.split("_")))): (v if k in keep else camel(v, keep))
+                for k, v in value.items()}
+    return [camel(v, keep) for v in value] if isinstance(value, list) else value
+
+
+def test_native_requests_equal_what_composer_operators_mode_builds_from_the_same_job_files(tmp_path, fake):
+    """One job file, three modes: the native workflow's request bodies are the ones Composer's
+    operators send (levelflow.executors' request functions), in the APIs' JSON spelling."""
+    from levelflow import executors
+
+    run(native_files(tmp_path, [[[dataproc(), dataflow(), dataform()]]]), fake)
+    job = {name.split("/")[1].removesuffix(".json"): params for name, params in JOBS.items()}
+    run_data = {"dates": DATES, "workflow_properties": {}, "workflow_name": "native_pipe", "project_id": PROJECT}
+    proc = executors.dataproc_request("aef", job["spark_load"], {"job_name": "spark_load"}, run_data)
+    [create] = fake.calls("dataproc.projects.locations.batches.create")
+    assert create.body == camel(proc["batch"])
+    flow = executors.dataflow_request("aef", job["Copy_Orders_2"], {"dataflow_job_name": "copyorders2"}, run_data)
+    [launch] = bodies(fake, "dataflow.projects.locations.flexTemplates.launch")
+    expected = flow["body"]
+    expected["launchParameter"]["environment"]["maxWorkers"] = int(expected["launchParameter"]["environment"]["maxWorkers"])
+    assert launch == expected  # the operator sends "5", which the API's int32 field also reads as 5
+    form = executors.dataform_request("aef", job["daily_marts"], {}, run_data)
+    [compiled] = bodies(fake, "dataform.projects.locations.repositories.compilationResults.create")
+    assert compiled == camel(form["compilation_result"], keep=("vars",))
+    [invoked] = bodies(fake, "dataform.projects.locations.repositories.workflowInvocations.create")
+    assert invoked["invocationConfig"] == camel(form["invocation_config"])
