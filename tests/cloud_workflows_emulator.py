@@ -33,6 +33,14 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    the lock is released when the assignment fails, and the error goes on to `except`, as on
    the service.
 
+8. Google APIs (only with `patched_emulator(google=fake)` / `run(..., google=fake)`, a
+   fake_google_api.FakeGoogle): every `http.*` request to https://*.googleapis.com/... and every
+   `googleapis.*` connector call (but the executions ones above) goes to the fake over loopback,
+   with a dummy OAuth2 token and no credential look-up; connectors follow the documented
+   retries, long-running-operation polling and `connector_params` (workflows_connectors.py says
+   what is emulated and from which pages). Without a fake, such calls go where the emulator
+   sends them, as before.
+
 Stricter than the emulator, as the service is: variables created inside an `except` block
 (its `as` variable included) end with the block (Workflows syntax reference, "Variables" and
 "Catching errors"), so a workflow that reads one after the block fails its run here, as it
@@ -57,6 +65,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 import workflow_rules
+import workflows_connectors
 import workflows_emulator.lib.http_utils as http_utils
 import workflows_emulator.lib.sys_utils as sys_utils
 import workflows_emulator.main as emulator
@@ -190,6 +199,7 @@ class Emulator:
     workflows: dict[str, dict] = field(default_factory=dict)  # workflow id -> parsed source
     oidc_requests: int = 0
     executions: dict[str, dict] = field(default_factory=dict)  # executions.create: name -> record
+    google: Optional[object] = None  # a FakeGoogle receiving the Google API calls, if any
 
     def load(self, files: dict[str, str]) -> None:
         problems = workflow_rules.check(files)
@@ -207,8 +217,13 @@ class Emulator:
 
     # -- patches --------------------------------------------------------------------------
 
+    def _routing(self) -> workflows_connectors.GoogleRouting:
+        return workflows_connectors.GoogleRouting(self.google, virtual_now, _virtual_sleep)
+
     def _request(self, original):
         def request(method, url, auth=None, **kwargs):
+            if self.google is not None and workflows_connectors.is_google(url):
+                return self._routing().http(method, url, auth=auth, **kwargs)
             if auth and auth.get("type") == "OIDC":
                 self.oidc_requests += 1
                 auth = None
@@ -271,6 +286,8 @@ class Emulator:
                 return self._execution(rendered_step["args"]["name"])
             if call == EXECUTIONS + ".cancel":
                 return self._cancel(rendered_step["args"]["name"])
+            if call != RUN_WORKFLOW and self.google is not None:
+                return self._routing().connector(call, rendered_step.get("args"))
             if call != RUN_WORKFLOW:
                 return original(rendered_step)
             args = rendered_step["args"]
@@ -284,19 +301,26 @@ class Emulator:
         return staticmethod(execute_connector)
 
 
+def _no_credentials(*args, **kwargs):
+    raise AssertionError("a workflow run against the Google fake asked for real Google credentials")
+
+
 @contextlib.contextmanager
-def patched_emulator(execution_id: str = "test-execution-1"):
-    """An Emulator with the four patches applied (undone on exit)."""
-    state = Emulator()
+def patched_emulator(execution_id: str = "test-execution-1", google=None):
+    """An Emulator with the patches applied (undone on exit); Google API calls go to `google`
+    (a running FakeGoogle) when one is given."""
+    state = Emulator(google=google)
     saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
              (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
              (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"]),
              (emulator.StepAssign, "execute", emulator.StepAssign.execute),
-             (emulator, "execute_steps_list", emulator.execute_steps_list)]
+             (emulator, "execute_steps_list", emulator.execute_steps_list), (http_utils, "default", http_utils.default)]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
     http_utils.request = state._request(http_utils.request)
+    if google is not None:  # with a fake, nothing may ask google.auth for real credentials
+        http_utils.default = _no_credentials
     sys_utils.now = virtual_now
     sys_utils.sleep = _virtual_sleep
     emulator.sleep = _virtual_sleep
@@ -342,9 +366,10 @@ class Outcome:
         return {step["job_id"]: step["status"] for step in self.report["steps"]}
 
 
-def run(files: dict[str, str], args=None) -> Outcome:
-    """Execute the main (first) generated file, with the others deployable beside it."""
-    with patched_emulator() as state:
+def run(files: dict[str, str], args=None, google=None) -> Outcome:
+    """Execute the main (first) generated file, with the others deployable beside it; Google API
+    calls go to `google` (a running FakeGoogle) when one is given."""
+    with patched_emulator(google=google) as state:
         state.load(files)
         main = next(iter(files)).removesuffix(".yaml")
         try:
