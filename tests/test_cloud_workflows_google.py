@@ -91,6 +91,7 @@ def test_an_http_call_without_auth_is_refused_as_by_google(fake):
     """)
     error = run(files, {}, google=fake).result
     assert error["code"] == 401 and error["tags"] == ["HttpError"] and error["body"]["error"]["status"] == "UNAUTHENTICATED"
+    assert fake.problems == ["dataproc.projects.locations.batches.get: no Authorization: Bearer header"]
 
 
 BLOCKING_CREATE = workflow("""
