@@ -33,11 +33,13 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    the lock is released when the assignment fails, and the error goes on to `except`, as on
    the service.
 
-8. Google's APIs (native mode): with a fake (tests/fake_google_api.py) given, every request to
-   https://*.googleapis.com (http.* steps with `auth: {type: OAuth2}`) goes to the fake instead,
-   with a test bearer token in place of the OAuth2 token the emulator would ask google.auth for
-   (no credentials are looked up, nothing leaves the machine). Without a fake such a request is
-   refused, so a test never reaches Google by mistake.
+8. Google APIs (only with `patched_emulator(google=fake)` / `run(..., google=fake)`, a
+   fake_google_api.FakeGoogle): every `http.*` request to https://*.googleapis.com/... and every
+   `googleapis.*` connector call (but the executions ones above) goes to the fake over loopback,
+   with a dummy OAuth2 token and no credential look-up; connectors follow the documented
+   retries, long-running-operation polling and `connector_params` (workflows_connectors.py says
+   what is emulated and from which pages). Without a fake, such calls go where the emulator
+   sends them, as before.
 9. `text.url_encode`, which the emulator lacks: percent-encoding of every character but the
    unreserved ones of RFC 3986 (letters, digits, "-", "_", ".", "~"), so "/" becomes %2F, as
    the Workflows standard library reference describes it and as the Cloud Storage JSON API needs
@@ -71,6 +73,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 import workflow_rules
+import workflows_connectors
 import workflows_emulator.lib.http_utils as http_utils
 import workflows_emulator.lib.sys_utils as sys_utils
 import workflows_emulator.lib.text_utils as text_utils
@@ -203,9 +206,9 @@ def _assign_var(key: str, value, context: dict):
 @dataclass
 class Emulator:
     workflows: dict[str, dict] = field(default_factory=dict)  # workflow id -> parsed source
-    google: object = None  # a FakeGoogle serving https://*.googleapis.com, or None
     oidc_requests: int = 0
     executions: dict[str, dict] = field(default_factory=dict)  # executions.create: name -> record
+    google: Optional[object] = None  # a FakeGoogle receiving the Google API calls, if any
 
     def load(self, files: dict[str, str]) -> None:
         problems = workflow_rules.check(files)
@@ -223,18 +226,16 @@ class Emulator:
 
     # -- patches --------------------------------------------------------------------------
 
+    def _routing(self) -> workflows_connectors.GoogleRouting:
+        return workflows_connectors.GoogleRouting(self.google, virtual_now, _virtual_sleep)
+
     def _request(self, original):
         def request(method, url, auth=None, **kwargs):
+            if self.google is not None and workflows_connectors.is_google(url):
+                return self._routing().http(method, url, auth=auth, **kwargs)
             if auth and auth.get("type") == "OIDC":
                 self.oidc_requests += 1
                 auth = None
-            if urllib.parse.urlsplit(url).netloc.endswith(".googleapis.com"):
-                if self.google is None:
-                    raise AssertionError(f"a workflow called Google ({url}) in a test without a fake Google API")
-                url = self.google.url_for(url)
-                if auth and auth.get("type") == "OAuth2":
-                    kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": "Bearer levelflow-test-token"}
-                    auth = None
             try:
                 return original(method, url, auth=auth, **kwargs)
             except requests.Timeout as exc:
@@ -294,6 +295,8 @@ class Emulator:
                 return self._execution(rendered_step["args"]["name"])
             if call == EXECUTIONS + ".cancel":
                 return self._cancel(rendered_step["args"]["name"])
+            if call != RUN_WORKFLOW and self.google is not None:
+                return self._routing().connector(call, rendered_step.get("args"))
             if call != RUN_WORKFLOW:
                 return original(rendered_step)
             args = rendered_step["args"]
@@ -320,20 +323,29 @@ def _url_encode(source: str) -> str:
     return urllib.parse.quote(source, safe="-_.~")
 
 
+def _no_credentials(*args, **kwargs):
+    raise AssertionError("a workflow run against the Google fake asked for real Google credentials")
+
+
 @contextlib.contextmanager
 def patched_emulator(execution_id: str = "test-execution-1", google=None):
-    """An Emulator with the patches above applied (undone on exit); `google`: a FakeGoogle."""
+    """An Emulator with the patches applied (undone on exit); Google API calls go to `google`
+    (a running FakeGoogle) when one is given."""
     state = Emulator(google=google)
     saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
              (render, "run_code", render.run_code), (render, "assign_var", render.assign_var), (emulator, "run_code", emulator.run_code),
              (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"]),
              (emulator.StepAssign, "execute", emulator.StepAssign.execute),
-             (emulator, "execute_steps_list", emulator.execute_steps_list),
+             (emulator, "execute_steps_list", emulator.execute_steps_list), (http_utils, "default", http_utils.default),
              (text_utils, "url_encode", getattr(text_utils, "url_encode", None)), (render, "render_str", render.render_str)]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
     http_utils.request = state._request(http_utils.request)
+    if google is not None:  # with a fake, nothing may ask google.auth for real credentials
+        http_utils.default = _no_credentials
+    text_utils.url_encode = _url_encode
+    render.render_str = _whole_expression(render.render_str)
     sys_utils.now = virtual_now
     sys_utils.sleep = _virtual_sleep
     emulator.sleep = _virtual_sleep
@@ -343,8 +355,6 @@ def patched_emulator(execution_id: str = "test-execution-1", google=None):
     render.STANDARD_LIBRARY["get_type"] = _get_type
     emulator.StepAssign.execute = _releasing_assign(emulator.StepAssign.execute)
     emulator.execute_steps_list = _scoped_steps(emulator.execute_steps_list)
-    text_utils.url_encode = _url_encode
-    render.render_str = _whole_expression(render.render_str)
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -382,8 +392,8 @@ class Outcome:
 
 
 def run(files: dict[str, str], args=None, google=None) -> Outcome:
-    """Execute the main (first) generated file, with the others deployable beside it; Google's
-    APIs answered by `google` (a FakeGoogle), if given."""
+    """Execute the main (first) generated file, with the others deployable beside it; Google API
+    calls go to `google` (a running FakeGoogle) when one is given."""
     with patched_emulator(google=google) as state:
         state.load(files)
         main = next(iter(files)).removesuffix(".yaml")

@@ -10,7 +10,7 @@ on 127.0.0.1, checking every request against Google's discovery documents (googl
 Routing: https://<host>/<path> is served at <fake.base>/<host>/<path> (`fake.url_for`). An unknown
 method answers 404 NOT_FOUND; a request without `Authorization: Bearer ...` 401 UNAUTHENTICATED
 (unless `require_auth=False`); one that breaks the discovery document 400 INVALID_ARGUMENT, and its
-problems land in `fake.problems`. Errors have Google's JSON error shape (AIP-193, "HTTP/1.1+JSON
+problems, like those of the first two, land in `fake.problems` (a test asserts it empty). Errors have Google's JSON error shape (AIP-193, "HTTP/1.1+JSON
 representation"): {"error": {"code", "message", "status"}}; BigQuery and Cloud Storage add their
 `errors: [{reason, message, domain}]` list. Every request is kept in `fake.requests` (Record).
 
@@ -232,9 +232,11 @@ class FakeGoogle:
         url = f"https://{record.host}{record.path}"
         method = google_discovery.find_method(record.method, url) if record.host.endswith(".googleapis.com") else None
         if method is None:
+            self.problems += google_discovery.request_problems(record.method, url, record.body, record.query)
             raise GoogleError(404, f"The requested URL {record.path} was not found on this server ({record.method}).")
         record.method_id = method.id
         if self.require_auth and not (headers.get("Authorization") or "").startswith("Bearer "):
+            self.problems.append(f"{method.id}: no Authorization: Bearer header")
             raise GoogleError(401, "Request is missing required authentication credential. Expected OAuth 2 access token.")
         if isinstance(record.body, str):
             self.problems.append(f"{method.id}: body is not JSON: {record.body[:80]!r}")

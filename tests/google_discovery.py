@@ -67,10 +67,10 @@ def _documents_for_host(host: str) -> tuple[dict, ...]:
     return tuple(found)
 
 
-def _methods(node: dict):
+def methods(node: dict):
     yield from node.get("methods", {}).values()
     for child in node.get("resources", {}).values():
-        yield from _methods(child)
+        yield from methods(child)
 
 
 @dataclass
@@ -138,7 +138,7 @@ def _fits(http_method: str, url: str) -> list[Method]:
     target = f"{parts.scheme}://{parts.netloc}{parts.path}"
     fits = []
     for doc in _documents_for_host(parts.netloc):
-        for spec in _methods(doc):
+        for spec in methods(doc):
             if spec["httpMethod"] != http_method.upper():
                 continue
             method = Method(doc, spec)

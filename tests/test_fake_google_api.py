@@ -178,11 +178,13 @@ def test_a_bad_body_is_400_and_recorded_as_a_problem(fake):
 def test_unknown_paths_are_404(fake):
     answer = call(fake, "GET", f"{DATAPROC}/batchez/x")
     assert answer.status_code == 404 and answer.json()["error"]["status"] == "NOT_FOUND"
+    assert fake.problems and "no such method" in fake.problems[0]
 
 
 def test_requests_without_a_token_are_401_unless_told(fake):
     answer = call(fake, "GET", f"{DATAPROC}/batches/x", headers={})
     assert answer.status_code == 401 and answer.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert fake.problems == ["dataproc.projects.locations.batches.get: no Authorization: Bearer header"]
     with FakeGoogle(require_auth=False) as lax:
         assert call(lax, "GET", f"{DATAPROC}/batches/x", headers={}).status_code == 404  # past auth: no such batch
 
