@@ -212,12 +212,13 @@ def test_catalogue_entries_are_complete():
 
 
 def test_jobs_dir_means_nothing_outside_operators_mode_so_it_is_refused(tmp_path):
-    """No option is silently ignored: --jobs-dir only embeds job files in Composer operators mode."""
+    """No option is silently ignored: --jobs-dir only embeds job files in Composer operators mode
+    and Cloud Workflows native mode."""
     jobs = tmp_path / "jobs"
     jobs.mkdir()
     out = tmp_path / "out"
     on_workflows = run_cli("generate", EXAMPLES / "retail_daily.json", "--params", PARAMS, "--out", out, "--jobs-dir", jobs)
-    assert on_workflows.returncode == 1 and "--jobs-dir is for the composer engine only" in on_workflows.stderr
+    assert on_workflows.returncode == 1 and "--jobs-dir is for native mode only, not functions mode" in on_workflows.stderr
     in_functions = run_cli("generate", EXAMPLES / "demo_pipeline_composer.json", "--params", PARAMS, "--out", out,
                            "--jobs-dir", jobs, "--step-mode", "functions")
     assert in_functions.returncode == 2 and "not --step-mode functions" in in_functions.stderr
