@@ -131,7 +131,8 @@ def schema(output):
               help="Output file, when exactly one definition is given.")
 @engine_option()
 @click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Composer operators mode: local copy of the jobs bucket; job parameters are embedded at generation time.")
+              help="Composer operators mode and Cloud Workflows native mode: local copy of the jobs bucket; job parameters "
+                   "are checked and embedded at generation time.")
 @step_mode_option
 @click.option("--dataform-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Composer operators mode: local checkout of the Dataform repository; each BigQuery step's "

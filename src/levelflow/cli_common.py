@@ -144,7 +144,8 @@ def step_mode_option(command):
     modes = "; ".join(f"{engine.name}: {', '.join(engine.step_modes)}" for engine in engines().values())
     return click.option("--step-mode", type=RegistryChoice(all_step_modes),
                         help=f"How steps call their jobs, among the engine's modes (default: its first). {modes}. "
-                             "Composer operators: native Google operators; functions: the executor functions over HTTP.")(command)
+                             "Composer operators: the Google provider's operators; Cloud Workflows native: Google's APIs "
+                             "called by the workflow itself (docs/step-modes.md); functions: the AEF executor functions.")(command)
 
 
 ENVVAR_PREFIX = "LEVELFLOW"
