@@ -566,7 +566,8 @@ def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
     types = [_step_type(s, settings) for s in steps]
     apis = frozenset(CATALOGUE[s.executor or ""].native_api or "" for s, kind in zip(steps, types) if kind == "native")
     library = dict(_runtime_for(frozenset(types), apis))
-    for name, kinds in (("post", ("async", "sync")), ("google_api", ("native",))):
+    for name, kinds in (("post", ("async", "sync")), ("google_get", ("native",)), ("google_post", ("native",)),
+                        ("google_put", ("native",))):
         if name in library:
             timeouts = tuple(sorted({s.call_timeout_seconds for s, kind in zip(steps, types) if kind in kinds}))
             library[name] = settings.once((name, timeouts), _timeout_switch, name, list(timeouts), settings.https)
@@ -631,9 +632,9 @@ def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
 
 
 def _timeout_switch(name: str, timeouts: list[int], https: bool) -> dict:
-    """The subworkflow `name` (post, google_api) whose `by_timeout` switch has a branch like
-    runtime.yaml's sample for each time-out; post's `auth` (OIDC) only when the functions are
-    on https (google_api always calls Google on https with OAuth2)."""
+    """The subworkflow `name` (post, google_get, _post, _put) whose `by_timeout` switch has a
+    branch like runtime.yaml's sample for each time-out; post's `auth` (OIDC) only when the
+    functions are on https (the google_ ones always call Google on https with OAuth2)."""
     post = copy.deepcopy(runtime()[name])
     by_timeout = _step_body(post, "by_timeout")
     [sample] = by_timeout["switch"]
