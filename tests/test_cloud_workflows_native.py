@@ -88,6 +88,7 @@ def test_jobs_dir_embeds_checked_aef_format_job_files(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (None, "job parameter file not found in --jobs-dir"),
     ("{not json", "cannot read job parameters"),
+    ('{"dataproc_serverless_project_id": NaN}', "NaN is not a JSON number"),
     (json.dumps({"project_id": "p", "region": "r", "batch": {}}), "only Composer operators mode reads"),
     (json.dumps({"dataproc_serverless_project_id": "p"}), "missing job parameters"),
 ])

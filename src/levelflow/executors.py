@@ -133,6 +133,28 @@ def check_job_file(entry: Executor, params, step: dict) -> tuple[Optional[str], 
     return fmt.name, []
 
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_job_file(entry: Executor, path, job_name: str) -> tuple[Optional[dict], Optional[str], list[str]]:
+    """A job file of --jobs-dir (a local copy of the jobs bucket) read and checked at generation
+    time, as Composer operators mode and Cloud Workflows native mode embed it: (its content,
+    its format, the problems found). A missing file is a problem, except for an executor with
+    a format that has no job file (BigQuery: its steps are then in that format)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
+    except FileNotFoundError:
+        if entry.fileless_format is not None:
+            return None, entry.fileless_format, []
+        return None, None, ["job parameter file not found in --jobs-dir"]
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, NaN or Infinity
+        return None, None, [f"cannot read job parameters: {exc}"]
+    sample = {"job_name": job_name, "dataflow_job_name": dataflow_job_name(job_name) or "sample", "sql": ""}
+    job_format, problems = check_job_file(entry, value, sample)
+    return (value if isinstance(value, dict) else None), job_format, problems
+
+
 def dataflow_job_name(job_name: str) -> str:
     """The Dataflow job name of a step, as the AEF contract states it: JOB_NAME lower-cased, only
     [a-z0-9+] kept, leading digits dropped (may be empty: an error for the caller)."""

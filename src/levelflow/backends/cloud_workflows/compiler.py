@@ -51,7 +51,7 @@ from typing import Any, Iterable, Optional
 
 from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
-from ...executors import AEF, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, check_job_file, dataflow_job_name
+from ...executors import AEF, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, dataflow_job_name, read_job_file
 from ...loader import load_document
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
@@ -96,7 +96,7 @@ def generate_files(plan: Plan, options: GenerateOptions) -> dict[str, str]:
     if plan.params is None:
         raise LevelflowError([Problem(_where(plan), "platform parameters are needed to generate Cloud Workflows (--params)")])
     settings = _settings(plan, options.provenance, options)
-    if settings.native and (problems := native_problems(plan, options)):
+    if settings.native and (problems := native_problems(plan, options, settings.jobs)):
         raise LevelflowError(problems)
     try:
         whole = _workflow_doc(plan, plan.levels, settings, part=False)
@@ -197,7 +197,7 @@ class _Settings:
     default_props: dict
     provenance: str  # the files' first comment line (levelflow.provenance)
     native: bool = False  # native step mode: async steps call Google's APIs (runtime.yaml, run_native_step)
-    jobs_dir: Optional[Path] = None  # native mode with --jobs-dir: job files embedded
+    jobs: Optional[dict] = None  # native mode with --jobs-dir: the job files embedded, by <executor>/<JOB_NAME>.json
     # One generation's memory: the data and blocks of each level, built once and reused by every
     # candidate part (so the writer reuses their texts), and that writer.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -232,7 +232,7 @@ def _settings(plan: Plan, provenance: str = "", options: Optional[GenerateOption
     native = options is not None and options.step_mode == "native"
     return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
                      {"jobs_definitions_bucket": params.pJobsDefinitionsBucket}, provenance, native,
-                     options.jobs_dir if options is not None else None)
+                     {} if native and options is not None and options.jobs_dir is not None else None)
 
 
 def _number(value: float):
@@ -306,10 +306,10 @@ def _native_step_data(data: _FlowMap, step: PlanStep, settings: _Settings) -> No
     data["api"] = entry.native_api
     if entry.needs_job_params and entry.fileless_format is None:
         job_file = f"{entry.name}/{step.job_name}.json"
-        if settings.jobs_dir is None:
+        if settings.jobs is None:
             data["file"] = job_file
         else:
-            params = json.loads((settings.jobs_dir / job_file).read_text(encoding="utf-8"))
+            params = settings.jobs[job_file]
             if _is_inert(params):
                 data["params"] = _FlowMap(params)
             else:
@@ -914,20 +914,22 @@ def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
 NATIVE_EXECUTORS = sorted(name for name, entry in CATALOGUE.items() if entry.native_api)
 
 
-def native_problems(plan: Plan, options: GenerateOptions) -> list[Problem]:
+def native_problems(plan: Plan, options: GenerateOptions, jobs: Optional[dict] = None) -> list[Problem]:
     """What native mode cannot run, located at the step: a sync step (there is no function to
     call), an executor without a Google API in the catalogue, a status function of its own, a
-    job file (--jobs-dir) that is missing or not in AEF format."""
+    job file (--jobs-dir) that is missing or not in AEF format. The job files read are kept in
+    `jobs` (by <executor>/<JOB_NAME>.json) when it is given, for generation to embed."""
+    jobs = {} if jobs is None else jobs
     found = [(("definition", li, "THREADS", ti, "STEPS", si, key), message)
              for li, level in enumerate(plan.levels) for ti, thread in enumerate(level.threads)
-             for si, step in enumerate(thread.steps) for key, message in _native_step_problems(step, options)]
+             for si, step in enumerate(thread.steps) for key, message in _native_step_problems(step, options, jobs)]
     if not found or plan.source is None:
         return [Problem(_where(plan), message, path) for path, message in found]
     document = load_document(plan.source)  # for the line and column of each
     return [document.problem(path, message) for path, message in found]
 
 
-def _native_step_problems(step: PlanStep, options: GenerateOptions) -> list[tuple[str, str]]:
+def _native_step_problems(step: PlanStep, options: GenerateOptions, jobs: dict) -> list[tuple[str, str]]:
     if step.type == "sync":
         return [("TYPE", f"step {step.job_id!r}: a sync step calls the function {step.executor!r}, and native mode calls "
                          "Google's APIs instead of functions; make it an async step of a known executor, or generate with "
@@ -947,25 +949,21 @@ def _native_step_problems(step: PlanStep, options: GenerateOptions) -> list[tupl
         problems.append(("JOB_NAME", f"JOB_NAME {step.job_name!r} gives an empty Dataflow job name (lower-cased, only a-z, "
                                      "0-9 and '+' kept, leading digits dropped); give the step a JOB_NAME with a letter"))
     if options.jobs_dir is not None:
-        problems += [("JOB_NAME", message) for message in _embedded_job_problems(entry, step, options.jobs_dir)]
+        problems += [("JOB_NAME", message) for message in _embedded_job_problems(entry, step, options.jobs_dir, jobs)]
     return problems
 
 
-def _embedded_job_problems(entry, step: PlanStep, jobs_dir: Path) -> list[str]:
-    path = jobs_dir / entry.name / f"{step.job_name}.json"
-    if entry.fileless_format is not None:  # BigQuery: the query comes from Dataform, a job file would be operator-native
-        return [f"{path}: an operator-native job file, which only Composer operators mode reads; native Cloud Workflows "
-                "steps of this executor read their query from Dataform (remove the file)"] if path.exists() else []
-    try:
-        params = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return [f"{path}: job parameter file not found in --jobs-dir"]
-    except (OSError, ValueError) as exc:
-        return [f"{path}: cannot read job parameters: {exc}"]
-    job_format, problems = check_job_file(entry, params, {"job_name": step.job_name, "dataflow_job_name": "sample", "sql": ""})
+def _embedded_job_problems(entry, step: PlanStep, jobs_dir: Path, jobs: dict) -> list[str]:
+    """The problems of a step's job file in --jobs-dir; its content, when it is usable, goes into `jobs`."""
+    job_file = f"{entry.name}/{step.job_name}.json"
+    path = jobs_dir / job_file
+    params, job_format, problems = read_job_file(entry, path, step.job_name)
     if not problems and job_format != AEF:
         problems = [f"an {entry.formats[1].title} job file, which only Composer operators mode reads; native Cloud Workflows "
-                    f"steps build the AEF executor's request from an AEF-format file ({entry.describe_formats()})"]
+                    + ("steps of this executor read their query from Dataform (remove the file)" if entry.fileless_format else
+                       f"steps build the AEF executor's request from an AEF-format file ({entry.describe_formats()})")]
+    if not problems and params is not None:
+        jobs[job_file] = params
     return [f"{path}: {message}" for message in problems]
 
 

@@ -5,11 +5,10 @@ reading job files from the bucket needs objectViewer on it, and `workflows` step
 invoker role on the pipeline's project. `levelflow plan --step-mode native` lists them."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
-from ...executors import CATALOGUE
+from ...executors import CATALOGUE, read_job_file
 from ...plan import Plan, PlanStep
 
 
@@ -34,23 +33,13 @@ def native_roles(plan: Plan, jobs_dir: Optional[Path] = None) -> list[dict]:
             continue  # refused by generation (native_problems)
         job_file = f"{entry.name}/{step.job_name}.json"
         reads_file = entry.needs_job_params and entry.fileless_format is None
-        job = _job_file(jobs_dir, job_file) if reads_file else None
+        job = read_job_file(entry, jobs_dir / job_file, step.job_name)[0] if reads_file and jobs_dir is not None else None
         if reads_file and jobs_dir is None:
             bucket = params.pJobsDefinitionsBucket if params else "<pJobsDefinitionsBucket>"
             grant("roles/storage.objectViewer", f"buckets/{bucket}", "read the job files", step)
         for role, where, why in entry.native_roles:
             grant(role, _resource(where, job, job_file, step, project), why, step)
     return sorted(grants.values(), key=lambda g: (g["on"], g["role"]))
-
-
-def _job_file(jobs_dir: Optional[Path], job_file: str) -> Optional[dict]:
-    if jobs_dir is None:
-        return None
-    try:
-        value = json.loads((jobs_dir / job_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # generation reports it, located
-    return value if isinstance(value, dict) else None
 
 
 def _resource(where: str, job: Optional[dict], job_file: str, step: PlanStep, project: str) -> str:

@@ -10,7 +10,6 @@ the DAG builds its task groups and tasks from it in loops when Airflow parses th
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -19,7 +18,7 @@ from ... import protocol
 from ...errors import LevelflowError, Problem
 from ...executors import (
     AEF, BQ_SAVED_QUERY, CATALOGUE, DATAFLOW_FLEX_TEMPLATE, NATIVE, WORKFLOWS_EXECUTOR, Executor,
-    check_job_file, dataflow_job_name, strip_config_block,
+    dataflow_job_name, read_job_file, strip_config_block,
 )
 from ...loader import Document, load_document
 from ...plan import Plan, PlanStep, PlanThread
@@ -126,10 +125,6 @@ def component(text: str) -> str:
     if len(text) <= MAX_ID_COMPONENT:
         return text
     return f"{text[:MAX_ID_COMPONENT - 9]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-
-
-def _not_json(name: str):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def run_order(thread: PlanThread) -> list[tuple[int, PlanStep]]:
@@ -261,20 +256,9 @@ class _Compiler:
         """
         assert self.options.jobs_dir is not None  # only called with --jobs-dir
         path = Path(self.options.jobs_dir) / params_object
-        try:
-            value = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
-        except FileNotFoundError:
-            if entry.fileless_format is not None:
-                return None, entry.fileless_format
-            self.problems.append(Problem(str(path), "job parameter file not found in --jobs-dir"))
-            return None, None
-        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, NaN or Infinity
-            self.problems.append(Problem(str(path), f"cannot read job parameters: {exc}"))
-            return None, None
-        sample = {"job_name": step.job_name, "dataflow_job_name": dataflow_job_name(step.job_name) or "sample", "sql": ""}
-        job_format, problems = check_job_file(entry, value, sample)
+        value, job_format, problems = read_job_file(entry, path, step.job_name)
         self.problems.extend(Problem(str(path), message) for message in problems)
-        return (value, job_format) if isinstance(value, dict) else (None, None)
+        return value, job_format
 
     def embedded_sql(self, step: PlanStep, location: tuple) -> Optional[str]:
         """A BigQuery step's query read from --dataform-dir, its config block dropped."""
