@@ -166,15 +166,17 @@ class LiveView:
         rows: list[Row] = [(f"  thread {thread.thread_id}", status_text(progress.status.get(key, "pending")),
                             elapsed(progress.started.get(key), progress.ended.get(key)), counts_text(records))]
         for record in records if self.detailed and not only_running else [r for r in records if r.status == "running"]:
-            rows.append((f"    {record.step.job_id}", status_text(record.status),
-                         elapsed(record.started_at, record.ended_at), self._detail(record)))
+            rows.append(self._step_row(record, "    "))
         return rows
 
     def _running_step_rows(self, level_id: str, thread) -> list[Row]:
         """A thread's running steps, one line each, without the thread's own line."""
-        return [(f"  {record.step.job_id}", status_text(record.status), elapsed(record.started_at, record.ended_at),
-                 f"thread {thread.thread_id} · {self._detail(record)}")
+        return [self._step_row(record, "  ", f"thread {thread.thread_id} · ")
                 for record in self.by_thread[(level_id, thread.thread_id)] if record.status == "running"]
+
+    def _step_row(self, record: StepRecord, indent: str, context: str = "") -> Row:
+        return (f"{indent}{record.step.job_id}", status_text(record.status), elapsed(record.started_at, record.ended_at),
+                context + self._detail(record))
 
     @staticmethod
     def _detail(record: StepRecord) -> str:
