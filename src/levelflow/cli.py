@@ -5,6 +5,7 @@ import gc
 import json
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -381,7 +382,7 @@ def graph(definition, output, params_file, env, engine, run_id, state_db, output
     write_atomic(output, graphs.render(plan, picture_format, statuses, run_id))
     if output_format == "json":
         threads = sum(len(level.threads) for level in plan.levels)
-        counts = {status: list((statuses or {}).values()).count(status) for status in dict.fromkeys((statuses or {}).values())}
+        counts = Counter((statuses or {}).values())
         click.echo(json.dumps({"file": str(output), "format": picture_format, "pipeline": plan.name, "levels": len(plan.levels),
                                "threads": threads, "steps": plan.step_count, "run_id": run_id, "statuses": counts}, indent=2))
     else:

@@ -56,9 +56,10 @@ def _walk(folder: Path, rules: list) -> Iterator[Path]:
     """The definitions under `folder`; `rules` are the (directory, spec) pairs of the ignore files above it."""
     rules = rules + _ignore_rules(folder)
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or _ignored(entry, rules):
+        is_dir = entry.is_dir()
+        if entry.name.startswith(".") or _ignored(entry, is_dir, rules):
             continue
-        if entry.is_dir():
+        if is_dir:
             yield from _walk(entry, rules)
         elif entry.is_file() and is_candidate(entry):
             yield entry
@@ -77,11 +78,11 @@ def _ignore_rules(folder: Path) -> list:
     return [(folder, spec)]
 
 
-def _ignored(path: Path, rules: list) -> bool:
+def _ignored(path: Path, is_dir: bool, rules: list) -> bool:
     """git's rule: the last ignore file (the deepest) that has a say about the path decides."""
     verdict = False
     for folder, spec in rules:
-        relative = path.relative_to(folder).as_posix() + ("/" if path.is_dir() else "")
+        relative = path.relative_to(folder).as_posix() + ("/" if is_dir else "")
         result = spec.check_file(relative)
         if result.include is not None:
             verdict = result.include
