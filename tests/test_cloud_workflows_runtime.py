@@ -80,7 +80,7 @@ def test_transient_faults_and_their_back_off_are_protocol_constants():
     condition = body("transient", "check")["switch"][0]["condition"]
     [codes] = re.findall(r"in \[([0-9, ]+)\]", condition)
     assert {int(c) for c in codes.split(",")} == protocol.TRANSIENT_HTTP_STATUS
-    for caller in ("post", "google_get", "google_post", "google_put"):
+    for caller in ("post", cw.GOOGLE_REQUEST):  # google_get, _post and _put are google_request written out
         assert same(body(caller, "send")["retry"], {
             "predicate": "${transient}", "max_retries": protocol.MAX_TRANSIENT_RETRIES,
             "backoff": {"initial_delay": int(protocol.BACKOFF_INITIAL_SECONDS), "max_delay": int(protocol.BACKOFF_MAX_SECONDS),
@@ -100,6 +100,10 @@ def test_native_mode_keeps_only_the_starters_of_the_pipelines_apis():
     assert starts == ["start_dataflow_flex_template", "start_bigquery_saved_query"]
     assert {"start_dataproc_batch", "start_dataform_invocation", "run_async_step", "post"}.isdisjoint(library)
     assert {"read_job_file", "google_get", "google_post", "native_state", "transient"} <= set(library)
+    for name, method in cw.GOOGLE_METHODS.items():  # google_request written out, one literal method each
+        [branch] = cw._step_body(cw._subworkflows()[name], "by_timeout")["switch"]
+        assert branch["args"]["method"] == method
+    assert cw.GOOGLE_REQUEST not in library
     with pytest.raises(ValueError, match="no condition for API"):
         cw._runtime_for(frozenset({"native"}), frozenset({"pubsub"}))
 

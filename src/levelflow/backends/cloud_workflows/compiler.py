@@ -543,6 +543,8 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
 RUNTIME = Path(__file__).with_name("runtime.yaml")
 _DISPATCH = re.compile(r'\$\{s\.type == "(\w+)"\}')  # a condition of run_step's by_type switch
 _API_DISPATCH = re.compile(r'\$\{s\.api == "(\w+)"\}')  # a condition of run_native_step's start switch
+GOOGLE_REQUEST = "google_request"  # runtime.yaml's one Google API call, written out per HTTP method as:
+GOOGLE_METHODS = {"google_get": "GET", "google_post": "POST", "google_put": "PUT"}
 
 
 @functools.cache
@@ -566,8 +568,7 @@ def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
     types = [_step_type(s, settings) for s in steps]
     apis = frozenset(CATALOGUE[s.executor or ""].native_api or "" for s, kind in zip(steps, types) if kind == "native")
     library = dict(_runtime_for(frozenset(types), apis))
-    for name, kinds in (("post", ("async", "sync")), ("google_get", ("native",)), ("google_post", ("native",)),
-                        ("google_put", ("native",))):
+    for name, kinds in (("post", ("async", "sync")), *((name, ("native",)) for name in GOOGLE_METHODS)):
         if name in library:
             timeouts = tuple(sorted({s.call_timeout_seconds for s, kind in zip(steps, types) if kind in kinds}))
             library[name] = settings.once((name, timeouts), _timeout_switch, name, list(timeouts), settings.https)
@@ -579,7 +580,7 @@ def _runtime_for(types: frozenset[str], apis: frozenset[str] = frozenset()) -> d
     """The runtime subworkflows that steps of `types` need (runtime.yaml's header says which):
     run_step dispatches on `types` only, run_native_step starts jobs of `apis` only, and what
     is no longer reached is left out."""
-    library = {**runtime(), "run_step": _run_step(types)}
+    library = {**_subworkflows(), "run_step": _run_step(types)}
     if "native" in types:
         library["run_native_step"] = _dispatching(runtime()["run_native_step"], "start", _API_DISPATCH, apis)
     reached = set(_entry_points())
@@ -592,10 +593,27 @@ def _runtime_for(types: frozenset[str], apis: frozenset[str] = frozenset()) -> d
 
 
 @functools.cache
+def _subworkflows() -> dict:
+    """runtime.yaml's subworkflows as the output may hold them: google_request written out once
+    per HTTP method (http.request's `method` must be a literal), in its place."""
+    written: dict = {}
+    for name, subworkflow in runtime().items():
+        if name != GOOGLE_REQUEST:
+            written[name] = subworkflow
+            continue
+        for copy_name, method in GOOGLE_METHODS.items():
+            made = copy.deepcopy(subworkflow)
+            [sample] = _step_body(made, "by_timeout")["switch"]
+            sample["args"]["method"] = method
+            written[copy_name] = made
+    return written
+
+
+@functools.cache
 def _entry_points() -> frozenset[str]:
     """The runtime subworkflows that no other one calls: those `main` calls."""
-    called = set().union(*(_callees(sub) for sub in runtime().values()))
-    return frozenset(runtime().keys() - called)
+    called = set().union(*(_callees(sub) for sub in _subworkflows().values()))
+    return frozenset(_subworkflows().keys() - called)
 
 
 def _run_step(types: frozenset[str]) -> dict:
@@ -632,10 +650,10 @@ def _switch_by_value(variable: str, values: list[int], branch) -> list[dict]:
 
 
 def _timeout_switch(name: str, timeouts: list[int], https: bool) -> dict:
-    """The subworkflow `name` (post, google_get, _post, _put) whose `by_timeout` switch has a
+    """The subworkflow `name` (post, or one of GOOGLE_METHODS) whose `by_timeout` switch has a
     branch like runtime.yaml's sample for each time-out; post's `auth` (OIDC) only when the
-    functions are on https (the google_ ones always call Google on https with OAuth2)."""
-    post = copy.deepcopy(runtime()[name])
+    functions are on https (the Google calls are always https with OAuth2)."""
+    post = copy.deepcopy(_subworkflows()[name])
     by_timeout = _step_body(post, "by_timeout")
     [sample] = by_timeout["switch"]
     del sample["condition"]  # _switch_by_value writes each branch's own
