@@ -41,9 +41,10 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    what is emulated and from which pages). Without a fake, such calls go where the emulator
    sends them, as before.
 9. `text.url_encode`, which the emulator lacks: percent-encoding of every character but the
-   unreserved ones of RFC 3986 (letters, digits, "-", "_", ".", "~"), so "/" becomes %2F, as
-   the Workflows standard library reference describes it and as the Cloud Storage JSON API needs
-   an object name in a path.
+   unreserved ones of RFC 3986 (letters, digits, "-", "_", ".", "~"). The Workflows standard
+   library reference lists text.url_encode among the text functions, and the Cloud Storage
+   connector's documentation has object names passed through it to make them path-safe, so "/"
+   becomes %2F (the Cloud Storage JSON API wants an object name as one path segment).
 10. A value that is one whole expression (`${...}`) is the expression's value, of its type, as
     on the service; the emulator writes it out as text and parses that back as YAML, which turns
     null into the string "None" (and bytes into their repr).
