@@ -51,6 +51,16 @@ field descriptions of the discovery documents:
 - Cloud Storage (storage/docs/json_api/v1/objects/get): alt=media answers the object's bytes
   (`fake.objects["bucket/name"]`), otherwise its metadata; 404 "No such object" when absent. The
   object name is one URL-encoded path segment (so a / in it is %2F).
+- OAuth 2.0 token endpoint (https://oauth2.googleapis.com/token), as a service account uses it
+  (developers.google.com/identity/protocols/oauth2/service-account, "Preparing to make an
+  authorized API call" / HTTP-REST; RFC 7523): a form-encoded POST with grant_type
+  urn:ietf:params:oauth:grant-type:jwt-bearer and an `assertion`, a JWT signed RS256 with the
+  account's private key whose claims name the account (iss), the scope, the token endpoint
+  (aud) and its lifetime (iat, exp, at most an hour), answers {access_token, expires_in, scope,
+  token_type: "Bearer"}; any other request answers 400 {"error": "invalid_grant"}.
+  `fake.adc_file(dir)` writes a service account key file (the JSON the IAM console downloads)
+  whose token_uri is this endpoint, for GOOGLE_APPLICATION_CREDENTIALS; once a token was
+  issued, a request must carry one of `fake.tokens`.
 - Pub/Sub (pubsub/docs/reference/rest/v1/projects.topics/publish): each message needs data or
   an attribute (the PubsubMessage description); messages land in `fake.published` (data
   decoded) and the answer is {messageIds}.
@@ -84,6 +94,8 @@ import google_discovery
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 TERMINAL = ("success", "failure", "cancelled")
+TOKEN_URL = "https://oauth2.googleapis.com/token"
+SERVICE_ACCOUNT = "levelflow-tests@levelflow-tests.iam.gserviceaccount.com"
 
 
 @dataclass
@@ -162,6 +174,8 @@ class FakeGoogle:
         self.dataform_files: dict[str, dict[str, str | bytes]] = {}  # repository/workspace name -> path -> contents
         self.compilations: list[dict] = []  # CompilationResults created, as answered
         self.published: list[dict] = []  # {"topic", "data" (bytes), "attributes"}
+        self.tokens: list[str] = []  # access tokens issued by the token endpoint
+        self._key = None  # the service account's RSA key, made by adc_file
         self.default = Scenario()
         self.scenarios: list[tuple[str, Scenario]] = []
         self.method_failures: dict[str, tuple[tuple[int, ...], int]] = {}
@@ -191,6 +205,22 @@ class FakeGoogle:
         parts = urllib.parse.urlsplit(google_url)
         assert parts.scheme == "https" and parts.netloc.endswith(".googleapis.com"), google_url
         return f"{self.base}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+    def adc_file(self, directory) -> str:
+        """A service account key file whose tokens this fake issues (GOOGLE_APPLICATION_CREDENTIALS)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        if self._key is None:
+            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()).decode()
+        path = f"{directory}/service-account.json"
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"type": "service_account", "project_id": "levelflow-tests", "private_key_id": "k1",
+                       "private_key": pem, "client_email": SERVICE_ACCOUNT, "client_id": "1",
+                       "token_uri": self.url_for(TOKEN_URL)}, handle)
+        return path
 
     def calls(self, method_id: str) -> list[Record]:
         with self._lock:
@@ -230,14 +260,20 @@ class FakeGoogle:
 
     def _dispatch(self, record: Record, headers) -> tuple[int, str, bytes]:
         url = f"https://{record.host}{record.path}"
+        if record.method == "POST" and url == TOKEN_URL:
+            return self._token(record)
         method = google_discovery.find_method(record.method, url) if record.host.endswith(".googleapis.com") else None
         if method is None:
             self.problems += google_discovery.request_problems(record.method, url, record.body, record.query)
             raise GoogleError(404, f"The requested URL {record.path} was not found on this server ({record.method}).")
         record.method_id = method.id
-        if self.require_auth and not (headers.get("Authorization") or "").startswith("Bearer "):
+        authorization = headers.get("Authorization") or ""
+        if self.require_auth and not authorization.startswith("Bearer "):
             self.problems.append(f"{method.id}: no Authorization: Bearer header")
             raise GoogleError(401, "Request is missing required authentication credential. Expected OAuth 2 access token.")
+        if self.require_auth and self.tokens and authorization.removeprefix("Bearer ") not in self.tokens:
+            self.problems.append(f"{method.id}: an access token the token endpoint did not issue")
+            raise GoogleError(401, "Request had invalid authentication credentials.")
         if isinstance(record.body, str):
             self.problems.append(f"{method.id}: body is not JSON: {record.body[:80]!r}")
             raise GoogleError(400, "Invalid JSON payload received.")
@@ -253,6 +289,47 @@ class FakeGoogle:
         if isinstance(answer, bytes):
             return 200, "application/octet-stream", answer
         return 200, "application/json; charset=UTF-8", json.dumps(answer).encode()
+
+    def _token(self, record: Record) -> tuple[int, str, bytes]:
+        form = urllib.parse.parse_qs(record.body if isinstance(record.body, str) else "")
+        problem = self._assertion_problem(form)
+        if problem:
+            self.problems.append(f"token endpoint: {problem}")
+            return 400, "application/json", json.dumps({"error": "invalid_grant", "error_description": problem}).encode()
+        record.method_id = "oauth2.token"
+        token = f"ya29.fake-access-token-{self._next_id()}"
+        self.tokens.append(token)
+        answer = {"access_token": token, "expires_in": 3599, "scope": "https://www.googleapis.com/auth/cloud-platform",
+                  "token_type": "Bearer"}
+        return 200, "application/json; charset=utf-8", json.dumps(answer).encode()
+
+    def _assertion_problem(self, form: dict) -> Optional[str]:
+        """What is wrong with a JWT-bearer token request, if anything."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"] or len(form.get("assertion", [])) != 1:
+            return f"not a JWT-bearer grant: {sorted(form)}"
+        if self._key is None:
+            return "no service account key was handed out (adc_file)"
+        try:
+            header, claims, signature = (base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+                                         for part in form["assertion"][0].split("."))
+            signed = form["assertion"][0].rsplit(".", 1)[0].encode()
+            self._key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+            header, claims = json.loads(header), json.loads(claims)
+        except (ValueError, InvalidSignature) as exc:
+            return f"the assertion is not a JWT signed by the account's key: {exc!r}"
+        if header.get("alg") != "RS256":
+            return f"alg {header.get('alg')!r}, expected RS256"
+        if claims.get("iss") != SERVICE_ACCOUNT or claims.get("aud") != TOKEN_URL:  # Google names its endpoint, wherever it is sent
+            return f"iss/aud {claims.get('iss')!r}/{claims.get('aud')!r} are not the account and the token endpoint"
+        if "https://www.googleapis.com/auth/cloud-platform" not in str(claims.get("scope", "")).split():
+            return f"scope {claims.get('scope')!r} lacks cloud-platform"
+        if not 0 < claims.get("exp", 0) - claims.get("iat", 0) <= 3600:
+            return "the assertion must expire within an hour of its issue"
+        return None
 
     @staticmethod
     def _error_body(host: str, exc: GoogleError) -> bytes:

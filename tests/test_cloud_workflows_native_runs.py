@@ -10,48 +10,10 @@ import pytest
 
 import cloud_workflows_emulator as cwe
 import levelflow
-from conftest import PARAMS, pipeline, step
-from fake_google_api import FakeGoogle
+from conftest import PARAMS, pipeline
+from levelflow.backends.local.native import camel
+from native_jobs import BUCKET, DATES, JOBS, PROJECT, REPOSITORY, bigquery, dataflow, dataform, dataproc, stocked_fake
 from levelflow.backends import GenerateOptions, engine_for
-
-BUCKET = next(p["ParameterValue"] for p in json.loads(PARAMS.read_text()) if p["ParameterKey"] == "pJobsDefinitionsBucket")
-PROJECT = next(p["ParameterValue"] for p in json.loads(PARAMS.read_text()) if p["ParameterKey"] == "pProjectID")
-DATES = {"start_date": "2026-11-30", "end_date": "2026-12-01"}
-REPOSITORY = "projects/sql-project/locations/europe-west1/repositories/warehouse"
-
-JOBS = {
-    "dataproc-serverless-job-executor/spark_load.json": {
-        "dataproc_serverless_project_id": "proc-project", "dataproc_serverless_region": "europe-west1",
-        "jar_file_location": "gs://jars/app.jar", "spark_app_main_class": "com.example.Main", "spark_args": ["--day", "1"],
-        "dataproc_serverless_runtime_version": "2.2", "dataproc_service_account": "spark@proc-project.iam.gserviceaccount.com",
-        "spark_app_properties": '{"spark.executor.cores": "4"}', "subnetwork": "regions/europe-west1/subnetworks/default",
-        "spark_history_server_cluster": "history"},
-    "dataflow-flextemplate-job-executor/Copy_Orders_2.json": {
-        "project_id": "flow-project", "dataflow_location": "europe-west1", "dataflow_template_name": "Jdbc_to_BigQuery",
-        "dataflow_template_version": "latest", "dataflow_temp_bucket": "flow-temp", "dataflow_job_params": {"query": "select 1"},
-        "dataflow_max_workers": 5, "network": "default", "subnetwork": "regions/europe-west1/subnetworks/default"},
-    "dataform-tag-executor/daily_marts.json": {
-        "dataform_project_id": "sql-project", "dataform_location": "europe-west1", "repository_name": "warehouse",
-        "branch": "main", "tags": ["daily"]},
-}
-SQLX = 'config {\n  type: "operations",\n  tags: ["x"], bigquery: { labels: { team: "{sales}" } }\n}\nselect * from t where d between ${start_date} and ${end_date}\n'
-
-
-def dataproc(job_id="J1", job_name="spark_load", **extra):
-    return step(job_id, JOB_NAME=job_name, FUNCTION_ID_NAME="dataproc-serverless-job-executor", **extra)
-
-
-def dataflow(job_id="J2", **extra):
-    return step(job_id, JOB_NAME="Copy_Orders_2", FUNCTION_ID_NAME="dataflow-flextemplate-job-executor", **extra)
-
-
-def dataform(job_id="J3", **extra):
-    return step(job_id, JOB_NAME="daily_marts", FUNCTION_ID_NAME="dataform-tag-executor", **extra)
-
-
-def bigquery(job_id="J4", **extra):
-    return step(job_id, JOB_NAME="orders_summary", FUNCTION_ID_NAME="bq-saved-query-executor", **extra)
-
 
 def native_files(tmp_path, levels, name="native_pipe") -> dict[str, str]:
     path = tmp_path / f"{name}.json"
@@ -62,10 +24,7 @@ def native_files(tmp_path, levels, name="native_pipe") -> dict[str, str]:
 
 @pytest.fixture
 def fake():
-    with FakeGoogle() as google:
-        for name, job in JOBS.items():
-            google.objects[f"{BUCKET}/{name}"] = json.dumps(job).encode()
-        google.dataform_files[REPOSITORY] = {"definitions/native_pipe/orders_summary.sqlx": SQLX}
+    with stocked_fake() as google:
         yield google
 
 
@@ -204,15 +163,6 @@ def test_the_sqlx_config_block_is_dropped_and_the_dates_quoted(tmp_path, fake):
     assert insert["configuration"]["query"]["query"] == "select '2026-11-30' as s, ''2026-12-01'' as e"
 
 
-def camel(value, keep=("properties", "parameters")):
-    """The REST (JSON) spelling of a Python client request: snake_case field names in camelCase,
-    the keys of free-form maps kept as they are."""
-    if isinstance(value, dict):
-        return {("".join(w.capitalize() if i else w for i, w in enumerate(k.split("_")))): (v if k in keep else camel(v, keep))
-                for k, v in value.items()}
-    return [camel(v, keep) for v in value] if isinstance(value, list) else value
-
-
 def test_native_requests_equal_what_composer_operators_mode_builds_from_the_same_job_files(tmp_path, fake):
     """One job file, three modes: the native workflow's request bodies are the ones Composer's
     operators send (levelflow.executors' request functions), in the APIs' JSON spelling."""
@@ -223,7 +173,7 @@ def test_native_requests_equal_what_composer_operators_mode_builds_from_the_same
     run_data = {"dates": DATES, "workflow_properties": {}, "workflow_name": "native_pipe", "project_id": PROJECT}
     proc = executors.dataproc_request("aef", job["spark_load"], {"job_name": "spark_load"}, run_data)
     [create] = fake.calls("dataproc.projects.locations.batches.create")
-    assert create.body == camel(proc["batch"])
+    assert create.body == camel(proc["batch"], keep=("properties",))
     flow = executors.dataflow_request("aef", job["Copy_Orders_2"], {"dataflow_job_name": "copyorders2"}, run_data)
     [launch] = bodies(fake, "dataflow.projects.locations.flexTemplates.launch")
     expected = flow["body"]

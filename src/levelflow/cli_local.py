@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -67,14 +69,28 @@ def _load_arguments(path: Path | None) -> dict:
     return data
 
 
-def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
+def _check_target(executor_url, simulate, native):
+    """The options that say what a run calls must agree (no option is silently ignored)."""
+    if executor_url and simulate is not None:
+        raise click.UsageError("give --executor-url or --simulate, not both")
+    for url, flag in ((executor_url, "--executor-url"), (native.google_api_url, "--google-api-url")):
+        if url and not url.startswith(("http://", "https://")):
+            raise click.UsageError(f"{flag} must be an http:// or https:// URL, got {url!r}")
+    if native.step_mode == "native":
+        if executor_url or simulate is not None:
+            raise click.UsageError(f"--step-mode native calls Google's APIs, not executor functions: drop "
+                                   f"{'--executor-url' if executor_url else '--simulate'}")
+        return
+    for value, flag in ((native.google_api_url, "--google-api-url"), (native.jobs_dir, "--jobs-dir")):
+        if value:
+            raise click.UsageError(f"{flag} goes with --step-mode native (functions mode reads no job file and calls "
+                                   "no Google API itself)")
+
+
+def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments, native):
     from .backends.local import LocalRunOptions
     from .scenario import Scenario, load_scenario
 
-    if executor_url and simulate is not None:
-        raise click.UsageError("give --executor-url or --simulate, not both")
-    if executor_url and not executor_url.startswith(("http://", "https://")):
-        raise click.UsageError(f"--executor-url must be an http:// or https:// URL, got {executor_url!r}")
     scenario = None
     if simulate is not None:
         scenario = load_scenario(simulate) if simulate else Scenario()
@@ -85,7 +101,27 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
         names = [name for step in plan.steps() for name in (step.job_name, step.workflow_id) if name]
         warn_about(unknown_job_warnings(simulate, scenario, names, plan.name))
     return LocalRunOptions(executor_url=executor_url, scenario=scenario, scenario_label=simulate or "default scenario",
-                           max_parallel=max_parallel, time_scale=time_scale, arguments=arguments)
+                           max_parallel=max_parallel, time_scale=time_scale, arguments=arguments,
+                           step_mode=native.step_mode, google_api_url=native.google_api_url, jobs_dir=native.jobs_dir)
+
+
+@dataclass(frozen=True)
+class NativeTarget:
+    """--step-mode and what goes with native mode."""
+    step_mode: str = "functions"
+    google_api_url: Optional[str] = None
+    jobs_dir: Optional[Path] = None
+
+    def words(self) -> list[str]:
+        """These options on a command line (to resume a run as it was started)."""
+        if self.step_mode != "native":
+            return []
+        words = ["--step-mode", "native"]
+        if self.google_api_url:
+            words += ["--google-api-url", self.google_api_url]
+        if self.jobs_dir:
+            words += ["--jobs-dir", str(self.jobs_dir)]
+        return words
 
 
 @click.command("run")
@@ -96,6 +132,16 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
 @click.option("--executor-url", metavar="URL",
               help="Base URL replacing https://<region>-<project>.cloudfunctions.net, e.g. a stub "
                    "started with `levelflow executors serve`.")
+@click.option("--step-mode", type=click.Choice(["functions", "native"]), default="functions", show_default=True,
+              help="functions: async steps go through the intermediate function to the AEF executors; native: each step "
+                   "calls its Google API itself (Dataproc, Dataflow, Dataform, BigQuery) with application-default "
+                   "credentials, building from the same job files the request the executor builds (docs/step-modes.md).")
+@click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Native mode: a local copy of the jobs bucket (<executor>/<JOB_NAME>.json), read instead of "
+                   "gs://<jobs_definitions_bucket>/ and checked before the run.")
+@click.option("--google-api-url", metavar="URL",
+              help="Native mode: send each Google API call to URL/<host>/<path> instead of https://<host>/<path> "
+                   "(a local fake of the APIs, e.g. in tests), still with the credentials' access token.")
 @click.option("--simulate", is_flag=False, flag_value="", default=None, metavar="[SCENARIO]",
               help="No network: the built-in simulator answers every call, scripted by an optional "
                    "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last.")
@@ -117,14 +163,15 @@ def _options(plan, executor_url, simulate, max_parallel, time_scale, arguments):
 @_format_option
 @strict_option
 @reports_problems
-def run(definition, params_path, env, executor_url, simulate, max_parallel, time_scale, state_path, resume, force,
-        arguments_path, output_format, strict):
+def run(definition, params_path, env, executor_url, step_mode, jobs_dir, google_api_url, simulate, max_parallel, time_scale,
+        state_path, resume, force, arguments_path, output_format, strict):
     """Run a pipeline on this machine, with live progress, recorded for `levelflow runs`.
 
     Levels run in order, the threads of a level in parallel, the steps of a thread in order;
     async steps are started through the intermediate function and polled every
     WAIT_TIME_SECONDS. Steps call the real executors (the platform parameters' URLs, with a
-    Google ID token), the executors under --executor-url, or the built-in simulator.
+    Google ID token), the executors under --executor-url, or the built-in simulator; with
+    --step-mode native, Google's APIs directly (a job left running at its time-out is cancelled).
 
     Every state change is committed to the state database first, so a run stopped by Ctrl-C,
     SIGTERM or even SIGKILL can be continued with --resume RUN_ID.
@@ -138,20 +185,25 @@ def run(definition, params_path, env, executor_url, simulate, max_parallel, time
         raise click.UsageError("--arguments cannot change a resumed run: it keeps the arguments it started with")
     if force and not resume:
         raise click.UsageError("--force goes with --resume")
+    native = NativeTarget(step_mode, google_api_url, jobs_dir)
+    _check_target(executor_url, simulate, native)
     params_path = resolve_params(params_path, env, required=True)
     if time_scale is None:  # a simulation checks the pipeline's logic: its waits are skipped unless asked for
         time_scale = 0.0 if simulate is not None else 1.0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plan = load_plan(definition, load_params(params_path))
-        options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path))
+        options = _options(plan, executor_url, simulate, max_parallel, time_scale, _load_arguments(arguments_path), native)
     print_warnings(caught, strict)
+    from .backends.local.runner import check_runnable
+
+    check_runnable(plan, options)  # before the state database is opened: a refused run writes nothing
     store = _store(state_path)
     try:
         report, received = _run_with_view(plan, store, options, resume, force, output_format)
     finally:
         store.close()
-    again = _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path)
+    again = _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, native)
     _print_result(report, output_format, again)
     if report["status"] == "interrupted" and received:
         sys.exit(128 + received[0])
@@ -185,9 +237,10 @@ def _run_with_view(plan, store, options, resume, force, output_format):
     return run_report(store, engine.run_id), received
 
 
-def _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path) -> list[str]:
+def _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path,
+                    native: NativeTarget) -> list[str]:
     """The command line that continues a run as it was started (its target, waits and record)."""
-    words = ["levelflow", "run", str(definition), "--params", str(params_path)]
+    words = ["levelflow", "run", str(definition), "--params", str(params_path), *native.words()]
     if executor_url:
         words += ["--executor-url", executor_url]
     if simulate is not None:

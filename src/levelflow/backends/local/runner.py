@@ -11,18 +11,22 @@ import signal
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from ...errors import LevelflowError, Problem
 from ...plan import Plan
 from ...protocol import is_loopback
 from ...scenario import Scenario
+from ...native import native_problems
 from .engine import Engine, StepRecord
 from .executors import (EXECUTIONS_API, Endpoints, ExecutorClient, HttpTransport, RunArguments, SimulatedTransport,
                         WorkflowExecutionsApi)
+from .native import GoogleApis, NativeClient
 from .store import RunStore
 
 DEFAULT_MAX_PARALLEL = 20
+GOOGLE_APIS = "https://googleapis.com"  # how a native run's target is recorded: Google's own APIs
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,13 @@ class LocalRunOptions:
     time_scale: float = 1.0
     arguments: dict = field(default_factory=dict)  # workflow_name, query_variables, workflow_properties
     executions_api: str = EXECUTIONS_API  # workflows steps on Google Cloud
+    step_mode: str = "functions"  # or "native": steps call Google's APIs themselves (native.py)
+    google_api_url: Optional[str] = None  # native: a base URL replacing https://<host> of Google's APIs (a fake)
+    jobs_dir: Optional[Path] = None  # native: a local copy of the jobs bucket, read instead of Cloud Storage
+
+    @property
+    def native(self) -> bool:
+        return self.step_mode == "native"
 
     @property
     def simulated(self) -> bool:
@@ -56,15 +67,20 @@ def _problem(plan: Plan, message: str) -> LevelflowError:
     return LevelflowError([Problem(plan.source or plan.name, message)])
 
 
-def _check_runnable(plan: Plan) -> None:
+def check_runnable(plan: Plan, options: LocalRunOptions) -> None:
     if plan.params is None:
         raise _problem(plan, "platform parameters are needed to run a pipeline (--params FILE)")
+    if options.native and (problems := native_problems(plan, options.jobs_dir)):
+        raise LevelflowError(problems)
 
 
 def target_label(plan: Plan, options: LocalRunOptions) -> str:
-    """What a run talks to, as recorded with it: `simulate <scenario>` or `http <intermediate URL>`."""
+    """What a run talks to, as recorded with it: `simulate <scenario>`, `http <intermediate URL>`
+    or, in native mode, `google <the APIs' base URL>`."""
     if options.simulated:
         return f"simulate {options.scenario_label}"
+    if options.native:
+        return f"google {options.google_api_url or GOOGLE_APIS}"
     return f"http {Endpoints(plan, options.executor_url).intermediate}"
 
 
@@ -73,6 +89,10 @@ def describe_target(label: str) -> str:
     kind, _, where = label.partition(" ")
     if kind == "simulate":
         return f"the built-in simulator ({where})"
+    if kind == "google":
+        if where == GOOGLE_APIS:
+            return "Google's APIs, with application-default credentials (native mode)"
+        return f"Google's APIs under {where} (native mode{': this machine, a fake' if is_loopback(where) else ''})"
     host = urllib.parse.urlsplit(where).hostname or ""
     if is_loopback(where):
         return f"the executors at {where} (this machine: a stub or local double)"
@@ -149,7 +169,7 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
                 force: bool = False, on_change: Callable[[StepRecord], None] = lambda record: None) -> Engine:
     """Record a new run (or reopen `resume`; `force`: even against another target than the
     one it started with) and return the engine ready to run it."""
-    _check_runnable(plan)
+    check_runnable(plan, options)
     label = target_label(plan, options)
     if resume:
         run_id, records = resume, _resumed_run(plan, store, resume, label, force)
@@ -167,6 +187,10 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
     endpoints = Endpoints(plan, options.executor_url)
 
     def client_factory(sleep):
+        if options.native:
+            apis = GoogleApis(options.google_api_url)
+            return NativeClient(HttpTransport(), endpoints, run_id, sleep, arguments, options.time_scale,
+                                WorkflowExecutionsApi(apis.url(options.executions_api)), apis=apis, jobs_dir=options.jobs_dir)
         if options.simulated:
             transport = SimulatedTransport(options.scenario, options.time_scale, plan.platform().pFunctionIntermediateName)
             executions = WorkflowExecutionsApi(EXECUTIONS_API, sender=transport)
