@@ -4,9 +4,10 @@
 # Terraform must know at plan time which workflows and DAGs exist, and only the generator
 # knows which files a definition becomes (a big pipeline may be split into child workflows).
 # So generation runs at plan time, in `external` data sources, into a directory named after a
-# hash of every input: the definition files, the parameters and `levelflow --version`. An
-# unchanged input set reuses the directory (the CLI does not run again); any change makes a
-# new one, so a deleted definition never leaves a stale file behind.
+# hash of every input: the definition files, the parameters, `levelflow --version`, the step
+# mode and the job files of jobs_dir. An unchanged input set reuses the directory (the CLI does
+# not run again); any change makes a new one, so a deleted definition never leaves a stale file
+# behind.
 # ------------------------------------------------------------------------------------------
 
 locals {
@@ -38,10 +39,15 @@ locals {
     if wanted && contains(values(local.definition_engines), engine)
   }
 
+  # Job files are only read in native mode (a precondition refuses jobs_dir otherwise).
+  job_files = var.jobs_dir == null ? [] : sort(fileset(var.jobs_dir, "**/*.json"))
+
   inputs_hash = sha256(jsonencode({
     definitions = { for name in local.definition_files : name => filesha256(name) }
     parameters  = local.platform_parameters_json
     levelflow   = data.external.levelflow_version.result.output
+    step_mode   = var.step_mode
+    jobs        = { for name in local.job_files : name => filesha256("${var.jobs_dir}/${name}") }
   }))
   generated_dir = "${path.root}/.levelflow/${var.environment}/${substr(local.inputs_hash, 0, 16)}"
 
@@ -53,6 +59,15 @@ locals {
     engine => join(" ", [for name in names : "'${replace(name, "'", "'\\''")}'"])
   }
   quoted_out_dirs = { for engine in keys(local.engine_definitions) : engine => "'${replace("${local.generated_dir}/${engine}", "'", "'\\''")}'" }
+  quoted_jobs_dir = var.jobs_dir == null ? "" : "'${replace(var.jobs_dir, "'", "'\\''")}'"
+
+  # Flags of the Cloud Workflows commands (generate, plan) per step mode: none in functions mode,
+  # as before; --jobs-dir only in native mode (a precondition refuses it in functions mode).
+  step_mode_flags = {
+    functions = ""
+    native    = var.jobs_dir == null ? " --step-mode native" : " --step-mode native --jobs-dir ${local.quoted_jobs_dir}"
+  }
+  engine_flags = { cloud_workflows = local.step_mode_flags[var.step_mode], composer = "" }
 }
 
 data "external" "definitions" {
@@ -69,7 +84,7 @@ data "external" "generate" {
   for_each = local.engine_definitions
   program  = ["python3", "${path.module}/levelflow_external.py"]
   query = {
-    command     = "levelflow generate ${local.quoted_definitions[each.key]} --params ${local.quoted_parameters_file} --out ${local.quoted_out_dirs[each.key]}"
+    command     = "levelflow generate ${local.quoted_definitions[each.key]} --params ${local.quoted_parameters_file} --out ${local.quoted_out_dirs[each.key]}${local.engine_flags[each.key]}"
     out_dir     = "${local.generated_dir}/${each.key}"
     params_file = "${local.generated_dir}/${local.parameters_file_name}"
     params_json = local.platform_parameters_json
@@ -92,6 +107,14 @@ resource "local_file" "platform_parameters" {
   file_permission = "0644"
 
   lifecycle {
+    precondition {
+      condition     = var.step_mode != "native" || contains(keys(local.engine_definitions), "cloud_workflows")
+      error_message = "step_mode = \"native\" is a Cloud Workflows step mode, and no cloud_workflows definition is deployed (deploy_cloud_workflows = false, or none in definitions_dir): Composer DAGs call the Google provider's operators. Unset step_mode."
+    }
+    precondition {
+      condition     = var.jobs_dir == null || var.step_mode == "native"
+      error_message = "jobs_dir is read in native step mode only (step_mode = \"native\"): in functions mode the executor functions read the job files from the bucket. Unset jobs_dir."
+    }
     precondition {
       condition     = length(local.definition_files) > 0
       error_message = "No definition files (*.json, *.yaml, *.yml) in definitions_dir ${var.definitions_dir} (relative to where Terraform runs): see `levelflow validate ${var.definitions_dir}`."

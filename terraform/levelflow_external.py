@@ -5,11 +5,13 @@ Terraform writes the data source's `query` (a JSON object of strings) to stdin a
 JSON object of strings from stdout; anything on stderr is shown to the user if we fail.
 The command is split with POSIX shell rules and run without a shell.
 
-* {"command": "levelflow --version"} answers {"output": <what the command printed>}.
+* {"command": "levelflow --version"} answers {"output": <what the command printed>}. Given
+  "params_file": F and "params_json": J too (for `levelflow plan ... --params F`), it first
+  writes J to F.
 * {"command": "levelflow generate ... --out DIR", "out_dir": DIR, "params_file": F,
   "params_json": J} writes J to F, runs the command and answers {"out_dir": DIR}.
-  DIR's path carries a hash of every input (definitions, parameters, levelflow version), so
-  when DIR was completed by an earlier run the command is not run again.
+  DIR's path carries a hash of every input (definitions, parameters, levelflow version, step
+  mode, job files), so when DIR was completed by an earlier run the command is not run again.
 
 Only the standard library: this runs wherever Terraform runs.
 """
@@ -53,10 +55,14 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
-def generate(query: dict) -> dict:
-    missing = [key for key in ("out_dir", "params_file", "params_json", "command") if key not in query]
+def require(query: dict, *keys: str) -> None:
+    missing = [key for key in keys if key not in query]
     if missing:
         fail(f"the query needs {', '.join(missing)}")
+
+
+def generate(query: dict) -> dict:
+    require(query, "params_file", "params_json")
     out_dir = Path(query["out_dir"])
     # A marker beside (not inside) the output dir, so that globbing the outputs never sees it.
     complete = out_dir.with_name(out_dir.name + ".complete")
@@ -79,6 +85,10 @@ def main() -> None:
     if "out_dir" in query:
         answer = generate(query)
     else:
+        # Several data sources may write the same parameters file: each write is atomic and alike.
+        if "params_file" in query or "params_json" in query:
+            require(query, "params_file", "params_json")
+            write_atomic(Path(query["params_file"]), query["params_json"])
         answer = {"output": run(query["command"]).strip()}
     json.dump(answer, sys.stdout)
 

@@ -37,3 +37,13 @@ output "platform_parameters_file" {
   description = "The platform-parameters-<environment>.json written beside the definitions."
   value       = local_file.platform_parameters.filename
 }
+
+output "workflows_service_account" {
+  description = "Email of the service account the workflows run as in native step mode; null in functions mode (the project's default account)."
+  value       = one(google_service_account.workflows[*].email)
+}
+
+output "workflows_grants" {
+  description = "Native step mode: the roles granted to the workflows' service account, \"<on> <role>\" => {role, on (projects/<id>, buckets/<name> or serviceAccounts/<email>), why, pipelines}, as `levelflow plan --step-mode native` lists them."
+  value       = local.resolved_grants
+}

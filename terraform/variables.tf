@@ -129,3 +129,22 @@ variable "definitions_dir" {
   nullable    = false
   default     = "../workflow-definitions"
 }
+
+variable "step_mode" {
+  description = "How the Cloud Workflows' steps call their jobs (docs/step-modes.md): \"functions\", through the AEF intermediate Cloud Function; or \"native\", calling Google's APIs themselves as a service account this module creates, with the roles `levelflow plan --step-mode native` lists. Composer DAGs have no native mode."
+  type        = string
+  nullable    = false
+  default     = "functions"
+
+  validation {
+    condition     = contains(["functions", "native"], var.step_mode)
+    error_message = "step_mode must be \"functions\" or \"native\"."
+  }
+}
+
+variable "jobs_dir" {
+  description = "Native step mode only: a local copy of the jobs bucket (<executor>/<JOB_NAME>.json), relative to where Terraform runs. The job files are checked and embedded in the workflows at plan time, and name the projects and service accounts the workflows' service account is granted roles on."
+  type        = string
+  nullable    = true
+  default     = null
+}

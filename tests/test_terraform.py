@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from functools import lru_cache
 import re
 import shlex
@@ -17,6 +18,8 @@ from pathlib import Path
 import hcl2
 
 import levelflow
+from levelflow.backends import engine_for
+from conftest import pipeline, step
 from levelflow_commands import (EXAMPLES, PARAMS, ROOT, example_definitions, output_name, run_levelflow,
                                 search_path, unknown_flags)
 
@@ -25,7 +28,8 @@ EXTERNAL_PROGRAM = MODULE / "levelflow_external.py"
 DOCS_SCRIPT = ROOT / "scripts" / "terraform_docs.py"
 REQUIRED = object()
 
-# The original deployment's variables and defaults (its variables.tf), plus definitions_dir.
+# The original deployment's variables and defaults (its variables.tf), plus definitions_dir,
+# step_mode and jobs_dir.
 ORIGINAL_DEFAULTS = {
     "project": REQUIRED,
     "region": REQUIRED,
@@ -38,6 +42,8 @@ ORIGINAL_DEFAULTS = {
     "composer_config": {},
     "workflows_log_level": "LOG_ERRORS_ONLY",
     "definitions_dir": "../workflow-definitions",
+    "step_mode": "functions",
+    "jobs_dir": None,
 }
 COMPOSER_CONFIG_FIELDS = [
     "vpc", "subnet", "connection_subnetwork", "cloud_sql", "gke_master", "service_encryption_keys",
@@ -82,6 +88,16 @@ def data_source(kind: str, name: str) -> dict:
     return found[0]
 
 
+def resource(kind: str, name: str) -> dict:
+    found = [entry[f'"{kind}"'][f'"{name}"'] for entry in blocks("resource") if f'"{name}"' in entry.get(f'"{kind}"', {})]
+    assert len(found) == 1, f"{kind}.{name} should be declared once"
+    return found[0]
+
+
+def preconditions(body: dict) -> list[dict]:
+    return [check for lifecycle in body.get("lifecycle", []) for check in lifecycle.get("precondition", [])]
+
+
 def strings_in(node) -> list[str]:
     if isinstance(node, dict):
         return [text for value in node.values() for text in strings_in(value)]
@@ -108,6 +124,35 @@ def render(value: str, overrides: dict[str, str]) -> str:
     return re.sub(r"\$\{([^{}]+)\}", resolve, template)
 
 
+def choose(expression: str, facts: dict[str, bool]) -> str:
+    """The branch of an HCL conditional `${COND ? A : B}` that `facts` (COND's text => its value)
+    selects; the cut is made outside strings, brackets and ${...}."""
+    text, stack, cuts, i = expression[2:-1], [], [], 0
+    while i < len(text):
+        char = text[i]
+        if stack and stack[-1] == '"':
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                stack.pop()
+            elif text.startswith("${", i):
+                stack.append("}")
+                i += 1
+        elif char == '"':
+            stack.append('"')
+        elif char in "([{":
+            stack.append({"(": ")", "[": "]", "{": "}"}[char])
+        elif stack and char == stack[-1]:
+            stack.pop()
+        elif not stack and char in "?:":
+            cuts.append(i)
+        i += 1
+    assert len(cuts) == 2, f"not a single conditional: {expression}"
+    condition = text[:cuts[0]].strip()
+    assert condition in facts, f"the test does not know the value of {condition!r}"
+    return (text[cuts[0] + 1:cuts[1]] if facts[condition] else text[cuts[1] + 1:]).strip()
+
+
 def platform_parameters() -> list[dict]:
     return [{key: render(item[key], {}) for key in ("ParameterKey", "ParameterValue")}
             for item in module_locals()["platform_parameters"]]
@@ -115,23 +160,41 @@ def platform_parameters() -> list[dict]:
 
 def run_external(query: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     """Run the data source program as Terraform does: query on stdin, levelflow on PATH."""
+    # PYTHONPATH, when set, names the levelflow under test (the venv's script may be another checkout's).
+    env = {"PATH": search_path(), **{key: os.environ[key] for key in ("PYTHONPATH",) if key in os.environ}}
     return subprocess.run([sys.executable, str(EXTERNAL_PROGRAM)], input=json.dumps(query), capture_output=True,
-                          text=True, cwd=tmp_path, env={"PATH": search_path()}, timeout=300)
+                          text=True, cwd=tmp_path, env=env, timeout=300)
 
 
-def generate_query(engine: str, definitions: list[Path], generated_dir: Path) -> dict[str, str]:
-    """data.external.generate[engine]'s query for these definitions, rendered from generate.tf."""
+def engine_flags(engine: str, step_mode: str = "functions", jobs_dir: Path | None = None) -> str:
+    """local.engine_flags[engine] for these settings, evaluated from generate.tf."""
+    flags = module_locals()["engine_flags"]
+    assert flags == {"cloud_workflows": "${local.step_mode_flags[var.step_mode]}", "composer": '""'}
+    if engine == "composer":
+        return ""
+    chosen = module_locals()["step_mode_flags"][step_mode]
+    if chosen.startswith("${"):
+        chosen = choose(chosen, {"var.jobs_dir == null": jobs_dir is None})
+    return render(chosen, {"local.quoted_jobs_dir": shlex.quote(str(jobs_dir))})
+
+
+def command_overrides(engine: str, definitions: list[Path], generated_dir: Path, **settings) -> dict[str, str]:
+    """What the for-expressions and conditionals of generate.tf compute, for these files and settings."""
     quote = shlex.quote
-    params_json = json.dumps(platform_parameters())
-    overrides = {
+    return {
         "each.key": engine,
         "local.generated_dir": str(generated_dir),
-        "local.platform_parameters_json": params_json,
-        # for-expressions over the definitions: what they compute, for these files.
+        "local.platform_parameters_json": json.dumps(platform_parameters()),
         "local.quoted_definitions[each.key]": " ".join(quote(str(path)) for path in definitions),
         "local.quoted_parameters_file": quote(f"{generated_dir}/{render(module_locals()['parameters_file_name'], {})}"),
         "local.quoted_out_dirs[each.key]": quote(f"{generated_dir}/{engine}"),
+        "local.engine_flags[each.key]": engine_flags(engine, **settings),
     }
+
+
+def generate_query(engine: str, definitions: list[Path], generated_dir: Path, **settings) -> dict[str, str]:
+    """data.external.generate[engine]'s query for these definitions, rendered from generate.tf."""
+    overrides = command_overrides(engine, definitions, generated_dir, **settings)
     query = data_source("external", "generate")["query"]
     return {key: render(value, overrides) for key, value in query.items()}
 
@@ -205,9 +268,19 @@ def test_generation_reruns_on_content_not_on_time():
     text = "\n".join(path.read_text(encoding="utf-8") for path in MODULE.glob("*.tf"))
     assert "timestamp()" not in text
     inputs_hash = module_locals()["inputs_hash"]
-    for input_ in ("filesha256", "local.platform_parameters_json", "data.external.levelflow_version.result.output"):
+    for input_ in ("filesha256", "local.platform_parameters_json", "data.external.levelflow_version.result.output",
+                   "var.step_mode", 'filesha256("${var.jobs_dir}/${name}")'):
         assert input_ in inputs_hash, f"the generation hash ignores {input_}"
     assert "local.inputs_hash" in module_locals()["generated_dir"]
+
+
+def test_the_generation_hash_covers_every_job_file_levelflow_reads(tmp_path):
+    _, jobs = native_definitions(tmp_path)
+    assert "for name in local.job_files" in module_locals()["inputs_hash"]
+    pattern = re.fullmatch(r'\$\{var\.jobs_dir == null \? \[\] : sort\(fileset\(var\.jobs_dir, "([^"]+)"\)\)\}',
+                           module_locals()["job_files"]).group(1)
+    read = {str(path.relative_to(jobs)) for path in jobs.glob("*/*.json")}  # <executor>/<JOB_NAME>.json
+    assert read and {str(path.relative_to(jobs)) for path in jobs.glob(pattern)} >= read
 
 
 def test_platform_parameters_file_is_the_established_format_levelflow_reads(tmp_path):
@@ -295,6 +368,201 @@ def test_generate_data_source_writes_every_output_once(tmp_path):
         if engine == "cloud_workflows":  # each file becomes a workflow: child workflows are <name>-...
             assert all(any(name.startswith(output_name(d)) for d in definitions) for name in written)
         assert levelflow.load_params(generated_dir / "platform-parameters-dev.json").pProjectID == "my-orchestration-dev"
+
+
+# --- native step mode: the workflows' own service account and its roles ------------------------
+
+DATAPROC_JOB = {"dataproc_serverless_project_id": "proc-project", "dataproc_serverless_region": "europe-west1",
+                "jar_file_location": "gs://jars/app.jar", "spark_app_main_class": "com.example.Main",
+                "spark_args": ["--day", "1"], "dataproc_serverless_runtime_version": "2.2",
+                "dataproc_service_account": "spark@proc-project.iam.gserviceaccount.com",
+                "spark_app_properties": "{}", "subnetwork": "regions/europe-west1/subnetworks/default"}
+OWN_PROJECT = f"projects/{EXAMPLE_VARS['project']}"  # pProjectID of the module's parameters
+
+
+def native_definitions(tmp_path: Path) -> tuple[list[Path], Path]:
+    """Two pipelines with Dataproc batches in one project, each run as another account, and the
+    local copy of the jobs bucket that names them."""
+    jobs = tmp_path / "jobs"
+    (jobs / "dataproc-serverless-job-executor").mkdir(parents=True)
+    (jobs / "dataproc-serverless-job-executor" / "job_1.json").write_text(json.dumps(DATAPROC_JOB))
+    (jobs / "dataproc-serverless-job-executor" / "job_7.json").write_text(
+        json.dumps({**DATAPROC_JOB, "dataproc_service_account": "123-compute@developer.gserviceaccount.com"}))
+    child = {"JOB_ID": "3", "JOB_NAME": "job_3", "TYPE": "workflows", "workflows_name": "child-flow",
+             "WAIT_TIME_SECONDS": "10", "ASYNC_TIMEOUT_LOOP_IN_MINUTES": "5"}
+    steps = {
+        "sales": [step("1", FUNCTION_ID_NAME="dataproc-serverless-job-executor"),
+                  step("2", FUNCTION_ID_NAME="bq-saved-query-executor", STEP_PROPERTIES={"dataform_project_id": "sql-project"})],
+        "stock": [step("7", FUNCTION_ID_NAME="dataproc-serverless-job-executor"), child],
+    }
+    (tmp_path / "defs").mkdir()
+    definitions = []
+    for name, thread in steps.items():
+        definitions.append(tmp_path / "defs" / f"{name}.json")
+        definitions[-1].write_text(json.dumps(pipeline([[thread]])))
+    return definitions, jobs
+
+
+def native_plan_query(definitions: list[Path], generated_dir: Path, jobs_dir: Path | None) -> dict[str, str]:
+    """data.external.native_plan's query, rendered from native.tf."""
+    overrides = command_overrides("cloud_workflows", definitions, generated_dir, step_mode="native", jobs_dir=jobs_dir)
+    overrides['local.quoted_definitions["cloud_workflows"]'] = overrides.pop("local.quoted_definitions[each.key]")
+    overrides['local.engine_flags["cloud_workflows"]'] = overrides.pop("local.engine_flags[each.key]")
+    return {key: render(value, overrides) for key, value in data_source("external", "native_plan")["query"].items()}
+
+
+def run_native_plan(tmp_path: Path, definitions: list[Path], jobs_dir: Path | None = None):
+    generated_dir = tmp_path / ".levelflow" / "dev" / "0123456789abcdef"
+    query = native_plan_query(definitions, generated_dir, jobs_dir)
+    assert unknown_flags(query["command"]) == []
+    assert "--step-mode native" in query["command"] and ("--jobs-dir" in query["command"]) == (jobs_dir is not None)
+    result = run_external(query, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert levelflow.load_params(generated_dir / "platform-parameters-dev.json").pProjectID == EXAMPLE_VARS["project"]
+    return json.loads(json.loads(result.stdout)["output"])
+
+
+def hcl_regex(expression: str) -> str:
+    """The pattern of the regex("...") call in an HCL expression (HCL and JSON escape alike)."""
+    return json.loads(re.search(r'regex\(("(?:[^"\\]|\\.)*")', expression).group(1))
+
+
+GRANTED_ON = {"project_grants": ("projects/", "project"), "bucket_grants": ("buckets/", "bucket"),
+              "service_account_grants": ("serviceAccounts/", "email")}  # native.tf's local => (prefix, argument)
+
+
+def module_grants(answer) -> dict[str, dict]:
+    """What native.tf's locals make of plan's answer: the unresolved keys, the resolved grants,
+    and each grant resource's for_each map; an account's project comes from the module's regex."""
+    native = module_locals()
+    assert "flatten([jsondecode(data.external.native_plan[0].result.output)])" in native["native_reports"]
+    assert '"${entry.on} ${entry.role}" => entry...' in native["native_grants"]  # grouped: once across pipelines
+    assert 'strcontains(grant.on, "<")' in native["unresolved_grants"] and '!strcontains(grant.on, "<")' in native["resolved_grants"]
+    grants: dict[str, dict] = {}
+    for report in answer if isinstance(answer, list) else [answer]:  # flatten([...])
+        for entry in report["iam"]:
+            grants.setdefault(f"{entry['on']} {entry['role']}", {**entry, "pipelines": []})["pipelines"].append(report["pipeline"])
+    found = {"unresolved": sorted(key for key, grant in grants.items() if "<" in grant["on"]),
+             "resolved": {key: grant for key, grant in grants.items() if "<" not in grant["on"]}}
+    for local, (prefix, argument) in GRANTED_ON.items():
+        assert f'startswith(grant.on, "{prefix}")' in native[local] and f'trimprefix(grant.on, "{prefix}")' in native[local]
+        found[local] = {key: {argument: grant["on"].removeprefix(prefix), "role": grant["role"]}
+                        for key, grant in found["resolved"].items() if grant["on"].startswith(prefix)}
+    for grant in found["service_account_grants"].values():
+        match = re.search(hcl_regex(native["service_account_grants"]), grant["email"])
+        grant["project"] = match.group(1) if match else "-"
+    return found
+
+
+def test_step_mode_is_a_cloud_workflows_mode_and_jobs_dir_goes_with_native_only():
+    step_mode = variables()["step_mode"]
+    modes = re.search(r"contains\((\[[^]]*\]), var\.step_mode\)", step_mode["validation"][0]["condition"]).group(1)
+    assert json.loads(modes) == list(engine_for("cloud_workflows").step_modes) == ["functions", "native"]
+    assert unquote(step_mode["default"]) == engine_for("cloud_workflows").default_mode
+    checks = {unquote(check["condition"]): unquote(check["error_message"])
+              for check in preconditions(resource("local_file", "platform_parameters"))}
+    native_without_workflows = checks['var.step_mode != "native" || contains(keys(local.engine_definitions), "cloud_workflows")']
+    assert "deploy_cloud_workflows" in native_without_workflows and "Unset step_mode" in native_without_workflows
+    assert engine_for("cloud_workflows").inputs["jobs_dir"] == ("native",)
+    jobs_dir_in_functions_mode = checks['var.jobs_dir == null || var.step_mode == "native"']
+    assert "native" in jobs_dir_in_functions_mode and "Unset jobs_dir" in jobs_dir_in_functions_mode
+
+
+def test_native_generate_command_writes_native_workflows(tmp_path):
+    """Functions mode runs the command it always ran; native mode adds --step-mode native, and
+    --jobs-dir, whose job files are embedded."""
+    assert engine_flags("cloud_workflows") == "" and engine_flags("composer", "native", tmp_path) == ""
+    definitions = [EXAMPLES / "demo_pipeline_cloud_workflows.json"]  # retail_daily's sync steps need functions
+    texts = {}
+    for mode in ("functions", "native"):
+        query = generate_query("cloud_workflows", definitions, tmp_path / mode, step_mode=mode)
+        assert unknown_flags(query["command"]) == []
+        result = run_external(query, tmp_path)
+        assert result.returncode == 0, result.stderr
+        texts[mode] = "".join(path.read_text() for path in sorted((tmp_path / mode / "cloud_workflows").glob("*.yaml")))
+    assert shlex.split(query["command"])[-2:] == ["--step-mode", "native"]
+    intermediate = render(module_locals()["function_intermediate_name"], {})
+    assert intermediate in texts["functions"] and intermediate not in texts["native"]
+    assert "type: OAuth2" in texts["native"] and "https://dataproc.googleapis.com/v1/" in texts["native"]
+
+    definitions, jobs = native_definitions(tmp_path)
+    query = generate_query("cloud_workflows", definitions, tmp_path / "embedded", step_mode="native", jobs_dir=jobs)
+    assert shlex.split(query["command"])[-4:] == ["--step-mode", "native", "--jobs-dir", str(jobs)]
+    result = run_external(query, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert DATAPROC_JOB["jar_file_location"] in (tmp_path / "embedded" / "cloud_workflows" / "sales.yaml").read_text()
+
+
+def test_native_plan_gives_the_grants_of_the_workflows_account_once_across_pipelines(tmp_path):
+    definitions, jobs = native_definitions(tmp_path)
+    grants = module_grants(run_native_plan(tmp_path, definitions, jobs))
+    assert grants["unresolved"] == [] and grants["bucket_grants"] == {}  # embedded job files: no bucket to read
+    assert grants["resolved"]["projects/proc-project roles/dataproc.editor"]["pipelines"] == ["sales", "stock"]
+    assert grants["project_grants"] == {
+        f"{OWN_PROJECT} roles/bigquery.jobUser": {"project": EXAMPLE_VARS["project"], "role": "roles/bigquery.jobUser"},
+        f"{OWN_PROJECT} roles/workflows.invoker": {"project": EXAMPLE_VARS["project"], "role": "roles/workflows.invoker"},
+        "projects/proc-project roles/dataproc.editor": {"project": "proc-project", "role": "roles/dataproc.editor"},
+        "projects/sql-project roles/dataform.viewer": {"project": "sql-project", "role": "roles/dataform.viewer"},
+    }
+    spark, compute = DATAPROC_JOB["dataproc_service_account"], "123-compute@developer.gserviceaccount.com"
+    user = "roles/iam.serviceAccountUser"
+    assert grants["service_account_grants"] == {
+        f"serviceAccounts/{spark} {user}": {"email": spark, "project": "proc-project", "role": user},
+        f"serviceAccounts/{compute} {user}": {"email": compute, "project": "-", "role": user},
+    }
+    # The resources grant each for_each entry, to the workflows' account.
+    member = "${google_service_account.workflows[0].member}"
+    for kind, local, arguments in [
+        ("google_project_iam_member", "project_grants", {"project": "${each.value.project}"}),
+        ("google_storage_bucket_iam_member", "bucket_grants", {"bucket": "${each.value.bucket}"}),
+        ("google_service_account_iam_member", "service_account_grants",
+         {"service_account_id": '"projects/${each.value.project}/serviceAccounts/${each.value.email}"'}),
+    ]:
+        body = resource(kind, "workflows")
+        assert body["for_each"] == f"${{local.{local}}}" and body["member"] == member
+        assert body["role"] == "${each.value.role}" and {key: body[key] for key in arguments} == arguments
+    service_account_id = resource("google_service_account_iam_member", "workflows")["service_account_id"]
+    each = grants["service_account_grants"][f"serviceAccounts/{spark} {user}"]
+    assert render(service_account_id, {"each.value.project": each["project"], "each.value.email": each["email"]}) == \
+        f"projects/proc-project/serviceAccounts/{spark}"
+
+
+def test_a_role_on_a_resource_named_in_an_unread_job_file_fails_the_plan_asking_for_jobs_dir(tmp_path):
+    definitions = example_definitions()["cloud_workflows"]
+    assert isinstance(run_native_plan(tmp_path, definitions[:1]), dict)  # one file, one report: hence flatten([...])
+    grants = module_grants(run_native_plan(tmp_path, definitions))
+    assert any(key.startswith("projects/<dataproc_serverless_project_id of dataproc-serverless-job-executor/")
+               for key in grants["unresolved"])
+    jobs_bucket = render(module_locals()["jobs_bucket"], {})
+    assert grants["bucket_grants"] == {f"buckets/{jobs_bucket} roles/storage.objectViewer": {
+        "bucket": jobs_bucket, "role": "roles/storage.objectViewer"}}  # job files read at run time
+    checks = preconditions(resource("google_service_account", "workflows"))
+    unresolved = [check for check in checks if "local.unresolved_grants" in check["condition"]]
+    assert len(unresolved) == 1 and unresolved[0]["condition"] == "${length(local.unresolved_grants) == 0}"
+    message = render(unresolved[0]["error_message"], {'join(", ", local.unresolved_grants)': ", ".join(grants["unresolved"])})
+    assert "set jobs_dir" in message and f"gs://{jobs_bucket}" in message
+    assert all(key in message for key in grants["unresolved"])
+
+
+def test_workflows_run_as_the_native_account_only_in_native_mode():
+    assert unquote(module_locals()["native"]) == \
+        'var.step_mode == "native" && contains(keys(local.engine_definitions), "cloud_workflows")'
+    account = resource("google_service_account", "workflows")
+    assert account["count"] == "${local.native ? 1 : 0}" and data_source("external", "native_plan")["count"] == account["count"]
+    workflow = resource("google_workflows_workflow", "this")
+    assert workflow["service_account"] == "${one(google_service_account.workflows[*].email)}"  # null: the default
+    assert set(workflow["depends_on"]) == {f"${{{kind}.workflows}}" for kind in (
+        "google_project_iam_member", "google_storage_bucket_iam_member", "google_service_account_iam_member")}
+    # Its id, from the environment, is one Google accepts (6-30 characters, RFC 1035), or the plan says why not.
+    check = next(check for check in preconditions(account) if "local.workflows_account_id" in check["condition"])
+    pattern = hcl_regex(check["condition"])
+    longest = int(re.search(r"length\(local\.workflows_account_id\) <= (\d+)", check["condition"]).group(1))
+    account_id = module_locals()["workflows_account_id"]
+    assert unquote(account["account_id"]) == "local.workflows_account_id"
+    for environment, valid in [("dev", True), ("Prod_EU", True), ("e" * 24, True), ("e" * 25, False), ("dev-", False)]:
+        derived = render(account_id, {'replace(lower(var.environment), "_", "-")': environment.lower().replace("_", "-")})
+        assert (len(derived) <= longest and re.fullmatch(pattern, derived) is not None) == valid, derived
+        assert len(derived) >= 6
 
 
 # --- the data source program itself, with commands that exist now ------------------------------
