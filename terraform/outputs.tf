@@ -47,3 +47,10 @@ output "workflows_grants" {
   description = "Native step mode: the roles granted to the workflows' service account, \"<on> <role>\" => {role, on (projects/<id>, buckets/<name> or serviceAccounts/<email>), why, pipelines}, as `levelflow plan --step-mode native` lists them."
   value       = local.resolved_grants
 }
+
+output "schedules" {
+  description = "Cloud Scheduler jobs of the scheduled workflows: workflow name => {job (its id), cron (unix-cron), time_zone, paused, dates}."
+  value = { for name, job in google_cloud_scheduler_job.pipeline : name => {
+    job = job.id, cron = job.schedule, time_zone = job.time_zone, paused = job.paused, dates = local.scheduled_workflows[name].dates
+  } }
+}

@@ -329,9 +329,9 @@ def _no_credentials(*args, **kwargs):
 
 
 @contextlib.contextmanager
-def patched_emulator(execution_id: str = "test-execution-1", google=None):
+def patched_emulator(execution_id: str = "test-execution-1", google=None, now: float = EPOCH):
     """An Emulator with the patches applied (undone on exit); Google API calls go to `google`
-    (a running FakeGoogle) when one is given."""
+    (a running FakeGoogle) when one is given; the virtual clock starts at `now` (epoch seconds)."""
     state = Emulator(google=google)
     saved = [(http_utils, "request", http_utils.request), (sys_utils, "now", sys_utils.now), (sys_utils, "sleep", sys_utils.sleep),
              (emulator, "sleep", emulator.sleep), (emulator.StepCall, "execute_connector", emulator.StepCall.__dict__["execute_connector"]),
@@ -359,7 +359,7 @@ def patched_emulator(execution_id: str = "test-execution-1", google=None):
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    token = _NOW.set(EPOCH)
+    token = _NOW.set(now)
     try:
         yield state
     finally:
@@ -392,10 +392,10 @@ class Outcome:
         return {step["job_id"]: step["status"] for step in self.report["steps"]}
 
 
-def run(files: dict[str, str], args=None, google=None) -> Outcome:
+def run(files: dict[str, str], args=None, google=None, now: float = EPOCH) -> Outcome:
     """Execute the main (first) generated file, with the others deployable beside it; Google API
-    calls go to `google` (a running FakeGoogle) when one is given."""
-    with patched_emulator(google=google) as state:
+    calls go to `google` (a running FakeGoogle) when one is given; the execution starts at `now`."""
+    with patched_emulator(google=google, now=now) as state:
         state.load(files)
         main = next(iter(files)).removesuffix(".yaml")
         try:

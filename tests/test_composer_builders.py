@@ -154,7 +154,7 @@ def build(text, official):
     if official:
         namespace["depend"] = lambda task, upstream: task.set_upstream(list(upstream))
         real_dag = namespace["DAG"]
-        namespace["DAG"] = lambda **kwargs: real_dag(params=namespace["RUN_PARAMS"], **kwargs)
+        namespace["DAG"] = lambda **kwargs: real_dag(params=namespace["run_params"](), **kwargs)
     return namespace["build_dag"]()
 
 

@@ -620,3 +620,89 @@ def test_docs_check_fails_when_a_variable_changes_and_the_script_fixes_it(tmp_pa
     assert subprocess.run(command, capture_output=True).returncode == 0
     assert '`"LOG_ALL_CALLS"`' in readme.read_text()
     assert subprocess.run([*command, "--check"], capture_output=True).returncode == 0
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+def scheduled_definitions(tmp_path) -> Path:
+    """A cloud_workflows definition in each schedule form, an unscheduled one and a scheduled DAG."""
+    definitions = tmp_path / "defs"
+    definitions.mkdir()
+    base = json.loads((EXAMPLES / "demo_pipeline_cloud_workflows.json").read_text())
+    composer = json.loads((EXAMPLES / "demo_pipeline_composer.json").read_text())
+    (definitions / "daily.json").write_text(json.dumps({**base, "schedule": "@daily"}))
+    (definitions / "monthly.json").write_text(json.dumps({**base, "name": "sales-monthly", "schedule": {
+        "cron": "30 2 1 * *", "time_zone": "Europe/Paris", "paused": True, "dates": "PREVIOUS_MONTH",
+        "workflow_properties": {"region": "eu"}}}))
+    (definitions / "by_hand.json").write_text(json.dumps(base))
+    (definitions / "dag.json").write_text(json.dumps({**composer, "schedule": "0 4 * * *"}))
+    return definitions
+
+
+def scheduled_workflows(report: dict, deploy_cloud_workflows: bool = True) -> dict:
+    """local.scheduled_workflows, evaluated in Python from the definitions data source's answer."""
+    expression = module_locals()["scheduled_workflows"]
+    assert "found.name => found.schedule" in expression and 'found.engine == "cloud_workflows"' in expression
+    assert "found.schedule != null" in expression and "var.deploy_cloud_workflows" in expression
+    return {found["name"]: found["schedule"] for found in report["files"]
+            if deploy_cloud_workflows and found["engine"] == "cloud_workflows" and found["schedule"] is not None}
+
+
+def test_each_scheduled_workflow_gets_a_scheduler_job_that_starts_an_execution(tmp_path):
+    definitions = scheduled_definitions(tmp_path)
+    overrides = {"local.quoted_definitions_dir": shlex.quote(str(definitions))}
+    query = {key: render(value, overrides) for key, value in data_source("external", "definitions")["query"].items()}
+    result = run_external(query, tmp_path)
+    assert result.returncode == 0, result.stderr
+    schedules = scheduled_workflows(json.loads(json.loads(result.stdout)["output"]))
+    assert schedules == {
+        "daily": {"cron": "@daily", "unix_cron": "0 0 * * *", "time_zone": "UTC", "paused": False, "dates": "YESTERDAY",
+                  "workflow_properties": {}},
+        "sales-monthly": {"cron": "30 2 1 * *", "unix_cron": "30 2 1 * *", "time_zone": "Europe/Paris", "paused": True,
+                          "dates": "PREVIOUS_MONTH", "workflow_properties": {"region": "eu"}}}
+
+    [job] = [body for entry in blocks("resource") for kind, named in entry.items() if unquote(kind) == "google_cloud_scheduler_job"
+             for body in named.values()]
+    assert unquote(job["for_each"]) == "local.scheduled_workflows"
+    assert tuple(unquote(job[key]) for key in ("schedule", "time_zone", "paused")) == (
+        "each.value.unix_cron", "each.value.time_zone", "each.value.paused")
+    [target] = job["http_target"]
+    uri = render(unquote(target["uri"]), {"each.key": "sales-monthly"})
+    assert uri == ("https://workflowexecutions.googleapis.com/v1/projects/my-orchestration-dev/locations/us-central1"
+                   "/workflows/sales-monthly/executions")
+    assert unquote(target["http_method"]) == "POST"
+    assert unquote(target["oauth_token"][0]["scope"]) == "https://www.googleapis.com/auth/cloud-platform"
+    assert "google_service_account.scheduler[0].email" in target["oauth_token"][0]["service_account_email"]
+    # the body: an Execution whose argument is the pipeline-executor's, less the dates the workflow computes
+    assert re.sub(r"\s+", "", unquote(target["body"])) == (
+        "base64encode(jsonencode({argument=jsonencode({workflow_name=each.key,"
+        "workflow_properties=each.value.workflow_properties})}))")
+    [invoker] = [body for entry in blocks("resource") for kind, named in entry.items()
+                 if unquote(kind) == "google_project_iam_member" for name, body in named.items() if unquote(name) == "scheduler_invoker"]
+    assert unquote(invoker["role"]) == "roles/workflows.invoker"
+
+
+def test_a_scheduled_argument_runs_the_workflow_with_the_rule_s_dates(tmp_path):
+    """The argument the Scheduler job sends, decoded as the Executions API does, runs the generated
+    workflow for the rule's dates (here the previous month, in Paris)."""
+    import datetime as dt
+
+    import cloud_workflows_emulator as cwe
+    from native_jobs import dataform, stocked_fake
+    from conftest import pipeline
+
+    path = tmp_path / "sales-monthly.json"
+    path.write_text(json.dumps(pipeline([[[dataform()]]], schedule={"cron": "30 2 1 * *", "time_zone": "Europe/Paris",
+                                                                     "dates": "PREVIOUS_MONTH"})))
+    plan = levelflow.load_plan(path, levelflow.load_params(PARAMS))
+    from levelflow.backends import GenerateOptions, engine_for
+
+    files = engine_for("cloud_workflows").generate(plan, GenerateOptions(step_mode="native"))
+    argument = json.loads(json.dumps({"workflow_name": "sales-monthly", "workflow_properties": {
+        "dataform_project_id": "sql-project", "dataform_location": "europe-west1", "repository_name": "warehouse"}}))
+    fired = dt.datetime(2026, 3, 1, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))).timestamp()  # 02:30 in Paris
+    with stocked_fake("sales-monthly") as fake:
+        outcome = cwe.run(files, argument, google=fake, now=fired)
+        assert outcome.error is None, outcome.error
+        [compiled] = fake.calls("dataform.projects.locations.repositories.compilationResults.create")
+    assert compiled.body["codeCompilationConfig"]["vars"] == {"start_date": "'2026-02-01'", "end_date": "'2026-02-28'"}

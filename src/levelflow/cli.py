@@ -88,7 +88,9 @@ def validate(paths, output_format, engine, step_mode, strict):
         threads = sum(len(level.threads) for level in pipeline.definition)
         steps = sum(len(t.steps) for level in pipeline.definition for t in level.threads)
         warned += len(advice)
-        results.append({"file": str(path), "valid": True, "engine": engine or pipeline.engine,
+        chosen = engine or pipeline.engine
+        results.append({"file": str(path), "valid": True, "engine": chosen, "name": pipeline.name or path.stem,
+                        "schedule": pipeline.schedule.as_data(chosen) if pipeline.schedule else None,
                         "levels": len(pipeline.definition), "threads": threads, "steps": steps,
                         "warnings": [p.as_dict() for p in advice]})
         if output_format == "text":

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import difflib
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 from .limits import MAX_DEPTH, check_values, text_depth
@@ -187,11 +188,51 @@ def _step_type(value: Any) -> str:
     return value
 
 
-def _schedule(value: Any) -> str:
-    presets = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
-    if isinstance(value, str) and (value in presets or len(value.split()) == 5 and _CRON_TEXT.fullmatch(value)):
+CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
+DATE_RULES = ("YESTERDAY", "TODAY", "YESTERDAY_TODAY", "PREVIOUS_MONTH")  # the AEF pipeline-executor's (docs/scheduling.md)
+
+
+# Cloud Scheduler reads unix-cron only (cloud.google.com/scheduler/docs/configuring/cron-job-schedules):
+# the presets Airflow also takes, written out; "@once" has none.
+UNIX_CRON = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *",
+             "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+
+
+def unix_cron(cron: str) -> Optional[str]:
+    """A schedule's cron as Cloud Scheduler reads it; None for "@once"."""
+    return UNIX_CRON.get(cron) if cron.startswith("@") else cron
+
+
+def _cron(value: Any) -> str:
+    if isinstance(value, str) and (value in CRON_PRESETS or len(value.split()) == 5 and _CRON_TEXT.fullmatch(value)):
         return value
-    raise _fail(f"must be a 5-field cron expression or one of {', '.join(presets)}, got {shown(value)}")
+    raise _fail(f"must be a 5-field cron expression or one of {', '.join(CRON_PRESETS)}, got {shown(value)}")
+
+
+def _schedule_text(value: Any) -> "Schedule":
+    """The short form: `"schedule": "0 4 * * *"` is `{"cron": "0 4 * * *"}` with every default."""
+    return Schedule(_cron(value))
+
+
+@functools.lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone(value: Any) -> str:
+    if not isinstance(value, str) or value not in _time_zones():
+        close = difflib.get_close_matches(str(value), sorted(_time_zones()), n=1) if isinstance(value, str) else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise _fail(f"must be a time zone name of the tz database, such as 'UTC' or 'Europe/Paris', got {shown(value)}{hint}")
+    return value
+
+
+def _date_rule(value: Any) -> str:
+    if value not in DATE_RULES:
+        raise _fail(f"must be one of {', '.join(DATE_RULES)}, got {shown(value)}")
+    return value
 
 
 def _string(value: Any) -> str:
@@ -229,6 +270,7 @@ class Key(NamedTuple):
     nullable: bool = True
     description: Optional[str] = None
     items: Optional[type] = None
+    record: Optional[type] = None  # a mapping is read as this record; anything else goes to `check`
 
 
 def _optional(name: str, check: Callable[[Any], Any], schema: dict, description: Optional[str] = None) -> Key:
@@ -265,12 +307,25 @@ class Level(NamedTuple):
     threads: tuple[Thread, ...]
 
 
+class Schedule(NamedTuple):
+    cron: str
+    time_zone: str = "UTC"
+    paused: bool = False
+    dates: str = "YESTERDAY"  # the dates a run gets when its arguments give none (DATE_RULES)
+    workflow_properties: Optional[dict] = None
+
+    def as_data(self, engine: str) -> dict:
+        """As `levelflow validate --format json` reports it (the Terraform module reads it)."""
+        return {**self._asdict(), "workflow_properties": self.workflow_properties or {},
+                "unix_cron": unix_cron(self.cron) if engine == "cloud_workflows" else None}
+
+
 class Pipeline(NamedTuple):
     schema_ref: Optional[str]
     name: Optional[str]
     description: Optional[str]
     engine: str
-    schedule: Optional[str]
+    schedule: Optional[Schedule]
     definition: tuple[Level, ...]
 
 
@@ -319,8 +374,19 @@ KEYS: dict[type, tuple[Key, ...]] = {
                   "Name of the generated workflow / DAG (default: the file stem)."),
         _optional("description", _string, {"type": "string"}),
         Key("engine", _engine, {}, required=True, description="cloud_workflows or composer (the CLI may override it)."),
-        _optional("schedule", _schedule, {"type": "string", "description": "5-field cron expression or an Airflow preset such as @daily"}),
+        Key("schedule", _schedule_text, {"type": "string", "description": "5-field cron expression or a preset such as @daily"},
+            record=Schedule, description="When the pipeline runs: a cron string, or a mapping (docs/scheduling.md)."),
         Key("definition", items=Level, required=True),
+    ),
+    Schedule: (
+        Key("cron", _cron, {"type": "string"}, required=True, description="5-field cron expression or a preset such as @daily."),
+        Key("time_zone", _time_zone, {"type": "string"}, default="UTC", nullable=False,
+            description="tz database name the cron and the run's dates are read in."),
+        Key("paused", _flag, _FLAG_SCHEMA, default=False, nullable=False, description="Deployed, but not triggered."),
+        Key("dates", _date_rule, {"enum": list(DATE_RULES)}, default="YESTERDAY", nullable=False,
+            description="start_date / end_date of a run whose arguments give none, from the day it is triggered."),
+        _optional("workflow_properties", _json_object, {"anyOf": [{"type": "object"}, {"type": "string"}]},
+                  "workflow_properties of the scheduled runs."),
     ),
 }
 
@@ -330,15 +396,15 @@ class _Table(NamedTuple):
     means "not given", nested record, the texts the check already accepted)."""
 
     keys: tuple[Key, ...]
-    by_name: dict[str, tuple[int, Optional[Callable[[Any], Any]], bool, Optional[type], dict]]
+    by_name: dict[str, tuple[int, Optional[Callable[[Any], Any]], bool, Optional[type], dict, Optional[type]]]
     defaults: tuple
     required: frozenset[str]
 
     @classmethod
     def of(cls, record: type) -> "_Table":
         keys = KEYS[record]
-        by_name = {key.name: (i, key.check, key.nullable and not key.required, key.items, getattr(key.check, "accepted", {}))
-                   for i, key in enumerate(keys)}
+        by_name = {key.name: (i, key.check, key.nullable and not key.required, key.items, getattr(key.check, "accepted", {}),
+                              key.record) for i, key in enumerate(keys)}
         return cls(keys, by_name, tuple(key.default for key in keys), frozenset(key.name for key in keys if key.required))
 
 
@@ -363,13 +429,15 @@ def _read_record(record: type, data: Any, path: tuple, problems: list) -> Any:
         if entry is None:
             problems.append(((*path, name), _unknown_key(name, record)))
             continue
-        i, check, nullable, items, accepted = entry
+        i, check, nullable, items, accepted, single = entry
         if value is None and nullable:
             values[i] = None
         elif type(value) is str and value in accepted:  # a text this key accepted before: no call
             values[i] = accepted[value]
         elif items is not None:
             values[i] = _read_items(items, value, (*path, name), problems)
+        elif single is not None and type(value) is dict:
+            values[i] = _read_record(single, value, (*path, name), problems)
         else:
             try:
                 values[i] = check(value)  # type: ignore[misc]  # a key without items has a check
@@ -421,6 +489,9 @@ def record_schema(record: type, definitions: dict) -> dict:
         if key.items is not None:
             definitions[key.items.__name__] = record_schema(key.items, definitions)
             schema: dict = {"items": {"$ref": f"#/$defs/{key.items.__name__}"}, "minItems": 1, "type": "array"}
+        elif key.record is not None:
+            definitions[key.record.__name__] = record_schema(key.record, definitions)
+            schema = {"anyOf": [key.schema, {"$ref": f"#/$defs/{key.record.__name__}"}, {"type": "null"}]}
         elif key.required or not key.nullable:
             schema = dict(key.schema)
         else:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from .model import Pipeline, PlatformParams, Step
+from .model import Pipeline, PlatformParams, Schedule, Step
 
 DEFAULT_WAIT_SECONDS = 30
 DEFAULT_ASYNC_TIMEOUT_MINUTES = 60.0
@@ -72,7 +72,7 @@ class Plan:
     name: str
     engine: str
     description: Optional[str]
-    schedule: Optional[str]
+    schedule: Optional[Schedule]  # None: run only when started
     levels: tuple[PlanLevel, ...]
     params: Optional[PlatformParams] = None
     source: Optional[str] = None

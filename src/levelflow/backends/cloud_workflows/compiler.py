@@ -53,6 +53,7 @@ from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
 from ...executors import CATALOGUE, DATAFLOW_FLEX_TEMPLATE, dataflow_job_name
 from ...native import native_problems
+from ...model import Schedule, unix_cron
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
 from . import ENGINE
@@ -334,10 +335,11 @@ def _level_json_bytes(level: PlanLevel, settings: _Settings) -> int:
     return settings.once(("json", id(level)), lambda: len(json.dumps(_level_data(level, settings))))
 
 
-def _context_assignments(name_expr: str, *, full: bool = True, native: bool = False) -> list[dict]:
+def _context_assignments(name_expr: str, schedule: Optional[Schedule], *, full: bool = True,
+                         native: bool = False) -> list[dict]:
     """Execution arguments, all optional: workflow_name, query_variables, workflow_properties
     (a map, or a string holding a JSON object, as the intermediate accepts it). `_argument_steps`
-    then checks and completes them."""
+    then checks and completes them; the dates they lack come from `_default_dates`."""
     ctx = {
         "workflow_name": _expr(f'default(map.get(a, "workflow_name"), {name_expr})'),
         "query_variables": _expr('default(map.get(a, "query_variables"), empty)'),
@@ -356,11 +358,36 @@ def _context_assignments(name_expr: str, *, full: bool = True, native: bool = Fa
     return [
         {"empty": {}},
         {"a": _expr("default(args, empty)")},
-        {"today": _expr("text.substring(time.format(sys.now()), 0, 10)")},
-        {"dates": {"start_date": _expr("today"), "end_date": _expr("today")}},
+        *_default_dates(schedule),
         {"ctx": ctx},
         {"problem": ""},  # set when an argument is unusable; assigned here, outside the try below
     ]
+
+
+# A day before a date (YYYY-MM-DD): its midnight read as UTC, less a day, so that no daylight-
+# saving change of the schedule's time zone can skip or repeat a day.
+_DAY_BEFORE = 'text.substring(time.format(time.parse({} + "T00:00:00.000000Z") - 86400), 0, 10)'
+_RULE_DATES = {  # the AEF pipeline-executor's rules (docs/scheduling.md): (start_date, end_date)
+    "YESTERDAY": ("yesterday", "yesterday"), "TODAY": ("today", "today"),
+    "YESTERDAY_TODAY": ("yesterday", "today"), "PREVIOUS_MONTH": ('text.substring(month_end, 0, 8) + "01"', "month_end"),
+}
+
+
+def _default_dates(schedule: Optional[Schedule]) -> list[dict]:
+    """`dates`, the run's start_date / end_date when its arguments give none: today (UTC) for an
+    unscheduled pipeline; for a scheduled one, its `dates` rule from the day the execution
+    starts (the trigger) in the schedule's time zone."""
+    if schedule is None:
+        return [{"today": _expr("text.substring(time.format(sys.now()), 0, 10)")},
+                {"dates": {"start_date": _expr("today"), "end_date": _expr("today")}}]
+    start, end = _RULE_DATES[schedule.dates]
+    steps: list[dict] = [{"time_zone": schedule.time_zone},  # data: a tz database name (model._time_zone)
+                         {"today": _expr("text.substring(time.format(sys.now(), time_zone), 0, 10)")}]
+    if "yesterday" in (start, end):
+        steps.append({"yesterday": _expr(_DAY_BEFORE.format("today"))})
+    if schedule.dates == "PREVIOUS_MONTH":
+        steps.append({"month_end": _expr(_DAY_BEFORE.format('text.substring(today, 0, 8) + "01"'))})
+    return [*steps, {"dates": {"start_date": _expr(start), "end_date": _expr(end)}}]
 
 
 def _argument_steps(bad: str) -> list[dict]:
@@ -523,7 +550,7 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
         if li < len(levels) - 1:  # no later level starts once a thread of this one failed
             body += settings.once(("check", id(level), li), _level_check, li, level)
     init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
-            *_context_assignments("pipeline.name", native=settings.native), {"done": {}}]
+            *_context_assignments("pipeline.name", plan.schedule, native=settings.native), {"done": {}}]
     steps = [{"init": {"assign": init}}, *_argument_steps("bad_arguments")]
     if part:  # a part asked to "skip" by its parent (an earlier part failed) only reports its steps
         steps.append({"skip": {"switch": [{"condition": _expr(f'default(map.get(a, "{PART_ARG}"), "") == "skip"'), "next": "report"}]}})
@@ -740,7 +767,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         {"keep_summary": {"assign": [{"steps": _expr("list.concat(steps, summary)")}]}},
     ]
     init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
-            {"parts": parts}, *_context_assignments("pipeline.name", full=False),
+            {"parts": parts}, *_context_assignments("pipeline.name", plan.schedule, full=False),
             {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""},
             {"outcome": None}]  # assigned here: what run_part's except assigns must outlive the except block
     steps = [
@@ -924,9 +951,15 @@ def check(plan: Plan, options: GenerateOptions) -> list[Problem]:
                 for error in [_too_many_threads(li, level)]]
     problems += [Problem(_where(plan), message) for step in plan.executed_steps()
                  if (message := _polling_problem(step)) is not None]
+    if plan.schedule is not None and unix_cron(plan.schedule.cron) is None:
+        problems.append(Problem(_where(plan), f"schedule {plan.schedule.cron!r} means nothing to Cloud Scheduler, which "
+                                              "triggers workflows on a unix-cron schedule; start a one-off run by hand "
+                                              "(gcloud workflows run, or levelflow run) and drop the schedule",
+                                ("schedule",)))
     if options.step_mode == "native":
         problems += native_problems(plan, options.jobs_dir)
     return problems
+
 
 
 def _check_steps_budget(plan: Plan, levels: Iterable[PlanLevel], part: Optional[str] = None) -> None:

@@ -155,7 +155,7 @@ class _Compiler:
         return {
             "dag_id": plan.name,
             "mode": self.options.step_mode,
-            "schedule": plan.schedule,
+            "schedule": plan.schedule._asdict() if plan.schedule else None,
             "tags": ["levelflow", self.options.step_mode],
             "doc_md": self.doc_md(),
             "project_id": params.pProjectID,

@@ -33,6 +33,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pendulum
 
 try:  # Airflow 3
     from airflow.sdk import DAG, TaskGroup
@@ -76,10 +79,36 @@ def unique_id(ti):
 
 
 def query_variables(params, dag_run):
-    """start_date / end_date of this run: the run's parameters, else its logical day."""
-    when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
-    day = when.strftime("%Y-%m-%d") if when else None
-    return {"start_date": params.get("start_date") or day, "end_date": params.get("end_date") or day}
+    """start_date / end_date of this run: the run's parameters, else, for a scheduled pipeline,
+    its `dates` rule from the day it was triggered in the schedule's time zone, else its
+    logical day."""
+    schedule = PIPELINE["schedule"]
+    if schedule is None:
+        when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+        start = end = when.strftime("%Y-%m-%d") if when else None
+    else:
+        start, end = rule_dates(schedule["dates"], trigger_day(dag_run, schedule["time_zone"]))
+    return {"start_date": params.get("start_date") or start, "end_date": params.get("end_date") or end}
+
+
+def trigger_day(dag_run, time_zone):
+    """The day a run was triggered, in `time_zone`: the end of its data interval (a scheduled run
+    starts then, whether the timetable makes intervals, as Airflow 2's cron schedules do, or
+    not, as Airflow 3's do), else when it was asked to run."""
+    when = (getattr(dag_run, "data_interval_end", None) or getattr(dag_run, "run_after", None)
+            or getattr(dag_run, "logical_date", None) or datetime.now(timezone.utc))
+    return when.astimezone(ZoneInfo(time_zone)).date()
+
+
+def rule_dates(rule, today):
+    """(start_date, end_date) by the AEF pipeline-executor's rules, as text."""
+    yesterday = today - timedelta(days=1)
+    if rule == "PREVIOUS_MONTH":
+        month_end = today.replace(day=1) - timedelta(days=1)
+        days = (month_end.replace(day=1), month_end)
+    else:
+        days = {"YESTERDAY": (yesterday, yesterday), "TODAY": (today, today), "YESTERDAY_TODAY": (yesterday, today)}[rule]
+    return tuple(day.isoformat() for day in days)
 
 
 def workflow_properties(params):
@@ -382,7 +411,11 @@ def build_thread(steps, thread_id, entry):
     return first, entry
 
 
-RUN_PARAMS = {"workflow_name": "", "start_date": "", "end_date": "", "workflow_properties": {}}  # what a run may be given
+def run_params():
+    """What a run may be given; a scheduled pipeline's runs get its workflow_properties."""
+    schedule = PIPELINE["schedule"] or {}
+    return {"workflow_name": "", "start_date": "", "end_date": "",
+            "workflow_properties": schedule.get("workflow_properties") or {}}
 
 
 def build_dag():
@@ -391,10 +424,13 @@ def build_dag():
     constructor of its class chain), a fifth of a large DAG's import, where one new ParamsDict
     per task costs a tenth of that. A run sees the same params (`process_params` merges the
     DAG's and the task's, Airflow 2 and 3; a test compares)."""
+    schedule = PIPELINE["schedule"] or {}
     with DAG(
         dag_id=PIPELINE["dag_id"],
-        schedule=PIPELINE["schedule"],
-        start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        schedule=schedule.get("cron"),
+        # the DAG's time zone is its start date's: the cron is read in it (pendulum, as Airflow wants)
+        start_date=pendulum.datetime(2024, 1, 1, tz=schedule.get("time_zone", "UTC")),
+        is_paused_upon_creation=schedule.get("paused"),
         catchup=False,
         tags=PIPELINE["tags"],
         doc_md=PIPELINE["doc_md"],
@@ -419,7 +455,8 @@ def build_dag():
                     depend(first, [before])
             before = done
     params = type(dag.params)  # this Airflow version's ParamsDict
-    dag.params = params(RUN_PARAMS)
+    given = run_params()
+    dag.params = params(given)
     for task in dag.tasks:  # each task its own, as the constructor's copy would be (a run sets their values)
-        task.params = params(RUN_PARAMS)
+        task.params = params(given)
     return dag
