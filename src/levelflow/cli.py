@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .cli_common import (definition_paths, engine_and_modes, engine_option, env_option, give_options_envvars, print_warnings,
                          reports_problems, resolve_params, say, settings, step_mode_option, strict_option)
+from .cli_backfill import register as register_backfill_command
 from .cli_local import register as register_local_commands
 from .errors import LevelflowError, Problem
 from .scaffold import SCAFFOLD_ENGINES
@@ -480,6 +481,7 @@ def init(directory, engine, force, hook_repo, output_format):
 
 
 register_local_commands(main)
+register_backfill_command(main)
 give_options_envvars(main)
 
 if __name__ == "__main__":  # pragma: no cover

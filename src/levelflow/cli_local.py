@@ -124,33 +124,43 @@ class NativeTarget:
         return words
 
 
+def target_options(command):
+    """What the runs call and how fast: shared by `run` and `backfill`."""
+    options = [
+        click.option("--executor-url", metavar="URL",
+                     help="Base URL replacing https://<region>-<project>.cloudfunctions.net, e.g. a stub "
+                          "started with `levelflow executors serve`."),
+        click.option("--step-mode", type=click.Choice(["functions", "native"]), default="functions", show_default=True,
+                     help="functions: async steps go through the intermediate function to the AEF executors; native: each step "
+                          "calls its Google API itself (Dataproc, Dataflow, Dataform, BigQuery) with application-default "
+                          "credentials, building from the same job files the request the executor builds (docs/step-modes.md)."),
+        click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+                     help="Native mode: a local copy of the jobs bucket (<executor>/<JOB_NAME>.json), read instead of "
+                          "gs://<jobs_definitions_bucket>/ and checked before the run."),
+        click.option("--google-api-url", metavar="URL",
+                     help="Native mode: send each Google API call to URL/<host>/<path> instead of https://<host>/<path> "
+                          "(a local fake of the APIs, e.g. in tests), still with the credentials' access token."),
+        click.option("--simulate", is_flag=False, flag_value="", default=None, metavar="[SCENARIO]",
+                     help="No network: the built-in simulator answers every call, scripted by an optional "
+                          "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last."),
+        click.option("--max-parallel", type=click.IntRange(1, 1000), default=20, show_default=True,
+                     help="At most this many threads of a level run at once."),
+        click.option("--time-scale", type=click.FloatRange(min=0, max=1000), default=None,
+                     help="Multiply every wait (polls, back-off, simulated durations): 0.01 turns a 30 s poll wait into 0.3 s, "
+                          "0 skips them. Time-outs count in the pipeline's time, so they keep their meaning (a 45 min time-out "
+                          "is 90 polls of 30 s at any scale). Default: 1, and 0 with --simulate."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command("run")
 @click.argument("definition", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--params", "params_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Platform parameters file (platform-parameters-<env>.json): function URLs, jobs bucket; or --env.")
 @env_option
-@click.option("--executor-url", metavar="URL",
-              help="Base URL replacing https://<region>-<project>.cloudfunctions.net, e.g. a stub "
-                   "started with `levelflow executors serve`.")
-@click.option("--step-mode", type=click.Choice(["functions", "native"]), default="functions", show_default=True,
-              help="functions: async steps go through the intermediate function to the AEF executors; native: each step "
-                   "calls its Google API itself (Dataproc, Dataflow, Dataform, BigQuery) with application-default "
-                   "credentials, building from the same job files the request the executor builds (docs/step-modes.md).")
-@click.option("--jobs-dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Native mode: a local copy of the jobs bucket (<executor>/<JOB_NAME>.json), read instead of "
-                   "gs://<jobs_definitions_bucket>/ and checked before the run.")
-@click.option("--google-api-url", metavar="URL",
-              help="Native mode: send each Google API call to URL/<host>/<path> instead of https://<host>/<path> "
-                   "(a local fake of the APIs, e.g. in tests), still with the credentials' access token.")
-@click.option("--simulate", is_flag=False, flag_value="", default=None, metavar="[SCENARIO]",
-              help="No network: the built-in simulator answers every call, scripted by an optional "
-                   "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last.")
-@click.option("--max-parallel", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="At most this many threads of a level run at once.")
-@click.option("--time-scale", type=click.FloatRange(min=0, max=1000), default=None,
-              help="Multiply every wait (polls, back-off, simulated durations): 0.01 turns a 30 s poll wait into 0.3 s, "
-                   "0 skips them. Time-outs count in the pipeline's time, so they keep their meaning (a 45 min time-out "
-                   "is 90 polls of 30 s at any scale). Default: 1, and 0 with --simulate.")
+@target_options
 @_state_option
 @click.option("--resume", metavar="RUN_ID",
               help="Continue this run (with its original arguments): succeeded steps are not run again, "
@@ -282,22 +292,17 @@ def runs():
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Show this many, newest first.")
 @reports_problems
 def list_runs(state_path, output_format, limit):
-    """List recorded runs, newest first: id, pipeline, status, start, duration, steps succeeded."""
-    from .backends.local.report import iso
+    """List recorded runs, newest first: id, pipeline, status, start, duration, steps succeeded.
+    The runs of a backfill are one row: its id, and how many of its interval runs succeeded."""
     from .backends.local.runner import process_alive
 
     store = _store(state_path)
     try:
         rows = store.runs(limit)
+        backfills = {b["backfill_id"]: b for b in store.backfills()}
     finally:
         store.close()
-    # A run still marked running whose process is gone was killed: it can only be resumed.
-    listed = [{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
-               "process_gone": r["status"] == "running" and not process_alive(r["pid"]),
-               "started_at": iso(r["started_at"]), "ended_at": iso(r["ended_at"]),
-               "duration_s": round(r["ended_at"] - r["started_at"], 3) if r["ended_at"] and r["started_at"] else None,
-               "steps": r["step_count"], "succeeded": r["succeeded_count"], "resumes": r["resumes"]}
-              for r in rows]
+    listed = _fold_backfills([_listed_run(r, process_alive) for r in rows], backfills, process_alive)
     if output_format == "json":
         click.echo(json.dumps(listed, indent=2))
         return
@@ -312,9 +317,52 @@ def list_runs(state_path, output_format, limit):
         status = status_text(row["status"])
         if row["process_gone"]:
             status.append(" (process gone: --resume it)", style="dim")
-        table.add_row(row["run_id"], row["pipeline"], status, (row["started_at"] or "")[:19], _duration(row["duration_s"]),
-                      f"{row['succeeded']}/{row['steps']}", str(row["resumes"]))
+        if row.get("kind") == "backfill":
+            succeeded = f"{row['succeeded']}/{row['intervals']} runs ({row['from_date']}..{row['to_date']}, every {row['every']})"
+        else:
+            succeeded = f"{row['succeeded']}/{row['steps']}"
+        table.add_row(row.get("backfill_id") if row.get("kind") == "backfill" else row["run_id"], row["pipeline"], status,
+                      (row["started_at"] or "")[:19], _duration(row["duration_s"]), succeeded, str(row["resumes"]))
     _console().print(table)
+
+
+def _listed_run(r: dict, process_alive) -> dict:
+    from .backends.local.report import iso
+
+    # A run still marked running whose process is gone was killed: it can only be resumed.
+    return {"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
+            "process_gone": r["status"] == "running" and not process_alive(r["pid"]),
+            "started_at": iso(r["started_at"]), "ended_at": iso(r["ended_at"]),
+            "duration_s": round(r["ended_at"] - r["started_at"], 3) if r["ended_at"] and r["started_at"] else None,
+            "steps": r["step_count"], "succeeded": r["succeeded_count"], "resumes": r["resumes"],
+            "backfill_id": r.get("backfill_id")}
+
+
+def _fold_backfills(listed: list[dict], backfills: dict, process_alive) -> list[dict]:
+    """The runs of one backfill as one entry, where its newest run would be."""
+    from .backends.local.report import iso
+
+    folded: list[dict] = []
+    entries: dict[str, dict] = {}
+    for row in listed:
+        backfill_id = row["backfill_id"]
+        if backfill_id is None or backfill_id not in backfills:
+            folded.append(row)
+            continue
+        if backfill_id not in entries:
+            b = backfills[backfill_id]
+            entries[backfill_id] = entry = {
+                "kind": "backfill", "backfill_id": backfill_id, "pipeline": b["pipeline"], "status": b["status"],
+                "process_gone": b["status"] == "running" and not process_alive(b["pid"]),
+                "started_at": iso(b["started_at"]), "ended_at": iso(b["ended_at"]),
+                "duration_s": round(b["ended_at"] - b["started_at"], 3) if b["ended_at"] else None,
+                "from_date": b["from_date"], "to_date": b["to_date"], "every": b["every"],
+                "intervals": len(json.loads(b["intervals"])), "succeeded": 0, "resumes": b["resumes"], "runs": []}
+            folded.append(entry)
+        entry = entries[backfill_id]
+        entry["runs"].append(row["run_id"])
+        entry["succeeded"] += row["status"] == "succeeded"
+    return folded
 
 
 def _duration(seconds: float | None) -> str:
@@ -335,14 +383,21 @@ def _duration(seconds: float | None) -> str:
 @_format_option
 @reports_problems
 def show_run(run_id, state_path, output_format):
-    """Show one run: every step's status, attempts, job ids, timings and errors."""
+    """Show one run: every step's status, attempts, job ids, timings and errors; or, given a
+    backfill id (bf-...), each of its intervals and its run."""
     from .backends.local import run_report
+    from .backends.local.backfill import backfill_report
 
     store = _store(state_path)
     try:
-        report = run_report(store, run_id)
+        report = backfill_report(store, run_id) if run_id.startswith("bf-") else run_report(store, run_id)
     finally:
         store.close()
+    if run_id.startswith("bf-"):
+        from .cli_backfill import _print_result
+
+        _print_result(report, output_format, [])
+        return
     if output_format == "json":
         click.echo(json.dumps(report, indent=2))
         return

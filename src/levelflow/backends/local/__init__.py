@@ -4,6 +4,8 @@
     executors.py  the executor protocol over HTTP, or over the built-in simulator
     store.py      the SQLite run record (runs, steps, attempts), written ahead of every change
     runner.py     new and resumed runs, signal handling
+    native.py     native step mode: the steps call Google's APIs with application-default credentials
+    backfill.py   one run per interval of a date range, recorded as one backfill
     report.py     a run's result as data;  view.py  live progress and the summary table
 """
 from .engine import Engine, StepRecord

@@ -51,8 +51,8 @@ class LocalRunOptions:
         return self.scenario is not None
 
 
-def new_run_id() -> str:
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+def new_run_id(prefix: str = "") -> str:
+    return f"{prefix}{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def structure(plan: Plan) -> list[list]:
@@ -106,13 +106,14 @@ def _fresh_records(plan: Plan) -> dict[str, StepRecord]:
             for level in plan.levels for thread in level.threads for step in thread.steps}
 
 
-def _new_run(plan: Plan, store: RunStore, label: str, arguments: RunArguments) -> tuple[str, dict[str, StepRecord]]:
+def _new_run(plan: Plan, store: RunStore, label: str, arguments: RunArguments,
+             backfill: tuple[Optional[str], Optional[int]]) -> tuple[str, dict[str, StepRecord]]:
     run_id = new_run_id()
     records = _fresh_records(plan)
     rows = [{"job_id": r.step.job_id, "job_name": r.step.job_name, "level_id": r.level_id,
              "thread_id": r.thread_id, "position": n, "type": r.step.type}
             for n, r in enumerate(records.values())]
-    store.create_run(run_id, plan.name, plan.source, label, structure(plan), dataclasses.asdict(arguments), rows)
+    store.create_run(run_id, plan.name, plan.source, label, structure(plan), dataclasses.asdict(arguments), rows, backfill)
     return run_id, records
 
 
@@ -166,9 +167,11 @@ def _resumed_run(plan: Plan, store: RunStore, run_id: str, label: str, force: bo
 
 
 def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume: Optional[str] = None,
-                force: bool = False, on_change: Callable[[StepRecord], None] = lambda record: None) -> Engine:
+                force: bool = False, on_change: Callable[[StepRecord], None] = lambda record: None,
+                backfill: tuple[Optional[str], Optional[int]] = (None, None)) -> Engine:
     """Record a new run (or reopen `resume`; `force`: even against another target than the
-    one it started with) and return the engine ready to run it."""
+    one it started with) and return the engine ready to run it; `backfill`: (backfill id,
+    interval position) of a run a backfill starts."""
     check_runnable(plan, options)
     label = target_label(plan, options)
     if resume:
@@ -182,7 +185,7 @@ def prepare_run(plan: Plan, store: RunStore, options: LocalRunOptions, *, resume
             arguments = RunArguments.resolve(plan, options.arguments)
         except ValueError as exc:
             raise _problem(plan, f"execution arguments: {exc}") from None
-        run_id, records = _new_run(plan, store, label, arguments)
+        run_id, records = _new_run(plan, store, label, arguments, backfill)
 
     endpoints = Endpoints(plan, options.executor_url)
 

@@ -54,6 +54,24 @@ CREATE TABLE IF NOT EXISTS runs (
     pid          INTEGER,                   -- process running it, while status = running
     started_at   REAL NOT NULL,             -- epoch seconds
     ended_at     REAL,
+    resumes      INTEGER NOT NULL DEFAULT 0,
+    backfill_id  TEXT,                      -- the backfill this run is an interval of, if any
+    backfill_position INTEGER               -- its interval's place in the backfill (0-based)
+);
+CREATE TABLE IF NOT EXISTS backfills (
+    backfill_id  TEXT PRIMARY KEY,
+    pipeline     TEXT NOT NULL,
+    source       TEXT,
+    executor     TEXT NOT NULL,             -- as runs.executor: every run of it has this target
+    from_date    TEXT NOT NULL,
+    to_date      TEXT NOT NULL,
+    every        TEXT NOT NULL,             -- "1d", "7d", "1mo", ...
+    intervals    TEXT NOT NULL,             -- JSON [[start_date, end_date], ...]
+    arguments    TEXT NOT NULL,             -- JSON workflow_name / workflow_properties of every run
+    status       TEXT NOT NULL,             -- running | succeeded | failed | interrupted
+    pid          INTEGER,
+    started_at   REAL NOT NULL,
+    ended_at     REAL,
     resumes      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS steps (
@@ -90,7 +108,7 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
 """
 
 
-OUR_TABLES = {"runs", "steps", "attempts"}
+OUR_TABLES = {"runs", "steps", "attempts", "backfills"}
 LOCK_WAIT_SECONDS = 10  # a write waits this long for another process's lock before it fails
 
 
@@ -195,10 +213,13 @@ class RunStore:
     def _add_new_columns(self) -> None:
         """A record written by an earlier levelflow gets the columns added since (SQLite's ADD
         COLUMN with the default every old row takes)."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
-        for column, declaration in (("call_retries", "INTEGER NOT NULL DEFAULT 0"), ("last_retry", "TEXT")):
-            if column not in have:
-                self._db.execute(f"ALTER TABLE attempts ADD COLUMN {column} {declaration}")
+        added = {"attempts": (("call_retries", "INTEGER NOT NULL DEFAULT 0"), ("last_retry", "TEXT")),
+                 "runs": (("backfill_id", "TEXT"), ("backfill_position", "INTEGER"))}
+        for table, columns in added.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, declaration in columns:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def _refuse_foreign_database(self) -> None:
         """Never change another application's file (WAL mode, tables) before refusing it."""
@@ -299,12 +320,13 @@ class RunStore:
     # -- runs ---------------------------------------------------------------------------------
 
     def create_run(self, run_id: str, pipeline: str, source: str | None, executor: str,
-                   structure: list, arguments: dict, steps: list[dict]) -> None:
+                   structure: list, arguments: dict, steps: list[dict],
+                   backfill: tuple[Optional[str], Optional[int]] = (None, None)) -> None:
         now = time.time()
         statements: list[Statement] = [("INSERT INTO runs (run_id, pipeline, source, executor, status, structure, arguments, pid, "
-                       "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                       "started_at, backfill_id, backfill_position) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                        (run_id, pipeline, source, executor, json.dumps(structure), json.dumps(arguments),
-                        os.getpid(), now))]
+                        os.getpid(), now, *backfill))]
         statements.append(("INSERT INTO steps (run_id, job_id, job_name, level_id, thread_id, position, type, status) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
                            [(run_id, s["job_id"], s["job_name"], s["level_id"], s["thread_id"], s["position"], s["type"])
@@ -327,6 +349,40 @@ class RunStore:
     def run(self, run_id: str) -> Optional[dict]:
         rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return dict(rows[0]) if rows else None
+
+    # -- backfills ------------------------------------------------------------------------------
+
+    def create_backfill(self, backfill_id: str, pipeline: str, source: str | None, executor: str, from_date: str,
+                        to_date: str, every: str, intervals: list[tuple[str, str]], arguments: dict) -> None:
+        self._write([("INSERT INTO backfills (backfill_id, pipeline, source, executor, from_date, to_date, every, intervals, "
+                      "arguments, status, pid, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                      (backfill_id, pipeline, source, executor, from_date, to_date, every, json.dumps(intervals),
+                       json.dumps(arguments), os.getpid(), time.time()))])
+
+    def reopen_backfill(self, backfill_id: str, executor: str) -> None:
+        self._write([("UPDATE backfills SET status = 'running', pid = ?, executor = ?, ended_at = NULL, "
+                      "resumes = resumes + 1 WHERE backfill_id = ?", (os.getpid(), executor, backfill_id))])
+
+    def finish_backfill(self, backfill_id: str, status: str) -> None:
+        self._write([("UPDATE backfills SET status = ?, pid = NULL, ended_at = ? WHERE backfill_id = ?",
+                      (status, time.time(), backfill_id))])
+
+    def backfill(self, backfill_id: str) -> Optional[dict]:
+        rows = self._read("SELECT * FROM backfills WHERE backfill_id = ?", (backfill_id,))
+        return dict(rows[0]) if rows else None
+
+    def backfills(self, pipeline: Optional[str] = None) -> list[dict]:
+        if pipeline is None:
+            return self._read_dicts("SELECT * FROM backfills ORDER BY started_at DESC")
+        return self._read_dicts("SELECT * FROM backfills WHERE pipeline = ? ORDER BY started_at DESC", (pipeline,))
+
+    def backfill_runs(self, backfill_id: str) -> dict[int, dict]:
+        """The runs of a backfill by interval position (the latest, should one be recorded twice)."""
+        rows = self._read_dicts(
+            "SELECT r.*, (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id) AS step_count, "
+            "(SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id AND s.status = 'succeeded') AS succeeded_count "
+            "FROM runs r WHERE backfill_id = ? ORDER BY started_at", (backfill_id,))
+        return {row["backfill_position"]: row for row in rows}
 
     def runs(self, limit: int = 50) -> list[dict]:
         rows = self._read(
