@@ -37,6 +37,10 @@ locals {
     for key, grant in local.resolved_grants : key => { bucket = trimprefix(grant.on, "buckets/"), role = grant.role }
     if startswith(grant.on, "buckets/")
   }
+  topic_grants = {
+    for key, grant in local.resolved_grants : key => { topic = trimprefix(grant.on, "topics/"), role = grant.role }
+    if startswith(grant.on, "topics/")
+  }
   # A user-managed account's project is in its email; any other (a default compute account...)
   # takes "-", the account's own project: the IAM API says so of a service account's name
   # (https://cloud.google.com/iam/docs/reference/rest/v1/projects.serviceAccounts), and the
@@ -92,6 +96,16 @@ resource "google_storage_bucket_iam_member" "workflows" {
   bucket   = each.value.bucket
   role     = each.value.role
   member   = google_service_account.workflows[0].member
+}
+
+# On the topic the pipeline publishes its reports to (notify), created by notifications.tf.
+resource "google_pubsub_topic_iam_member" "workflows" {
+  for_each   = local.topic_grants
+  project    = var.project
+  topic      = each.value.topic
+  role       = each.value.role
+  member     = google_service_account.workflows[0].member
+  depends_on = [google_pubsub_topic.notify]
 }
 
 # On the account a job runs as (roles/iam.serviceAccountUser to start a batch as it).

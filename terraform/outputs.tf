@@ -54,3 +54,8 @@ output "schedules" {
     job = job.id, cron = job.schedule, time_zone = job.time_zone, paused = job.paused, dates = local.scheduled_workflows[name].dates
   } }
 }
+
+output "notify_topics" {
+  description = "Pub/Sub topics the pipelines publish their reports to: topic id => the addresses its alert policy mails."
+  value       = local.notify_topics
+}

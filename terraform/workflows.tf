@@ -26,5 +26,8 @@ resource "google_workflows_workflow" "this" {
   deletion_protection = false
 
   # A workflow must not run before its account may call the APIs of its steps.
-  depends_on = [google_project_iam_member.workflows, google_storage_bucket_iam_member.workflows, google_service_account_iam_member.workflows]
+  depends_on = [
+    google_project_iam_member.workflows, google_storage_bucket_iam_member.workflows,
+    google_service_account_iam_member.workflows, google_pubsub_topic_iam_member.workflows,
+  ]
 }

@@ -108,9 +108,11 @@ def test_native_mode_keeps_only_the_starters_of_the_pipelines_apis():
         cw._runtime_for(frozenset({"native"}), frozenset({"pubsub"}))
 
 
-def test_child_workflows_run_through_the_executions_connector():
+def test_connectors_are_the_executions_ones_and_pubsub_for_the_report():
+    """Child workflows run through the executions connector; the report goes out through Pub/Sub's."""
     connector = [c["call"] for c in calls(RUNTIME) if c["call"].startswith("googleapis.")]
-    assert connector == [f"{cw.EXECUTIONS}.create", f"{cw.EXECUTIONS}.get", f"{cw.EXECUTIONS}.cancel"]
+    assert connector == [f"{cw.EXECUTIONS}.create", f"{cw.EXECUTIONS}.get", f"{cw.EXECUTIONS}.cancel",
+                         "googleapis.pubsub.v1.projects.topics.publish"]
 
 
 def test_the_split_parent_builds_its_report_as_finish_does():

@@ -172,7 +172,7 @@ def test_text_from_a_plan_is_escaped_not_interpreted():
     job = PlanStep(job_id="J1", job_name=hostile, type="sync", executor="ex", status_executor=None,
                    workflow_id=None, wait_seconds=30, timeout_minutes=60, call_timeout_seconds=60,
                    continue_if_fail=False, step_properties={}, next_job_id=None, retries=0, estimated_minutes=None)
-    plan = Plan(name=hostile, engine="cloud_workflows", description=None, schedule=None,
+    plan = Plan(name=hostile, engine="cloud_workflows", description=None, schedule=None, notify=None,
                 levels=(PlanLevel("1", (PlanThread(hostile, (job,)),)),))
     root = ET.fromstring(graphs.render_svg(plan))
     assert root.find(".//s:script", SVG_NS) is None

@@ -552,7 +552,8 @@ def test_workflows_run_as_the_native_account_only_in_native_mode():
     workflow = resource("google_workflows_workflow", "this")
     assert workflow["service_account"] == "${one(google_service_account.workflows[*].email)}"  # null: the default
     assert set(workflow["depends_on"]) == {f"${{{kind}.workflows}}" for kind in (
-        "google_project_iam_member", "google_storage_bucket_iam_member", "google_service_account_iam_member")}
+        "google_project_iam_member", "google_storage_bucket_iam_member", "google_service_account_iam_member",
+        "google_pubsub_topic_iam_member")}
     # Its id, from the environment, is one Google accepts (6-30 characters, RFC 1035), or the plan says why not.
     check = next(check for check in preconditions(account) if "local.workflows_account_id" in check["condition"])
     pattern = hcl_regex(check["condition"])
@@ -706,3 +707,56 @@ def test_a_scheduled_argument_runs_the_workflow_with_the_rule_s_dates(tmp_path):
         assert outcome.error is None, outcome.error
         [compiled] = fake.calls("dataform.projects.locations.repositories.compilationResults.create")
     assert compiled.body["codeCompilationConfig"]["vars"] == {"start_date": "'2026-02-01'", "end_date": "'2026-02-28'"}
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+def test_notify_topics_are_created_with_an_alert_policy_mailing_their_addresses(tmp_path):
+    definitions = tmp_path / "defs"
+    definitions.mkdir()
+    base = json.loads((EXAMPLES / "demo_pipeline_cloud_workflows.json").read_text())
+    composer = json.loads((EXAMPLES / "demo_pipeline_composer.json").read_text())
+    (definitions / "a.json").write_text(json.dumps({**base, "notify": {"pubsub_topic": "alerts", "email": ["ops@example.com"]}}))
+    (definitions / "b.json").write_text(json.dumps({**base, "notify": {"pubsub_topic": "alerts", "email": ["data@example.com"]}}))
+    (definitions / "c.json").write_text(json.dumps({**composer, "notify": {"pubsub_topic": "dags", "on_success": True}}))
+    overrides = {"local.quoted_definitions_dir": shlex.quote(str(definitions))}
+    query = {key: render(value, overrides) for key, value in data_source("external", "definitions")["query"].items()}
+    result = run_external(query, tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = json.loads(json.loads(result.stdout)["output"])["files"]
+    locals_ = module_locals()
+    assert "found.notify != null && contains(local.deployed_engines, found.engine)" in locals_["notifying"]
+    assert "notify.pubsub_topic => notify.email..." in locals_["notify_topics"]
+    deployed = {"cloud_workflows"}  # the module's defaults: deploy_cloud_workflows only
+    grouped: dict = {}
+    for found in files:
+        if found["notify"] is not None and found["engine"] in deployed:
+            grouped.setdefault(found["notify"]["pubsub_topic"], []).append(found["notify"]["email"])
+    notify_topics = {topic: sorted({email for emails in lists for email in emails}) for topic, lists in grouped.items()}
+    assert notify_topics == {"alerts": ["data@example.com", "ops@example.com"]}
+
+    topic = resource("google_pubsub_topic", "notify")
+    assert unquote(topic["for_each"]) == "local.notify_topics" and unquote(topic["name"]) == "each.key"
+    channel = resource("google_monitoring_notification_channel", "notify")
+    assert unquote(channel["type"]) == "email" and "each.key" in str(channel["labels"])
+    policy = resource("google_monitoring_alert_policy", "notify")
+    [condition] = policy["conditions"][0]["condition_threshold"]
+    assert 'resource.labels.topic_id = \\"${each.key}\\"' in condition["filter"] or "topic_id" in condition["filter"]
+    assert "pubsub.googleapis.com/topic/send_message_operation_count" in condition["filter"]
+    assert unquote(condition["comparison"]) == "COMPARISON_GT" and condition["threshold_value"] == 0
+    assert "google_monitoring_notification_channel.notify[email].id" in policy["notification_channels"]
+
+
+def test_native_workflows_may_publish_to_their_notify_topic(tmp_path):
+    path = tmp_path / "alerting.json"
+    path.write_text(json.dumps({**json.loads((EXAMPLES / "demo_pipeline_cloud_workflows.json").read_text()),
+                                "notify": {"pubsub_topic": "alerts"}}))
+    planned = run_levelflow(f"levelflow plan {path} --params {PARAMS} --step-mode native --format json")
+    assert planned.returncode == 0, planned.stderr
+    report = json.loads(planned.stdout)
+    [grant] = [g for g in report["iam"] if g["role"] == "roles/pubsub.publisher"]
+    assert grant["on"] == "topics/alerts"
+    topic_grants = module_locals()["topic_grants"]
+    assert 'startswith(grant.on, "topics/")' in topic_grants and 'trimprefix(grant.on, "topics/")' in topic_grants
+    member = resource("google_pubsub_topic_iam_member", "workflows")
+    assert unquote(member["topic"]) == "each.value.topic" and unquote(member["role"]) == "each.value.role"

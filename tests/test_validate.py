@@ -198,7 +198,7 @@ def test_json_format_report(write_json):
     assert report["files"][0]["problems"][0]["path"] == f"{STEP}.WAIT_TIME_SECONDS"
     assert report["files"][0]["problems"][0]["line"] > 0
     assert report["files"][1] == {"file": str(EXAMPLES / "demo_pipeline_composer.json"), "valid": True, "engine": "composer",
-                                  "name": "demo_pipeline_composer", "schedule": None,
+                                  "name": "demo_pipeline_composer", "schedule": None, "notify": None,
                                   "levels": 2, "threads": 3, "steps": 3, "warnings": []}
 
 

@@ -92,6 +92,7 @@ def validate(paths, output_format, engine, step_mode, strict):
         chosen = engine or pipeline.engine
         results.append({"file": str(path), "valid": True, "engine": chosen, "name": pipeline.name or path.stem,
                         "schedule": pipeline.schedule.as_data(chosen) if pipeline.schedule else None,
+                        "notify": {**pipeline.notify._asdict(), "email": list(pipeline.notify.email)} if pipeline.notify else None,
                         "levels": len(pipeline.definition), "threads": threads, "steps": steps,
                         "warnings": [p.as_dict() for p in advice]})
         if output_format == "text":

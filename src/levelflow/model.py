@@ -229,6 +229,30 @@ def _time_zone(value: Any) -> str:
     return value
 
 
+# Pub/Sub topic ids: 3-255 characters, a letter first, then letters, digits, - _ . ~ + %;
+# not starting with "goog" (cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
+TOPIC_ID_PATTERN = r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$"
+_TOPIC_ID = re.compile(TOPIC_ID_PATTERN)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _topic_id(value: Any) -> str:
+    if not isinstance(value, str) or not _TOPIC_ID.fullmatch(value):
+        raise _fail("must be a Pub/Sub topic id: 3 to 255 letters, digits, '-', '_', '.', '~', '+' or '%', starting with a "
+                    f"letter and not with 'goog' (the topic is in the pipeline's project), got {shown(value)}")
+    return value
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and _EMAIL.fullmatch(item) for item in value):
+        raise _fail(f"must be a list of e-mail addresses, got {shown(value)}")
+    return tuple(value)
+
+
+def _not_a_mapping(value: Any):
+    raise _fail(f"must be a mapping with pubsub_topic (and on_failure, on_success, email), got {shown(value)}")
+
+
 def _date_rule(value: Any) -> str:
     if value not in DATE_RULES:
         raise _fail(f"must be one of {', '.join(DATE_RULES)}, got {shown(value)}")
@@ -320,12 +344,21 @@ class Schedule(NamedTuple):
                 "unix_cron": unix_cron(self.cron) if engine == "cloud_workflows" else None}
 
 
+class Notify(NamedTuple):
+    """Who hears of a run's end (docs/notifications.md): a message with its report on a Pub/Sub topic."""
+    pubsub_topic: str  # a topic id in the pipeline's project (pProjectID)
+    on_failure: bool = True
+    on_success: bool = False
+    email: tuple[str, ...] = ()  # addresses the Terraform module's alert policy on the topic mails
+
+
 class Pipeline(NamedTuple):
     schema_ref: Optional[str]
     name: Optional[str]
     description: Optional[str]
     engine: str
     schedule: Optional[Schedule]
+    notify: Optional[Notify]
     definition: tuple[Level, ...]
 
 
@@ -376,7 +409,17 @@ KEYS: dict[type, tuple[Key, ...]] = {
         Key("engine", _engine, {}, required=True, description="cloud_workflows or composer (the CLI may override it)."),
         Key("schedule", _schedule_text, {"type": "string", "description": "5-field cron expression or a preset such as @daily"},
             record=Schedule, description="When the pipeline runs: a cron string, or a mapping (docs/scheduling.md)."),
+        Key("notify", _not_a_mapping, {"type": "object"}, record=Notify,
+            description="A Pub/Sub message with the run's report when it fails (or succeeds): docs/notifications.md."),
         Key("definition", items=Level, required=True),
+    ),
+    Notify: (
+        Key("pubsub_topic", _topic_id, {"type": "string", "pattern": TOPIC_ID_PATTERN}, required=True,
+            description="Topic id in the pipeline's project (pProjectID) the message is published to."),
+        Key("on_failure", _flag, _FLAG_SCHEMA, default=True, nullable=False, description="Publish when a run fails."),
+        Key("on_success", _flag, _FLAG_SCHEMA, default=False, nullable=False, description="Publish when a run succeeds."),
+        Key("email", _emails, {"type": "array", "items": {"type": "string", "format": "email"}}, default=(), nullable=False,
+            description="Addresses mailed by the Terraform module's alert policy on the topic."),
     ),
     Schedule: (
         Key("cron", _cron, {"type": "string"}, required=True, description="5-field cron expression or a preset such as @daily."),

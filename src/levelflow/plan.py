@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from .model import Pipeline, PlatformParams, Schedule, Step
+from .model import Notify, Pipeline, PlatformParams, Schedule, Step
 
 DEFAULT_WAIT_SECONDS = 30
 DEFAULT_ASYNC_TIMEOUT_MINUTES = 60.0
@@ -73,6 +73,7 @@ class Plan:
     engine: str
     description: Optional[str]
     schedule: Optional[Schedule]  # None: run only when started
+    notify: Optional[Notify]  # None: nobody is told of a run's end
     levels: tuple[PlanLevel, ...]
     params: Optional[PlatformParams] = None
     source: Optional[str] = None
@@ -149,6 +150,7 @@ def build_plan(
         engine=engine or pipeline.engine,
         description=pipeline.description,
         schedule=pipeline.schedule,
+        notify=pipeline.notify,
         levels=levels,
         params=params,
         source=source,

@@ -53,7 +53,7 @@ from ... import protocol
 from ...errors import LevelflowError, LevelflowWarning, Problem
 from ...executors import CATALOGUE, DATAFLOW_FLEX_TEMPLATE, dataflow_job_name
 from ...native import native_problems
-from ...model import Schedule, unix_cron
+from ...model import Notify, Schedule, unix_cron
 from ...plan import Plan, PlanLevel, PlanStep
 from .. import GenerateOptions
 from . import ENGINE
@@ -199,6 +199,7 @@ class _Settings:
     provenance: str  # the files' first comment line (levelflow.provenance)
     native: bool = False  # native step mode: async steps call Google's APIs (runtime.yaml, run_native_step)
     jobs: Optional[dict] = None  # native mode with --jobs-dir: the job files embedded, by <executor>/<JOB_NAME>.json
+    notify: Optional[Notify] = None  # publish the report when the run ends so (runtime.yaml, publish_report)
     # One generation's memory: the data and blocks of each level, built once and reused by every
     # candidate part (so the writer reuses their texts), and that writer.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -233,7 +234,7 @@ def _settings(plan: Plan, provenance: str = "", options: Optional[GenerateOption
     native = options is not None and options.step_mode == "native"
     return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
                      {"jobs_definitions_bucket": params.pJobsDefinitionsBucket}, provenance, native,
-                     {} if native and options is not None and options.jobs_dir is not None else None)
+                     {} if native and options is not None and options.jobs_dir is not None else None, plan.notify)
 
 
 def _number(value: float):
@@ -411,15 +412,35 @@ def _argument_steps(bad: str) -> list[dict]:
     ]
 
 
-def _bad_arguments(report: dict, *, raises: bool) -> dict:
+def _bad_arguments(report: dict, *, raises: bool, notify: Optional[Notify] = None) -> dict:
     """The step `_argument_steps` jumps to: `report` (a step body) makes `outcome`, and the run
-    fails with it, saying why."""
+    fails with it, saying why (and, with `notify`, publishes it first)."""
     return {"bad_arguments": {"steps": [
         {"bad_report": report},
         {"bad_verdict": {"assign": [{"outcome.status": "failed"},
                                     {"outcome.message": _expr('"levelflow: unusable execution argument: " + problem')}]}},
+        *([{"bad_notify": _notify_step(notify)}] if notify is not None and notify.on_failure else []),
         {"bad_end": {"raise" if raises else "return": _expr("outcome")}},
     ]}}
+
+
+def _notify_steps(notify: Optional[Notify]) -> list[dict]:
+    """The report published when the run ends as `notify` asks (before a failed run raises)."""
+    if notify is None or not (notify.on_failure or notify.on_success):
+        return []
+    return [{"notify": _notify_step(notify)}]
+
+
+def _notify_step(notify: Notify) -> dict:
+    wanted = [status for status, asked in (("failed", notify.on_failure), ("succeeded", notify.on_success)) if asked]
+    condition = " or ".join(f'outcome.status == "{status}"' for status in wanted)
+    return {"switch": [{"condition": _expr(condition), "call": "publish_report",
+                        "args": {"topic": _expr("settings.notify_topic"), "outcome": _expr("outcome")}}]}
+
+
+def _topic(settings: "_Settings") -> str:
+    assert settings.notify is not None
+    return f"projects/{settings.project}/topics/{settings.notify.pubsub_topic}"
 
 
 def _braces_pattern(depth: int) -> str:
@@ -447,6 +468,8 @@ def _settings_data(settings: _Settings) -> dict:
     if settings.native:
         del data["intermediate"], data["functions"]
         data["native"] = _inert_json(NATIVE_TEXTS)
+    if settings.notify is not None:
+        data["notify_topic"] = _topic(settings)
     return data
 
 
@@ -556,12 +579,14 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
         steps.append({"skip": {"switch": [{"condition": _expr(f'default(map.get(a, "{PART_ARG}"), "") == "skip"'), "next": "report"}]}})
     steps += body
     steps.append({"report": {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": _expr("done")}, "result": "outcome"}})
-    if not part:  # parts always return their report; the parent decides
+    if not part:  # parts always return their report; the parent decides (and tells)
+        steps += _notify_steps(settings.notify)
         steps.append({"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}})
     steps.append({"answer": {"return": _expr("outcome")}})
     no_step_ran = {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": {}}, "result": "outcome"}
-    steps.append(_bad_arguments(no_step_ran, raises=not part))
-    return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels, settings)}
+    steps.append(_bad_arguments(no_step_ran, raises=not part, notify=None if part else settings.notify))
+    return {"main": {"params": ["args"], "steps": steps}, **groups, **_library(levels, settings),
+            **({} if part else _publishing(settings))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -610,7 +635,7 @@ def _runtime_for(types: frozenset[str], apis: frozenset[str] = frozenset()) -> d
     library = {**_subworkflows(), "run_step": _run_step(types)}
     if "native" in types:
         library["run_native_step"] = _dispatching(runtime()["run_native_step"], "start", _API_DISPATCH, apis)
-    reached = set(_entry_points())
+    reached = set(_entry_points()) - {PUBLISH_REPORT}  # main's alone, when the pipeline asks to be told (_publishing)
     todo = list(reached)
     while todo:
         for callee in (_callees(library[todo.pop()]) & library.keys()) - reached:
@@ -766,7 +791,9 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         {"skipped": {"switch": [{"condition": _expr('mode == "skip"'), "assign": [{"summary.status": "not_started"}]}]}},
         {"keep_summary": {"assign": [{"steps": _expr("list.concat(steps, summary)")}]}},
     ]
-    init = [{"pipeline": {"name": plan.name}}, {"settings": {"project": settings.project, "location": settings.region}},
+    parent_settings = {"project": settings.project, "location": settings.region,
+                       **({"notify_topic": _topic(settings)} if settings.notify is not None else {})}
+    init = [{"pipeline": {"name": plan.name}}, {"settings": parent_settings},
             {"parts": parts}, *_context_assignments("pipeline.name", plan.schedule, full=False),
             {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""},
             {"outcome": None}]  # assigned here: what run_part's except assigns must outlive the except block
@@ -781,12 +808,23 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         ]}}},
         {"report": {"call": "verdict", "args": {"name": _expr("pipeline.name"), "steps": _expr("steps"), "failed": _expr("failed"),
                                                 "message": _expr("message")}, "result": "outcome"}},
+        *_notify_steps(settings.notify),
         {"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}},
         {"answer": {"return": _expr("outcome")}},
-        _bad_arguments({"assign": [{"outcome": {"workflow": _expr("pipeline.name"), "failed": [], "parts": []}}]}, raises=True),
+        _bad_arguments({"assign": [{"outcome": {"workflow": _expr("pipeline.name"), "failed": [], "parts": []}}]}, raises=True,
+                       notify=settings.notify),
     ]
     return {"main": {"params": ["args"], "steps": steps},
-            "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name", "steps" if full else "parts")}}
+            "verdict": {"params": ["name", "steps", "failed", "message"], "steps": _verdict("name", "steps" if full else "parts")},
+            **_publishing(settings)}
+
+
+PUBLISH_REPORT = "publish_report"
+
+
+def _publishing(settings: "_Settings") -> dict:
+    """publish_report, for the workflow a run starts (not a part) of a pipeline with `notify`."""
+    return {PUBLISH_REPORT: runtime()[PUBLISH_REPORT]} if settings.notify is not None else {}
 
 
 def _split(plan: Plan, settings: _Settings, whole_size: int) -> dict[str, str]:

@@ -14,7 +14,8 @@ from ...plan import Plan, PlanStep
 
 def native_roles(plan: Plan, jobs_dir: Optional[Path] = None) -> list[dict]:
     """[{role, on, why, steps}], one per role and resource, sorted; `on` is `projects/<id>`,
-    a service account, a bucket, or a description of the job file key that names it."""
+    a service account, a bucket, a Pub/Sub topic of the pipeline's project (`topics/<id>`), or
+    a description of the job file key that names it."""
     params = plan.platform() if plan.params is not None else None
     project = f"projects/{params.pProjectID}" if params else "projects/<pProjectID>"
     grants: dict[tuple[str, str], dict] = {}
@@ -39,6 +40,10 @@ def native_roles(plan: Plan, jobs_dir: Optional[Path] = None) -> list[dict]:
             grant("roles/storage.objectViewer", f"buckets/{bucket}", "read the job files", step)
         for role, where, why in entry.native_roles:
             grant(role, _resource(where, job, job_file, step, project), why, step)
+    if plan.notify is not None:  # the run's report, published by main (docs/notifications.md)
+        grants.setdefault(("roles/pubsub.publisher", f"topics/{plan.notify.pubsub_topic}"), {
+            "role": "roles/pubsub.publisher", "on": f"topics/{plan.notify.pubsub_topic}",
+            "why": "publish the run's report", "steps": []})
     return sorted(grants.values(), key=lambda g: (g["on"], g["role"]))
 
 

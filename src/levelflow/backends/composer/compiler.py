@@ -158,6 +158,7 @@ class _Compiler:
             "schedule": plan.schedule._asdict() if plan.schedule else None,
             "tags": ["levelflow", self.options.step_mode],
             "doc_md": self.doc_md(),
+            "notify": self.notify_data(),
             "project_id": params.pProjectID,
             "region": params.pRegion,
             "jobs_bucket": params.pJobsDefinitionsBucket,
@@ -181,6 +182,18 @@ class _Compiler:
             return {}
         return {entry.name: entry.formats_data() for entry in self.used if entry.needs_job_params}
 
+    def notify_data(self) -> Optional[dict]:
+        """Where the DAG's callbacks publish the run's report (docs/notifications.md): the topic's
+        publish URL (under pGoogleApisBaseUrl, a local fake, when the parameters give one)."""
+        notify = self.plan.notify
+        if notify is None:
+            return None
+        base = self.plan.platform().extra.get("pGoogleApisBaseUrl")
+        root = f"{base.rstrip('/')}/pubsub.googleapis.com" if base else "https://pubsub.googleapis.com"
+        topic = f"projects/{self.plan.platform().pProjectID}/topics/{notify.pubsub_topic}"
+        return {"topic": topic, "url": f"{root}/v1/{topic}:publish", "on_failure": notify.on_failure,
+                "on_success": notify.on_success}
+
     def step_data(self, step: PlanStep, where: tuple[int, int, int]) -> dict:
         executor = self.executor(step, where)
         entry = CATALOGUE.get(executor)
@@ -190,6 +203,7 @@ class _Compiler:
         needs_params = entry is not None and entry.needs_job_params and self.options.step_mode == "operators"
         data: dict = {
             "task_id": component(step.job_name),
+            "job_id": step.job_id,
             "job_name": step.job_name,
             "type": step.type,
             "executor": executor,

@@ -216,6 +216,104 @@ def load_job_params(step, **context):
         raise ValueError(f"{where} ({job_format} format): {type(error).__name__}: {error}") from error
 
 
+# ---- notifications: the run's report on Pub/Sub (docs/notifications.md) ---------------------------
+
+def run_report(context, status):
+    """The run as the Cloud Workflows report lists it, each step's status from its tasks' states,
+    as far as the callback's Airflow can tell them (task_states)."""
+    dag_run = context.get("dag_run")
+    run_id = getattr(dag_run, "run_id", None) or context.get("run_id")
+    report = {"workflow": PIPELINE["dag_id"], "status": status, "run_id": run_id, "reason": context.get("reason")}
+    states = task_states(context, run_id)
+    if states is None:  # this Airflow gives a DAG callback no task states: the report says so
+        report["steps"] = None
+        return report
+    steps = []
+    for level in PIPELINE["levels"]:
+        for thread in level["threads"]:
+            for step in thread["steps"]:
+                prefix = f"{level['group_id']}.{thread['group_id']}.{step['task_id']}"
+                mine = [state for task_id, state in states.items() if task_id == prefix or task_id.startswith(prefix + ".")]
+                steps.append({"level": level["group_id"].removeprefix("level_"), "thread": thread["group_id"].removeprefix("thread_"),
+                              "job_id": step["job_id"], "job_name": step["job_name"], "status": _step_status(mine)})
+    return {**report, "failed": [s["job_id"] for s in steps if s["status"] == "failed"], "steps": steps}
+
+
+def task_states(context, run_id):
+    """task id -> state of this run: from the run's task instances (Airflow 2, where a callback
+    holds the database's DagRun), else through the Task SDK (Airflow 3), else None."""
+    dag_run = context.get("dag_run")
+    if hasattr(dag_run, "get_task_instances"):
+        return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        found = RuntimeTaskInstance.get_task_states(dag_id=PIPELINE["dag_id"], run_ids=[run_id])
+        return {task_id: str(state) for task_id, state in (found.get(run_id) or {}).items()}
+    except Exception:  # no Task SDK channel here (e.g. dag.test's in-process callbacks)
+        return None
+
+
+def _step_status(states):
+    if any(state == "failed" for state in states):
+        return "failed"
+    if states and all(state == "success" for state in states):
+        return "succeeded"
+    if any(state in ("running", "queued", "up_for_retry", "deferred") for state in states):
+        return "running"
+    return "not_started"
+
+
+def publish_report(context, status):
+    """Publish the run's report, one message, as the workflows do. A message that cannot be sent
+    is logged: it never changes the run's outcome."""
+    import base64
+    import logging
+
+    notify = PIPELINE["notify"]
+    try:
+        report = run_report(context, status)
+    except Exception as error:  # the message still goes: the outcome matters more than its detail
+        report = {"workflow": PIPELINE["dag_id"], "status": status, "steps": None, "error": repr(error)}
+    message = {"data": base64.b64encode(json.dumps(report).encode()).decode(),
+               "attributes": {"pipeline": report["workflow"], "status": status, "execution_id": str(report.get("run_id"))}}
+    try:
+        request = urllib.request.Request(notify["url"], data=json.dumps({"messages": [message]}).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", **_access_token_header(notify["url"])})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answer.read()
+    except Exception as error:  # no credentials, no network, an HTTP error: said, and the run's outcome stands
+        logging.getLogger(__name__).warning("levelflow could not publish the run's report to %s: %s", notify["topic"], error)
+
+
+def _access_token_header(url):
+    """An OAuth2 access token of the environment's credentials; none for a loopback fake."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        return {}
+    import google.auth
+    import google.auth.transport.requests
+
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    credentials.refresh(google.auth.transport.requests.Request())
+    return {"Authorization": f"Bearer {credentials.token}"}
+
+
+def callbacks():
+    """The DAG's on_failure_callback / on_success_callback, as notify asks."""
+    notify = PIPELINE["notify"] or {}
+    return {"on_failure_callback": publish_failure if notify.get("on_failure") else None,
+            "on_success_callback": publish_success if notify.get("on_success") else None}
+
+
+def publish_failure(context):
+    publish_report(context, "failed")
+
+
+def publish_success(context):
+    publish_report(context, "succeeded")
+
+
 # ---- functions mode: the executor protocol over HTTP ------------------------------------------
 
 def _is_loopback(host):
@@ -437,6 +535,7 @@ def build_dag():
         render_template_as_native_obj=True,
         user_defined_macros=MACROS,
         default_args={"owner": "levelflow"},
+        **callbacks(),
     ) as dag:
         before = None  # the previous level's `done`
         for level in PIPELINE["levels"]:
