@@ -57,8 +57,9 @@ def random_step(rng: random.Random, job: str, mode: str) -> dict:
         step.update(TYPE="async", COMPOSER_STEP=rng.choice(OPERATOR_EXECUTORS))
     elif kind < 0.6:
         step.update(TYPE="async", FUNCTION_ID_NAME=f"exec-{rng.randint(1, 3)}")
-    else:
-        step.update(TYPE="sync", FUNCTION_NAME=f"sync-{rng.randint(1, 3)}")
+    else:  # one call: a sync step polls nothing (its polling keys would be errors)
+        step.update(TYPE="sync", FUNCTION_NAME=f"sync-{rng.randint(1, 3)}", WAIT_TIME_SECONDS=None,
+                    ASYNC_TIMEOUT_LOOP_IN_MINUTES=None)
     return {key: value for key, value in step.items() if value is not None}
 
 

@@ -55,7 +55,7 @@ def test_each_known_executor_becomes_a_native_step_with_its_api_and_job_file(tmp
 
 def test_a_sync_step_an_unknown_executor_and_a_status_function_are_located_errors(tmp_path):
     definition = native_definition(tmp_path, [
-        step("1", TYPE="sync", FUNCTION_NAME="pipeline-notifier"),
+        {"JOB_ID": "1", "JOB_NAME": "job_1", "TYPE": "sync", "FUNCTION_NAME": "pipeline-notifier"},
         step("2", FUNCTION_ID_NAME="my-own-executor"),
         step("3", FUNCTION_ID_NAME="dataform-tag-executor", FUNCTION_STATUS_NAME="dataform-status")])
     result = generate(definition, tmp_path / "out")

@@ -9,7 +9,7 @@ import yaml
 from pre_commit.clientlib import load_config, load_manifest
 
 import levelflow
-from levelflow.scaffold import scaffold_files
+from levelflow.scaffold import SCAFFOLD_ENGINES, scaffold_files
 from conftest import ROOT, run_cli
 
 EXPECTED = {
@@ -42,6 +42,24 @@ def test_init_output_generates_with_the_ci_command(tmp_path, engine):
     result = run_cli("generate", "workflow-definitions/", "--params", "workflow-definitions/platform-parameters-dev.json", "--out", "build/", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert any((repo / "build").iterdir())
+
+
+@pytest.mark.parametrize("engine", SCAFFOLD_ENGINES)
+def test_init_writes_only_keys_its_engine_reads(engine):
+    """Every key of the example is read by its engine, in each of the engine's step modes: the
+    step keys by levelflow.keys (what that catalogue leaves read), the others by the model."""
+    from levelflow.backends import engine_for
+    from levelflow.keys import read_keys
+    from levelflow.model import Pipeline, Schedule, known_keys
+
+    example = json.loads(scaffold_files(engine)["workflow-definitions/example_pipeline.json"])
+    assert example["engine"] == engine and set(example) <= set(known_keys(Pipeline)) - {"$schema"}
+    schedule = example.get("schedule")
+    assert isinstance(schedule, str) or set(schedule) <= set(known_keys(Schedule))
+    steps = [step for level in example["definition"] for thread in level["THREADS"] for step in thread["STEPS"]]
+    for mode in engine_for(engine).step_modes:
+        for step in steps:
+            assert read_keys(f"{engine}:{mode}", step["TYPE"], step) == set(step), (mode, step)
 
 
 def test_init_reports_its_files_as_json(tmp_path):

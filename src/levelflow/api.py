@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from .discovery import find_definitions
 from .errors import LevelflowError, LevelflowWarning, Problem
-from .loader import gc_paused, load_document
+from .loader import Document, gc_paused, load_document
 from .model import WORKFLOW_ID_PATTERN, Pipeline, PlatformParams
 from .plan import Plan, build_plan
 from .validate import validate_params, validate_pipeline
@@ -33,16 +33,35 @@ def check_definition(path: str | Path, *, engine: Optional[str] = None, step_mod
                      step_modes: Optional[dict] = None) -> tuple[Pipeline, list[Problem]]:
     """What `levelflow validate` checks: the definition format, then what its engine's
     `generate` would reject that is known without platform parameters (Engine.check, in
-    `step_mode` or the engine's default mode). Returns the warnings; raises LevelflowError."""
+    `step_mode` or the engine's default mode), and the keys that engine and mode do not read
+    (levelflow.keys), as `generate` checks them. Returns the warnings; raises LevelflowError."""
     from .backends import GenerateOptions, engine_for
 
     with gc_paused():  # one pause for the whole check (see loader.gc_paused)
         document, pipeline, advice = _checked(path)
         plan = build_plan(pipeline, source=str(path), engine=engine)
-        problems = engine_for(plan.engine).problems(plan, GenerateOptions(step_mode=step_mode, step_modes=step_modes or {}))
+        options = GenerateOptions(step_mode=step_mode, step_modes=step_modes or {})
+        problems = engine_for(plan.engine).problems(plan, options)
+        unread, unread_warnings = _unread_keys(document, plan, options)
+    problems += unread
     if problems:  # engines locate by JSON path; the document knows the line
         raise LevelflowError([document.problem(p.path, p.message) if p.path and p.line is None else p for p in problems])
-    return pipeline, advice
+    return pipeline, advice + unread_warnings
+
+
+def _unread_keys(document: Document, plan: Plan, options: "GenerateOptions") -> tuple[list[Problem], list[Problem]]:
+    """The keys that the plan's engine, in the options' step mode, does not read: (errors,
+    warnings) (levelflow.keys); none when the mode is unusable, which Engine.problems and
+    generate report."""
+    from .backends import engine_for
+    from .keys import findings
+
+    try:
+        mode = engine_for(plan.engine).options_for(plan, options).step_mode
+    except LevelflowError:
+        return [], []
+    assert mode is not None  # options_for fills it in
+    return findings(document, plan.engine, mode)
 
 
 def _checked(path: str | Path):
@@ -150,7 +169,13 @@ def compile_outputs(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", LevelflowWarning)
-                plan = load_plan(definition, params, engine)
+                document, pipeline, advice = _checked(definition)
+                with gc_paused():
+                    plan = build_plan(pipeline, params, source=str(definition), engine=engine)
+                unread, unread_warnings = _unread_keys(document, plan, options)
+                if unread:
+                    raise LevelflowError(unread)
+                warn_about(advice + unread_warnings)
                 generated = engine_for(plan.engine).generate(plan, options)
         except LevelflowError as exc:
             problems.extend(exc.problems)
