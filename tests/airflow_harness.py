@@ -74,6 +74,7 @@ def describe_dag(dag):
         "tags": sorted(dag.tags),
         "doc_md": dag.doc_md,
         "native": dag.render_template_as_native_obj,
+        "dagrun_timeout": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
         "tasks": {task.task_id: describe_task(task) for task in dag.tasks},
         "groups": sorted(group_id for group_id in dag.task_group.get_task_group_dict() if group_id),
     }

@@ -19,7 +19,9 @@ subworkflows, http.post through `requests`). `patched_emulator()` adds only what
    active execution CANCELLED (400 otherwise), as the Workflow Executions REST reference says.
 4. Time: `sys.now`, `sys.sleep` and the retry back-off wait use a virtual clock, so a poll
    every 30 s costs nothing. The clock lives in a context variable: each parallel branch (the
-   emulator runs branches in threads with a copy of the parent's context) keeps its own time.
+   emulator runs branches in threads with a copy of the parent's context) keeps its own time,
+   and when a parallel step ends its parent's clock moves on to the latest branch's end, as real
+   time has by then on the service (a workflow reading sys.now() after it sees that).
 5. Expressions (`_run_code`): the emulator renders a map returned by an expression through
    Python's repr and parses that as YAML, which mangles strings holding quotes or backslashes;
    results come back as plain data instead, which it then renders through JSON. And, for speed
@@ -94,6 +96,32 @@ def virtual_now() -> float:
 
 def _virtual_sleep(seconds) -> None:
     _NOW.set(_NOW.get() + float(seconds))
+
+
+_BRANCH_ENDS: contextvars.ContextVar[list] = contextvars.ContextVar("_levelflow_branch_ends")
+
+
+def _timed_parallel(original):
+    """A parallel step's parent goes on at the latest virtual time its branches reached."""
+    def execute_task_config(self, *args, **kwargs):
+        started, ends = _NOW.get(), []
+        token = _BRANCH_ENDS.set(ends)  # set before the branches copy the context: they share the list
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _BRANCH_ENDS.reset(token)
+            _NOW.set(max([started, *ends]))
+    return execute_task_config
+
+
+def _run_branch(thread_context, fn, *args, **kwargs):
+    """emulator.run_with_context, noting the branch's virtual time when it ends."""
+    try:
+        return thread_context.run(fn, *args, **kwargs)
+    finally:
+        ends = thread_context.get(_BRANCH_ENDS)
+        if ends is not None:
+            ends.append(thread_context.get(_NOW, EPOCH))
 
 
 def workflow_schema() -> dict:
@@ -339,6 +367,8 @@ def patched_emulator(execution_id: str = "test-execution-1", google=None, now: f
              (emulator, "assign_var", emulator.assign_var), (render.STANDARD_LIBRARY, "get_type", render.STANDARD_LIBRARY["get_type"]),
              (emulator.StepAssign, "execute", emulator.StepAssign.execute),
              (emulator, "execute_steps_list", emulator.execute_steps_list), (http_utils, "default", http_utils.default),
+             (emulator, "run_with_context", emulator.run_with_context),
+             (emulator.StepParallel, "execute_task_config", emulator.StepParallel.execute_task_config),
              (text_utils, "url_encode", getattr(text_utils, "url_encode", None)), (render, "render_str", render.render_str)]
     previous_env = os.environ.get("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")
     levels = {name: logging.getLogger(name).level for name in ("", "workflows")}
@@ -356,6 +386,8 @@ def patched_emulator(execution_id: str = "test-execution-1", google=None, now: f
     render.STANDARD_LIBRARY["get_type"] = _get_type
     emulator.StepAssign.execute = _releasing_assign(emulator.StepAssign.execute)
     emulator.execute_steps_list = _scoped_steps(emulator.execute_steps_list)
+    emulator.run_with_context = _run_branch
+    emulator.StepParallel.execute_task_config = _timed_parallel(emulator.StepParallel.execute_task_config)
     os.environ["GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID"] = execution_id
     for name in levels:  # the emulator logs every step and dumps its whole context on errors
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -340,10 +340,14 @@ def _plan_for(definition: Path, params_file, engine, strict: bool = False):
     """The definition's plan; its warnings are printed (--strict: exit 1)."""
     from .api import load_params, load_plan
 
+    from .api import warn_about
+    from .report import deadline_warnings
+
     params = load_params(params_file) if params_file else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plan = load_plan(definition, params, engine=engine)
+        warn_about(deadline_warnings(plan))
     print_warnings(caught, strict)
     return plan
 

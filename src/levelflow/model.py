@@ -359,6 +359,7 @@ class Pipeline(NamedTuple):
     engine: str
     schedule: Optional[Schedule]
     notify: Optional[Notify]
+    deadline_minutes: Optional[float]
     definition: tuple[Level, ...]
 
 
@@ -412,6 +413,9 @@ KEYS: dict[type, tuple[Key, ...]] = {
             record=Schedule, description="When the pipeline runs: a cron string, or a mapping (docs/scheduling.md)."),
         Key("notify", _not_a_mapping, {"type": "object"}, record=Notify,
             description="A Pub/Sub message with the run's report when it fails (or succeeds): docs/notifications.md."),
+        _optional("deadline_minutes", _ranged(whole=False, low=0, low_open=True, high=525600,
+                                              what="must be a number of minutes > 0 (at most 525600, one year)"),
+                  _NUMBER_OR_TEXT, "A run still going after this long fails, its running jobs cancelled (docs/semantics.md)."),
         Key("definition", items=Level, required=True),
     ),
     Notify: (

@@ -77,6 +77,7 @@ class Plan:
     levels: tuple[PlanLevel, ...]
     params: Optional[PlatformParams] = None
     source: Optional[str] = None
+    deadline_minutes: Optional[float] = None  # None: a run may take as long as its steps' time-outs allow
 
     def steps(self):
         for level in self.levels:
@@ -151,6 +152,7 @@ def build_plan(
         description=pipeline.description,
         schedule=pipeline.schedule,
         notify=pipeline.notify,
+        deadline_minutes=pipeline.deadline_minutes,
         levels=levels,
         params=params,
         source=source,

@@ -51,6 +51,22 @@ def critical_path(plan: Plan) -> dict[str, Any]:
     return {"minutes": round(sum(level["minutes"] for level in levels), 2), "levels": levels, "steps": chain}
 
 
+def deadline_warnings(plan: Plan) -> list:
+    """A deadline shorter than the critical path: a run whose steps take what the plan expects
+    (ESTIMATED_MINUTES, else their time-outs) fails at its deadline."""
+    from .errors import Problem
+    from .loader import load_document
+
+    minutes = critical_path(plan)["minutes"]
+    if plan.deadline_minutes is None or minutes <= plan.deadline_minutes:
+        return []
+    message = (f"deadline_minutes {plan.deadline_minutes:g} is shorter than the critical path, {minutes:g} min (from the "
+               "steps' ESTIMATED_MINUTES, else their time-outs): a run whose steps take that long fails at its deadline")
+    if plan.source is None:
+        return [Problem(plan.name, message, ("deadline_minutes",))]
+    return [load_document(plan.source).problem(("deadline_minutes",), message)]
+
+
 # ---------------------------------------------------------------- the report
 
 def build_report(plan: Plan, options: Optional[GenerateOptions] = None) -> dict[str, Any]:
@@ -63,6 +79,7 @@ def build_report(plan: Plan, options: Optional[GenerateOptions] = None) -> dict[
         "step_mode": options.step_mode,
         "counts": counts(plan),
         "critical_path": critical_path(plan),
+        "deadline_minutes": plan.deadline_minutes,
         "limits": [figure.as_dict() for figure in engine.figures(plan, options)],
     }
     if plan.engine == "cloud_workflows" and options.step_mode == "native":

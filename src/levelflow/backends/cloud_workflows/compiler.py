@@ -80,6 +80,7 @@ ERROR_BYTES = ERROR_MESSAGE_CHARS + ERROR_BODY_CHARS + 2 * CUT_MARK_BYTES + 60  
 EXECUTIONS = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions"  # .create, .get, .cancel in runtime.yaml
 RUN_WORKFLOW = EXECUTIONS + ".run"
 PART_ARG = "levelflow_part"  # argument the parent passes to its part workflows: "run" or "skip"
+DEADLINE_ARG = "levelflow_deadline"  # and the run's deadline (epoch seconds), when the pipeline has one
 
 # Workflow steps executed per status poll (in runtime.yaml: sleep, call_executor with its 5
 # steps, post with its try and switch branch, the decision) and per step outside polling; used
@@ -213,6 +214,7 @@ class _Settings:
     native: bool = False  # native step mode: async steps call Google's APIs (runtime.yaml, run_native_step)
     jobs: Optional[dict] = None  # native mode with --jobs-dir: the job files embedded, by <executor>/<JOB_NAME>.json
     notify: Optional[Notify] = None  # publish the report when the run ends so (runtime.yaml, publish_report)
+    deadline: bool = False  # the pipeline has deadline_minutes: polling loops also end at ctx.deadline
     # One generation's memory: the data and blocks of each level, built once and reused by every
     # candidate part (so the writer reuses their texts), and that writer.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -247,7 +249,8 @@ def _settings(plan: Plan, provenance: str = "", options: Optional[GenerateOption
     native = options is not None and options.step_mode == "native"
     return _Settings(intermediate, functions, params.pProjectID, params.pRegion,
                      {"jobs_definitions_bucket": params.pJobsDefinitionsBucket}, provenance, native,
-                     {} if native and options is not None and options.jobs_dir is not None else None, plan.notify)
+                     {} if native and options is not None and options.jobs_dir is not None else None, plan.notify,
+                     plan.deadline_minutes is not None)
 
 
 def _number(value: float):
@@ -350,7 +353,7 @@ def _level_json_bytes(level: PlanLevel, settings: _Settings) -> int:
 
 
 def _context_assignments(name_expr: str, schedule: Optional[Schedule], *, full: bool = True,
-                         native: bool = False) -> list[dict]:
+                         native: bool = False, deadline: Optional[float] = None) -> list[dict]:
     """Execution arguments, all optional: workflow_name, query_variables, workflow_properties
     (a map, or a string holding a JSON object, as the intermediate accepts it). `_argument_steps`
     then checks and completes them; the dates they lack come from `_default_dates`."""
@@ -359,13 +362,16 @@ def _context_assignments(name_expr: str, schedule: Optional[Schedule], *, full: 
         "query_variables": _expr('default(map.get(a, "query_variables"), empty)'),
         "workflow_properties": _expr('default(map.get(a, "workflow_properties"), empty)'),
     }
+    if deadline is not None:  # a part keeps its parent's deadline
+        ctx["deadline"] = _expr(f'default(map.get(a, "{DEADLINE_ARG}"), sys.now() + {_number(deadline * 60)})')
     if full:
         ctx = {"workflow_name": ctx["workflow_name"],
                "execution_id": _expr('sys.get_env("GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID")'),
                "query_variables": ctx["query_variables"], "workflow_properties": ctx["workflow_properties"],
                "intermediate": _expr("settings.intermediate"), "functions": _expr("settings.functions"),
                "project": _expr("settings.project"), "location": _expr("settings.location"),
-               "default_props": _expr("settings.default_props")}
+               "default_props": _expr("settings.default_props"),
+               **({"deadline": ctx["deadline"]} if "deadline" in ctx else {})}
         if native:  # no function to call: Google's APIs instead
             del ctx["intermediate"], ctx["functions"]
             ctx["native"] = _expr("json.decode(settings.native)")
@@ -435,6 +441,34 @@ def _bad_arguments(report: dict, *, raises: bool, notify: Optional[Notify] = Non
         *([{"bad_notify": _notify_step(notify)}] if notify is not None and notify.on_failure else []),
         {"bad_end": {"raise" if raises else "return": _expr("outcome")}},
     ]}}
+
+
+def _deadline_note(minutes: Optional[float]) -> list[dict]:
+    """A failed run that outlived its deadline says so first in its report's message."""
+    if minutes is None:
+        return []
+    note = f"levelflow: the run's deadline ({_number(minutes)} min, deadline_minutes) was exceeded; "
+    return [{"deadline_note": {"switch": [{"condition": _expr('outcome.status == "failed" and sys.now() >= ctx.deadline'),
+                                           "assign": [{"outcome.message": _expr(f"{json.dumps(note)} + outcome.message")}]}]}}]
+
+
+# The time-out condition of every polling loop (runtime.yaml): with a deadline, it also ends the
+# poll when the run's deadline has passed, so the job is cancelled and the step fails as on its
+# own time-out; a step not started yet fails at once.
+_LIMIT = "sys.now() - since >= s.limit"
+_LIMIT_OR_DEADLINE = "sys.now() - since >= s.limit or sys.now() >= ctx.deadline"
+
+
+def _with_deadline(library: dict) -> dict:
+    """The runtime subworkflows with every polling loop's time-out also ending at ctx.deadline,
+    and run_step failing an attempt that would start after it."""
+    text = json.dumps(library)
+    assert text.count(_LIMIT) >= 1, "runtime.yaml's polling loops no longer test their time-out as _LIMIT says"
+    library = json.loads(text.replace(_LIMIT, _LIMIT_OR_DEADLINE))
+    _step_body(library["run_step"], "by_type")["switch"].insert(0, {
+        "condition": _expr("sys.now() >= ctx.deadline"),
+        "raise": {"message": "the run's deadline (deadline_minutes) was exceeded: the step was not started"}})
+    return library
 
 
 def _notify_steps(notify: Optional[Notify]) -> list[dict]:
@@ -586,13 +620,15 @@ def _workflow_doc(plan: Plan, levels: tuple[PlanLevel, ...], settings: _Settings
         if li < len(levels) - 1:  # no later level starts once a thread of this one failed
             body += settings.once(("check", id(level), li), _level_check, li, level)
     init = [{"pipeline": _pipeline_data(plan, levels, settings)}, {"settings": _settings_data(settings)},
-            *_context_assignments("pipeline.name", plan.schedule, native=settings.native), {"done": {}}]
+            *_context_assignments("pipeline.name", plan.schedule, native=settings.native, deadline=plan.deadline_minutes),
+            {"done": {}}]
     steps = [{"init": {"assign": init}}, *_argument_steps("bad_arguments")]
     if part:  # a part asked to "skip" by its parent (an earlier part failed) only reports its steps
         steps.append({"skip": {"switch": [{"condition": _expr(f'default(map.get(a, "{PART_ARG}"), "") == "skip"'), "next": "report"}]}})
     steps += body
     steps.append({"report": {"call": "finish", "args": {"pipeline": _expr("pipeline"), "done": _expr("done")}, "result": "outcome"}})
     if not part:  # parts always return their report; the parent decides (and tells)
+        steps += _deadline_note(plan.deadline_minutes)
         steps += _notify_steps(settings.notify)
         steps.append({"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}})
     steps.append({"answer": {"return": _expr("outcome")}})
@@ -637,7 +673,9 @@ def _library(levels: tuple[PlanLevel, ...], settings: _Settings) -> dict:
         if name in library:
             timeouts = tuple(sorted({s.call_timeout_seconds for s, kind in zip(steps, types) if kind in kinds}))
             library[name] = settings.once((name, timeouts), _timeout_switch, name, list(timeouts), settings.https)
-    return library
+    if not settings.deadline:
+        return library
+    return settings.once(("with_deadline", json.dumps(library, sort_keys=True)), _with_deadline, library)
 
 
 @functools.cache  # one entry per set of step types and native APIs
@@ -792,7 +830,8 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
     run = {"call": RUN_WORKFLOW, "args": {
         "workflow_id": _expr("part"), "location": _expr("settings.location"), "project_id": _expr("settings.project"),
         "argument": {"workflow_name": _expr("ctx.workflow_name"), "query_variables": _expr("ctx.query_variables"),
-                     "workflow_properties": _expr("ctx.workflow_properties"), PART_ARG: _expr("mode")},
+                     "workflow_properties": _expr("ctx.workflow_properties"), PART_ARG: _expr("mode"),
+                     **({DEADLINE_ARG: _expr("ctx.deadline")} if plan.deadline_minutes is not None else {})},
         # the connector polls the part's execution; an explicit policy makes those steps countable
         "connector_params": {"timeout": MAX_CONNECTOR_TIMEOUT, "polling_policy": PART_POLLING}}, "result": "outcome"}
     crashed = {"status": "failed", "failed": _expr("[part]"), "steps": [{
@@ -807,7 +846,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
     parent_settings = {"project": settings.project, "location": settings.region,
                        **({"notify_topic": _topic(settings)} if settings.notify is not None else {})}
     init = [{"pipeline": {"name": plan.name}}, {"settings": parent_settings},
-            {"parts": parts}, *_context_assignments("pipeline.name", plan.schedule, full=False),
+            {"parts": parts}, *_context_assignments("pipeline.name", plan.schedule, full=False, deadline=plan.deadline_minutes),
             {"mode": "run"}, {"steps": []}, {"failed": []}, {"message": ""},
             {"outcome": None}]  # assigned here: what run_part's except assigns must outlive the except block
     steps = [
@@ -821,6 +860,7 @@ def _parent_doc(plan: Plan, parts: list[str], settings: _Settings) -> dict:
         ]}}},
         {"report": {"call": "verdict", "args": {"name": _expr("pipeline.name"), "steps": _expr("steps"), "failed": _expr("failed"),
                                                 "message": _expr("message")}, "result": "outcome"}},
+        *_deadline_note(plan.deadline_minutes),
         *_notify_steps(settings.notify),
         {"fail": {"switch": [{"condition": _expr('outcome.status == "failed"'), "raise": _expr("outcome")}]}},
         {"answer": {"return": _expr("outcome")}},

@@ -159,6 +159,7 @@ class _Compiler:
             "tags": ["levelflow", self.options.step_mode],
             "doc_md": self.doc_md(),
             "notify": self.notify_data(),
+            "deadline_minutes": plan.deadline_minutes,
             "project_id": params.pProjectID,
             "region": params.pRegion,
             "jobs_bucket": params.pJobsDefinitionsBucket,

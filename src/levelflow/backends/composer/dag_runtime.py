@@ -529,6 +529,8 @@ def build_dag():
         # the DAG's time zone is its start date's: the cron is read in it (pendulum, as Airflow wants)
         start_date=pendulum.datetime(2024, 1, 1, tz=schedule.get("time_zone", "UTC")),
         is_paused_upon_creation=schedule.get("paused"),
+        # deadline_minutes: the scheduler fails a run still going after it (its failure callback tells)
+        dagrun_timeout=timedelta(minutes=PIPELINE["deadline_minutes"]) if PIPELINE["deadline_minutes"] else None,
         catchup=False,
         tags=PIPELINE["tags"],
         doc_md=PIPELINE["doc_md"],

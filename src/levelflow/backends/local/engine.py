@@ -332,6 +332,8 @@ class Engine:
         record.started_at, record.ended_at = time.time(), None
         begun = batch.mark()
         self.store.begin_attempt(self.run_id, step.job_id, record.attempts, record.started_at, batch)
+        if self._past_deadline():
+            raise self._deadline_error(": the step was not started")
         polled = self.client.polls(step)
         if not polled or not batch.replayable:
             # A sync call: committed before it, with what came before, so that another process
@@ -382,6 +384,22 @@ class Engine:
     def _wait(self, step: PlanStep, clock: "PipelineClock") -> None:
         self.sleep(step.wait_seconds * self.time_scale)
         clock.waited += step.wait_seconds
+        self._local.waited = getattr(self._local, "waited", 0.0) + step.wait_seconds
+
+    def _pipeline_seconds(self) -> float:
+        """How long the run has gone, in pipeline time: real time over the time scale, or, at
+        scale 0 (no waits), the waits this worker thread has counted (each branch its own time,
+        as in the workflow)."""
+        if self.time_scale > 0:
+            return (time.time() - self.started_at) / self.time_scale
+        return getattr(self._local, "waited", 0.0)
+
+    def _past_deadline(self) -> bool:
+        deadline = self.plan.deadline_minutes
+        return deadline is not None and self._pipeline_seconds() >= deadline * 60
+
+    def _deadline_error(self, what: str) -> StepError:
+        return StepError(f"the run's deadline ({self.plan.deadline_minutes:g} min, deadline_minutes) was exceeded{what}")
 
     def _poll(self, record: StepRecord, clock: "PipelineClock") -> None:
         step, job = record.step, record.async_job_id
@@ -390,6 +408,8 @@ class Engine:
             record.polls += 1
             if self.client.is_done(step, job):
                 return
+            if self._past_deadline():
+                raise self._deadline_error(f": job {job} still running{self.client.cancel(step, job)}")
             if clock.elapsed() >= step.timeout_minutes * 60:
                 # a child workflow is cancelled, so that a retry never runs beside it
                 cancelled = self.client.cancel(step, job)
