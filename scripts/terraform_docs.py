@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Write the Terraform module's variables table into README.md, between the markers
+"""Write the Terraform module's variables table into README.md and terraform/README.md, between
+the markers
 
     <!-- terraform-variables:start -->
     <!-- terraform-variables:end -->
 
-from terraform/variables.tf. `--check` changes nothing and exits 1 when the README is out of
+from terraform/variables.tf. `--check` changes nothing and exits 1 when a README is out of
 date (CI runs it through tests/test_terraform.py). Needs python-hcl2 (the `test` extra).
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ def variables_table(variables_tf: Path) -> str:
 
 def updated_readme(readme: str, table: str) -> str:
     if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise SystemExit(f"README.md needs exactly one {START} followed by one {END}")
+        raise SystemExit(f"a README needs exactly one {START} followed by one {END}")
     before, rest = readme.split(START)
     _, after = rest.split(END)
     return f"{before}{START}\n{table}\n{END}{after}"
@@ -80,21 +81,27 @@ def updated_readme(readme: str, table: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date; write nothing")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a README is out of date; write nothing")
+    parser.add_argument("--readme", type=Path, action="append",
+                        help="a README holding the markers (repeatable; default: README.md and terraform/README.md)")
     parser.add_argument("--variables", type=Path, default=ROOT / "terraform" / "variables.tf")
     args = parser.parse_args(argv)
 
-    current = args.readme.read_text(encoding="utf-8")
-    wanted = updated_readme(current, variables_table(args.variables))
-    if current == wanted:
-        return 0
-    if args.check:
-        print(f"{args.readme}: the Terraform variables table is out of date; run python scripts/terraform_docs.py", file=sys.stderr)
-        return 1
-    args.readme.write_text(wanted, encoding="utf-8")
-    print(f"updated {args.readme}")
-    return 0
+    table = variables_table(args.variables)
+    stale = 0
+    for readme in args.readme or [ROOT / "README.md", ROOT / "terraform" / "README.md"]:
+        current = readme.read_text(encoding="utf-8")
+        wanted = updated_readme(current, table)
+        if current == wanted:
+            continue
+        if args.check:
+            print(f"{readme}: the Terraform variables table is out of date; run python scripts/terraform_docs.py",
+                  file=sys.stderr)
+            stale += 1
+            continue
+        readme.write_text(wanted, encoding="utf-8")
+        print(f"updated {readme}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -760,3 +760,13 @@ def test_native_workflows_may_publish_to_their_notify_topic(tmp_path):
     assert 'startswith(grant.on, "topics/")' in topic_grants and 'trimprefix(grant.on, "topics/")' in topic_grants
     member = resource("google_pubsub_topic_iam_member", "workflows")
     assert unquote(member["topic"]) == "each.value.topic" and unquote(member["role"]) == "each.value.role"
+
+
+def test_the_module_readme_names_every_file_output_and_variable():
+    text = (MODULE / "README.md").read_text(encoding="utf-8")
+    for path in MODULE.glob("*.tf"):
+        if path.name not in ("variables.tf", "outputs.tf", "versions.tf"):
+            assert f"`{path.name}`" in text, f"terraform/README.md does not say what {path.name} creates"
+    outputs = [unquote(name) for entry in blocks("output") for name in entry]
+    assert outputs and all(f"`{name}`" in text for name in outputs), [name for name in outputs if f"`{name}`" not in text]
+    assert all(f"| `{name}` |" in text for name in variables())
