@@ -67,7 +67,10 @@ def test_ten_days_run_ten_runs_with_their_dates_survive_a_kill_and_list_as_one_b
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            done = query(db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'")[0][0] if db.exists() else 0
+            try:
+                done = query(db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'")[0][0] if db.exists() else 0
+            except sqlite3.OperationalError:  # the record is being created: its tables are not there yet
+                done = 0
             if done >= 3:
                 break
             time.sleep(0.05)

@@ -44,6 +44,9 @@ def native_roles(plan: Plan, jobs_dir: Optional[Path] = None) -> list[dict]:
         grants.setdefault(("roles/pubsub.publisher", f"topics/{plan.notify.pubsub_topic}"), {
             "role": "roles/pubsub.publisher", "on": f"topics/{plan.notify.pubsub_topic}",
             "why": "publish the run's report", "steps": []})
+        grants.setdefault(("roles/logging.logWriter", project), {  # sys.log: a report that could not be sent
+            "role": "roles/logging.logWriter", "on": project, "why": "log a report that could not be published",
+            "steps": []})
     return sorted(grants.values(), key=lambda g: (g["on"], g["role"]))
 
 
