@@ -1,5 +1,7 @@
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +69,19 @@ def generated_workflows_follow_the_documented_rules(monkeypatch):
         return files
 
     monkeypatch.setattr(cloud_workflows, "generate_files", checked)
+
+
+@contextlib.contextmanager
+def stub_executors(tmp_path, scenario: str):
+    """`levelflow executors serve --scenario ... --log FILE` in its own process, scripted by the
+    scenario YAML text; yields (its URL, the call log's path)."""
+    scenario_file = tmp_path / "scenario.yaml"
+    scenario_file.write_text(scenario)
+    log = tmp_path / "calls.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "levelflow", "executors", "serve", "--port", "0", "--scenario",
+                                str(scenario_file), "--log", str(log)], stderr=subprocess.PIPE, text=True)
+    try:
+        yield re.search(r"http://[\d.]+:\d+", process.stderr.readline()).group(), log
+    finally:
+        process.terminate()
+        process.wait(10)

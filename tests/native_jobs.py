@@ -46,6 +46,16 @@ def bigquery(job_id="J4", **extra):
     return step(job_id, JOB_NAME="orders_summary", FUNCTION_ID_NAME="bq-saved-query-executor", **extra)
 
 
+# Per executor kind: (step maker, what the fake's scenario matches, the poll method, the cancel
+# method, the cancel's body), as Google's REST references give them (fake_google_api).
+CANCELS = [
+    (dataproc, "aef-", "dataproc.projects.locations.batches.get", "dataproc.projects.regions.operations.cancel", None),
+    (dataflow, "copyorders2", "dataflow.projects.locations.jobs.get", "dataflow.projects.locations.jobs.update",
+     {"requestedState": "JOB_STATE_CANCELLED"}),
+    (dataform, "daily", "dataform.projects.locations.repositories.workflowInvocations.get",
+     "dataform.projects.locations.repositories.workflowInvocations.cancel", {}),
+    (bigquery, "aef_", "bigquery.jobs.get", "bigquery.jobs.cancel", None),
+]
 PROPERTIES = {"dataform_project_id": "sql-project", "dataform_location": "europe-west1", "repository_name": "warehouse"}
 
 

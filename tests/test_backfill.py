@@ -3,7 +3,6 @@
 resume, the run record read back by `levelflow runs list`."""
 import datetime as dt
 import json
-import re
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import PARAMS, pipeline, run_cli, step
+from conftest import PARAMS, pipeline, run_cli, step, stub_executors
 from levelflow.backends.local.backfill import MAX_INTERVALS, intervals
 
 DAYS = [f"2026-11-{day:02d}" for day in range(1, 11)]
@@ -31,16 +30,8 @@ def query(db_path, sql, args=()):
 @pytest.fixture
 def stub(tmp_path):
     """The stub executors in their own process: each job polled once, job_slow's for 1.5 s."""
-    scenario = tmp_path / "scenario.yaml"
-    scenario.write_text("default: {polls: 1}\njobs:\n  job_slow: {duration_s: 1.5}\n")
-    log = tmp_path / "calls.jsonl"
-    process = levelflow_process("executors", "serve", "--port", "0", "--scenario", scenario, "--log", log,
-                                stderr=subprocess.PIPE, text=True)
-    try:
-        yield re.search(r"http://[\d.]+:\d+", process.stderr.readline()).group(), log
-    finally:
-        process.terminate()
-        process.wait(10)
+    with stub_executors(tmp_path, "default: {polls: 1}\njobs:\n  job_slow: {duration_s: 1.5}\n") as served:
+        yield served
 
 
 def starts_by_date(log) -> Counter:

@@ -12,7 +12,7 @@ import cloud_workflows_emulator as cwe
 import levelflow
 from conftest import PARAMS, pipeline
 from levelflow.backends.local.native import camel
-from native_jobs import BUCKET, DATES, JOBS, PROJECT, REPOSITORY, bigquery, dataflow, dataform, dataproc, stocked_fake
+from native_jobs import BUCKET, CANCELS, DATES, JOBS, PROJECT, REPOSITORY, bigquery, dataflow, dataform, dataproc, stocked_fake
 from levelflow.backends import GenerateOptions, engine_for
 
 def native_files(tmp_path, levels, name="native_pipe") -> dict[str, str]:
@@ -96,14 +96,7 @@ def test_a_failed_job_fails_its_step_with_the_state_and_its_message(tmp_path, fa
     assert "Spark driver exited 1" in record["error"]["message"]
 
 
-@pytest.mark.parametrize("make, match, poll, cancel, cancel_body", [
-    (dataproc, "aef-", "dataproc.projects.locations.batches.get", "dataproc.projects.regions.operations.cancel", None),
-    (dataflow, "copyorders2", "dataflow.projects.locations.jobs.get", "dataflow.projects.locations.jobs.update",
-     {"requestedState": "JOB_STATE_CANCELLED"}),
-    (dataform, "daily", "dataform.projects.locations.repositories.workflowInvocations.get",
-     "dataform.projects.locations.repositories.workflowInvocations.cancel", {}),
-    (bigquery, "aef_", "bigquery.jobs.get", "bigquery.jobs.cancel", None),
-], ids=["dataproc", "dataflow", "dataform", "bigquery"])
+@pytest.mark.parametrize("make, match, poll, cancel, cancel_body", CANCELS, ids=[row[0].__name__ for row in CANCELS])
 def test_a_job_outliving_its_time_out_is_cancelled_through_its_api(tmp_path, fake, make, match, poll, cancel, cancel_body):
     fake.scenario(match, never_finish=True)
     outcome = run(native_files(tmp_path, [[[make(WAIT_TIME_SECONDS="60", ASYNC_TIMEOUT_LOOP_IN_MINUTES="5")]]]), fake)

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import PARAMS, pipeline, run_cli, step
+from conftest import PARAMS, pipeline, run_cli, step, stub_executors
 from levelflow.backends.local import LocalRunOptions, run_local
 from levelflow.scenario import Scenario
 from levelflow.stub_server import RunningStub
@@ -61,17 +61,8 @@ def step_statuses(db_path):
 @pytest.fixture
 def stub_process(tmp_path):
     """`levelflow executors serve --log FILE` in its own process; yields (url, log path)."""
-    scenario_file = tmp_path / "scenario.yaml"
-    scenario_file.write_text("default: {polls: 0}\njobs:\n  job_A2: {duration_s: 4}\n")
-    log = tmp_path / "calls.jsonl"
-    process = levelflow_process("executors", "serve", "--port", "0", "--scenario", scenario_file, "--log", log,
-                                stderr=subprocess.PIPE, text=True)
-    try:
-        url = re.search(r"http://[\d.]+:\d+", process.stderr.readline()).group()
-        yield url, log
-    finally:
-        process.terminate()
-        process.wait(10)
+    with stub_executors(tmp_path, "default: {polls: 0}\njobs:\n  job_A2: {duration_s: 4}\n") as served:
+        yield served
 
 
 def read_log(log):

@@ -19,7 +19,7 @@ import levelflow
 from conftest import PARAMS, pipeline, run_cli, step
 from levelflow.backends import GenerateOptions, engine_for
 from levelflow.backends.local import LocalRunOptions, run_local
-from native_jobs import (BUCKET, DATES, JOBS, PROJECT, PROPERTIES, bigquery, dataflow, dataform, dataproc,
+from native_jobs import (BUCKET, CANCELS, DATES, JOBS, PROJECT, PROPERTIES, bigquery, dataflow, dataform, dataproc,
                          stocked_fake)
 
 ARGUMENTS = {"query_variables": DATES, "workflow_properties": PROPERTIES}
@@ -86,14 +86,7 @@ def test_a_failed_job_fails_its_step_with_its_state_and_message(tmp_path, fake):
     assert record["async_job_ids"][0].startswith("projects/proc-project/locations/europe-west1/batches/aef-")
 
 
-@pytest.mark.parametrize("make, match, poll, cancel, cancel_body", [
-    (dataproc, "aef-", "dataproc.projects.locations.batches.get", "dataproc.projects.regions.operations.cancel", None),
-    (dataflow, "copyorders2", "dataflow.projects.locations.jobs.get", "dataflow.projects.locations.jobs.update",
-     {"requestedState": "JOB_STATE_CANCELLED"}),
-    (dataform, "daily", "dataform.projects.locations.repositories.workflowInvocations.get",
-     "dataform.projects.locations.repositories.workflowInvocations.cancel", {}),
-    (bigquery, "aef_", "bigquery.jobs.get", "bigquery.jobs.cancel", None),
-], ids=["dataproc", "dataflow", "dataform", "bigquery"])
+@pytest.mark.parametrize("make, match, poll, cancel, cancel_body", CANCELS, ids=[row[0].__name__ for row in CANCELS])
 def test_a_job_outliving_its_time_out_is_cancelled_through_its_api(tmp_path, fake, make, match, poll, cancel, cancel_body):
     fake.scenario(match, never_finish=True)
     [record] = run_native(tmp_path, [[[make(WAIT_TIME_SECONDS="60", ASYNC_TIMEOUT_LOOP_IN_MINUTES="5")]]], fake)["steps"]

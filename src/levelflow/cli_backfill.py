@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from .cli_common import env_option, print_warnings, quiet, reports_problems, resolve_params, strict_option
-from .cli_local import (NativeTarget, _check_target, _console, _format_option, _load_arguments, _options, _state_option,
-                        _store, target_options)
+from .cli_local import (NativeTarget, _check_target, _console, _format_option, _load_arguments, _options,
+                        _resume_command, _state_option, _store, target_options)
 
 STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "pending": "dim"}
 
@@ -57,7 +57,8 @@ def backfill(definition, from_date, to_date, every, max_concurrent, params_path,
     143 stopped by SIGINT / SIGTERM (continue it with --resume BACKFILL_ID).
     """
     from .api import load_params, load_plan
-    from .backends.local.backfill import Backfill, intervals, stop_backfill_on_signals
+    from .backends.local import stop_on_signals
+    from .backends.local.backfill import Backfill, intervals
     from .backends.local.runner import check_runnable
 
     context = click.get_current_context()
@@ -93,15 +94,14 @@ def backfill(definition, from_date, to_date, every, max_concurrent, params_path,
             job.reopen(resume, force)
         else:
             job.begin(from_date.date(), to_date.date(), every, force)
-        with stop_backfill_on_signals(job) as received:
+        with stop_on_signals(job) as received:
             _run_with_view(job, output_format)
         report = job.report()
     finally:
         store.close()
-    again = ["levelflow", "backfill", str(definition), "--params", str(params_path), *native.words(),
-             *(["--executor-url", executor_url] if executor_url else []),
-             *([f"--simulate={simulate}" if simulate else "--simulate"] if simulate is not None else []),
-             *(["--state", str(state_path)] if state_path else []), "--resume", report["backfill_id"]]
+    again = [*_resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path, native,
+                              "backfill"), *(["--max-concurrent", str(max_concurrent)] if max_concurrent != 1 else []),
+             "--resume", report["backfill_id"]]
     _print_result(report, output_format, again)
     if report["status"] == "interrupted" and received:
         sys.exit(128 + received[0])

@@ -248,9 +248,10 @@ def _run_with_view(plan, store, options, resume, force, output_format):
 
 
 def _resume_command(definition, params_path, executor_url, simulate, max_parallel, time_scale, state_path,
-                    native: NativeTarget) -> list[str]:
-    """The command line that continues a run as it was started (its target, waits and record)."""
-    words = ["levelflow", "run", str(definition), "--params", str(params_path), *native.words()]
+                    native: NativeTarget, command: str = "run") -> list[str]:
+    """The command line (`levelflow run`, or `backfill`) that continues what it started as it
+    was started (its target, waits and record), less the --resume ID."""
+    words = ["levelflow", command, str(definition), "--params", str(params_path), *native.words()]
     if executor_url:
         words += ["--executor-url", executor_url]
     if simulate is not None:

@@ -143,12 +143,22 @@ def read_job_file(entry: Executor, path, job_name: str) -> tuple[Optional[dict],
     its format, the problems found). A missing file is a problem, except for an executor with
     a format that has no job file (BigQuery: its steps are then in that format)."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if entry.fileless_format is not None:
             return None, entry.fileless_format, []
         return None, None, ["job parameter file not found in --jobs-dir"]
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, NaN or Infinity
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8
+        return None, None, [f"cannot read job parameters: {exc}"]
+    return parse_job_file(entry, text, job_name)
+
+
+def parse_job_file(entry: Executor, text: str, job_name: str) -> tuple[Optional[dict], Optional[str], list[str]]:
+    """A job file's text (from --jobs-dir, or read from the bucket at run time) parsed and checked:
+    (its content, its format, the problems found)."""
+    try:
+        value = json.loads(text, parse_constant=_not_json)
+    except ValueError as exc:  # not JSON, NaN or Infinity
         return None, None, [f"cannot read job parameters: {exc}"]
     sample = {"job_name": job_name, "dataflow_job_name": dataflow_job_name(job_name) or "sample", "sql": ""}
     job_format, problems = check_job_file(entry, value, sample)

@@ -11,16 +11,14 @@ refused, naming it (to resume it, or `force` to run those dates again).
 from __future__ import annotations
 
 import calendar
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import re
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 from ...errors import LevelflowError, Problem
 from ...plan import Plan
@@ -69,10 +67,6 @@ class IntervalState:
     run_id: Optional[str] = None
     status: str = "pending"  # pending | running | succeeded | failed | interrupted
     engine: Optional[Engine] = None
-
-    def as_data(self) -> dict:
-        return {"position": self.position, "start_date": self.start_date, "end_date": self.end_date,
-                "run_id": self.run_id, "status": self.status}
 
 
 @dataclass
@@ -201,22 +195,3 @@ def backfill_report(store: RunStore, backfill_id: str) -> dict:
             "to_date": recorded["to_date"], "every": recorded["every"], "resumes": recorded["resumes"],
             "state_db": str(store.path), "intervals": listed}
 
-
-@contextlib.contextmanager
-def stop_backfill_on_signals(backfill: Backfill) -> Iterator[list[int]]:
-    """SIGINT / SIGTERM stop every run of the backfill cleanly (each is resumable)."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum, _frame):
-        received.append(signum)
-        backfill.request_stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

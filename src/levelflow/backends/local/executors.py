@@ -309,6 +309,29 @@ class RunArguments:
         return {**self.workflow_properties, **step.step_properties}
 
 
+class DefaultCredentials:
+    """Application-default credentials (google.auth.default, cloud-platform scope), looked up
+    once and shared by the engine's threads; `purpose` says in the error what they were for."""
+
+    def __init__(self, purpose: str):
+        self.purpose = purpose
+        self._credentials = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        import google.auth
+        import google.auth.exceptions
+
+        with self._lock:
+            if self._credentials is None:
+                try:
+                    self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+                except google.auth.exceptions.GoogleAuthError as exc:
+                    raise StepError(f"no Google credentials {self.purpose} ({exc}); run "
+                                    "`gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS") from None
+            return self._credentials
+
+
 class WorkflowExecutionsApi:
     """Workflows steps against Google Cloud: start the workflow through the Workflow Executions
     REST API (as the generated workflows' connector does) and poll the execution."""
@@ -318,8 +341,7 @@ class WorkflowExecutionsApi:
         self.sender = sender  # the simulator answers in process
         self._loopback = LoopbackHttp() if is_local_http(self.root) else None  # the double under a base URL
         self._local = threading.local()
-        self._credentials = None
-        self._lock = threading.Lock()
+        self._credentials = DefaultCredentials("to run workflows")
 
     def _session(self):
         import requests
@@ -331,22 +353,9 @@ class WorkflowExecutionsApi:
         else:
             from google.auth.transport.requests import AuthorizedSession
 
-            session = AuthorizedSession(self._default_credentials())
+            session = AuthorizedSession(self._credentials.get())
         self._local.session = session
         return session
-
-    def _default_credentials(self):
-        import google.auth
-        import google.auth.exceptions
-
-        with self._lock:
-            if self._credentials is None:
-                try:
-                    self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-                except google.auth.exceptions.GoogleAuthError as exc:
-                    raise StepError(f"no Google credentials to run workflows ({exc}); run "
-                                    "`gcloud auth application-default login`") from None
-            return self._credentials
 
     def send(self, method: str, url: str, payload: Optional[dict], timeout: float) -> tuple[int, str]:
         if self.sender is not None:

@@ -26,12 +26,12 @@ from typing import Callable, Optional
 from urllib.parse import quote, urlsplit
 
 from ... import protocol
-from ...executors import (AEF, CATALOGUE, Executor, bq_request, check_job_file, dataflow_job_name, dataflow_request,
-                          dataform_request, dataproc_request, read_job_file, sqlx_location, strip_config_block)
+from ...executors import (AEF, CATALOGUE, Executor, bq_request, dataflow_job_name, dataflow_request, dataform_request,
+                          dataproc_request, parse_job_file, read_job_file, sqlx_location, strip_config_block)
 from ...native import aef_only
 from ...plan import PlanStep
 from ...protocol import is_loopback
-from .executors import CLOUD_PLATFORM_SCOPE, ExecutorClient, StepError, _shorten, http_answer
+from .executors import DefaultCredentials, ExecutorClient, StepError, _shorten, http_answer
 
 ROOTS = {  # each API's REST root, as Google's discovery documents give it (rootUrl + servicePath)
     "dataproc": "https://dataproc.googleapis.com/v1/",
@@ -52,8 +52,7 @@ class GoogleApis:
     def __init__(self, base: Optional[str] = None):
         self.base = base.rstrip("/") if base else None
         self._local = threading.local()
-        self._credentials = None
-        self._lock = threading.Lock()
+        self._credentials = DefaultCredentials("for native mode")
 
     def url(self, google_url: str) -> str:
         if self.base is None:
@@ -70,23 +69,10 @@ class GoogleApis:
             local = bool(self.base and is_loopback(self.base))  # this machine: no proxy settings, for tokens too
             token_session = requests.Session()
             token_session.trust_env = not local
-            session = AuthorizedSession(self._default_credentials(), auth_request=Request(token_session))
+            session = AuthorizedSession(self._credentials.get(), auth_request=Request(token_session))
             session.trust_env = not local
             self._local.session = session
         return session
-
-    def _default_credentials(self):
-        import google.auth
-        import google.auth.exceptions
-
-        with self._lock:
-            if self._credentials is None:
-                try:
-                    self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-                except google.auth.exceptions.GoogleAuthError as exc:
-                    raise StepError(f"no Google credentials for native mode ({exc}); run `gcloud auth "
-                                    "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS") from None
-            return self._credentials
 
     def send(self, method: str, google_url: str, body: Optional[dict], timeout: float) -> tuple[int, str]:
         url = self.url(google_url)
@@ -158,7 +144,7 @@ class NativeClient(ExecutorClient):
             where = f"gs://{bucket}/{name}"
             text = self._google(step, f"reading {where}", "GET",
                                 f"{ROOTS['storage']}b/{quote(str(bucket), safe='')}/o/{quote(name, safe='')}?alt=media", media=True)
-            params, job_format, problems = _checked(entry, text, step)
+            params, job_format, problems = parse_job_file(entry, text, step.job_name)
         if problems:
             raise StepError(f"{where}: {problems[0]}")
         if job_format != AEF or params is None:
@@ -203,21 +189,6 @@ def _entry(step: PlanStep) -> Executor:
     if entry is None or entry.native_api is None:  # refused before the run (levelflow.native)
         raise StepError(f"executor {step.executor!r} has no Google API in native mode")
     return entry
-
-
-def _checked(entry: Executor, text: str, step: PlanStep) -> tuple[Optional[dict], Optional[str], list[str]]:
-    """A job file read from the bucket, checked as --jobs-dir files are (executors.check_job_file)."""
-    try:
-        value = json.loads(text, parse_constant=_not_json)
-    except ValueError as exc:
-        return None, None, [f"cannot read job parameters: {exc}"]
-    sample = {"job_name": step.job_name, "dataflow_job_name": dataflow_job_name(step.job_name) or "sample", "sql": ""}
-    job_format, problems = check_job_file(entry, value, sample)
-    return (value if isinstance(value, dict) else None), job_format, problems
-
-
-def _not_json(name: str):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _google_message(text: str) -> str:

@@ -12,7 +12,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Protocol
 
 from ...errors import LevelflowError, Problem
 from ...plan import Plan
@@ -26,6 +26,10 @@ from .native import GoogleApis, NativeClient
 from .store import RunStore
 
 DEFAULT_MAX_PARALLEL = 20
+
+
+class Stoppable(Protocol):
+    def request_stop(self) -> None: ...
 GOOGLE_APIS = "https://googleapis.com"  # how a native run's target is recorded: Google's own APIs
 
 
@@ -214,8 +218,9 @@ def _executions_root(endpoints: Endpoints, options: LocalRunOptions) -> str:
 
 
 @contextlib.contextmanager
-def stop_on_signals(engine: Engine) -> Iterator[list[int]]:
-    """SIGINT / SIGTERM ask the engine to stop cleanly; yields the signals received."""
+def stop_on_signals(engine: Stoppable) -> Iterator[list[int]]:
+    """SIGINT / SIGTERM ask the engine (or a backfill, which stops each of its runs) to stop
+    cleanly; yields the signals received."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
