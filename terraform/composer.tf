@@ -77,6 +77,7 @@ resource "google_composer_environment" "this" {
   project  = var.project
   region   = var.region
   name     = "aef-${var.project}-${var.environment}"
+  labels   = var.labels
 
   config {
     environment_size = var.composer_config.environment_size

@@ -116,6 +116,16 @@ resource "local_file" "platform_parameters" {
       error_message = "jobs_dir is read in native step mode only (step_mode = \"native\"): in functions mode the executor functions read the job files from the bucket. Unset jobs_dir."
     }
     precondition {
+      condition = local.deploys_workflows || alltrue([
+        var.crypto_key_name == null, var.execution_history_level == null, length(var.user_env_vars) == 0, var.intermediate_function_generation == null,
+      ])
+      error_message = "crypto_key_name, execution_history_level, user_env_vars and intermediate_function_generation are settings of the Cloud Workflows this module deploys, and it deploys none (deploy_cloud_workflows = false, or no cloud_workflows definition in definitions_dir): unset them."
+    }
+    precondition {
+      condition     = var.intermediate_function_generation == null || var.step_mode == "functions"
+      error_message = "intermediate_function_generation is read in functions step mode only: in native mode the workflows call Google's APIs, not the intermediate function. Unset it."
+    }
+    precondition {
       condition     = length(local.definition_files) > 0
       error_message = "No definition files (*.json, *.yaml, *.yml) in definitions_dir ${var.definitions_dir} (relative to where Terraform runs): see `levelflow validate ${var.definitions_dir}`."
     }

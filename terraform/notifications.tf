@@ -19,6 +19,7 @@ resource "google_pubsub_topic" "notify" {
   for_each = local.notify_topics
   project  = var.project
   name     = each.key
+  labels   = var.labels
 }
 
 resource "google_monitoring_notification_channel" "notify" {

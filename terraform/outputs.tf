@@ -38,13 +38,13 @@ output "platform_parameters_file" {
   value       = local_file.platform_parameters.filename
 }
 
-output "workflows_service_account" {
-  description = "Email of the service account the workflows run as in native step mode; null in functions mode (the project's default account)."
-  value       = one(google_service_account.workflows[*].email)
+output "workflows_service_accounts" {
+  description = "Email of the service account each deployed cloud_workflows pipeline's workflows run as: pipeline name => email (with workflows_service_account_scope = \"definitions_dir\", the same account for every pipeline)."
+  value       = { for pipeline, account in local.account_of : pipeline => google_service_account.workflows[account].email }
 }
 
 output "workflows_grants" {
-  description = "Native step mode: the roles granted to the workflows' service account, \"<on> <role>\" => {role, on (projects/<id>, buckets/<name> or serviceAccounts/<email>), why, pipelines}, as `levelflow plan --step-mode native` lists them."
+  description = "The roles granted to the workflows' service accounts, \"<account> <on> <role>\" => {account (a pipeline, or shared), role, on (projects/<id>, buckets/<name>, serviceAccounts/<email>, topics/<id> or functions/<name>), why, pipelines}, as `levelflow plan --format json` lists them."
   value       = local.resolved_grants
 }
 

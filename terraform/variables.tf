@@ -148,3 +148,84 @@ variable "jobs_dir" {
   nullable    = true
   default     = null
 }
+
+variable "workflows_service_account_scope" {
+  description = "Who the Cloud Workflows run as (docs/deployment.md): \"pipeline\", a service account per pipeline holding only the roles its own steps need; or \"definitions_dir\", one account for every pipeline deployed here, holding the roles of them all."
+  type        = string
+  nullable    = false
+  default     = "pipeline"
+
+  validation {
+    condition     = contains(["pipeline", "definitions_dir"], var.workflows_service_account_scope)
+    error_message = "workflows_service_account_scope must be \"pipeline\" or \"definitions_dir\"."
+  }
+}
+
+variable "intermediate_function_generation" {
+  description = "Functions step mode: the generation of the AEF intermediate function the workflows call, 2 (Cloud Run functions, as the AEF deploys it: roles/run.invoker on its service) or 1 (roles/cloudfunctions.invoker on the function). Unset: 2."
+  type        = number
+  nullable    = true
+  default     = null
+
+  validation {
+    condition     = var.intermediate_function_generation == null || contains([1, 2], coalesce(var.intermediate_function_generation, 2))
+    error_message = "intermediate_function_generation must be 1 or 2."
+  }
+}
+
+variable "crypto_key_name" {
+  description = "Cloud KMS key the workflows and their executions are encrypted with (CMEK), projects/<p>/locations/<region>/keyRings/<ring>/cryptoKeys/<key>, in the workflows' region. The module lets the project's Workflows service agent use it. Unset: Google-managed encryption."
+  type        = string
+  nullable    = true
+  default     = null
+
+  validation {
+    condition     = var.crypto_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.crypto_key_name, "-")))
+    error_message = "crypto_key_name must be a key's resource name: projects/<project>/locations/<region>/keyRings/<ring>/cryptoKeys/<key>."
+  }
+}
+
+variable "labels" {
+  description = "Labels of the deployed resources that take labels: the workflows (which also get levelflow-pipeline = <pipeline>), the notify topics and the created Composer environment."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+
+  validation {
+    # https://cloud.google.com/resource-manager/docs/labels-overview#requirements
+    condition = length(var.labels) <= 63 && alltrue([
+      for key, value in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", key)) && can(regex("^[a-z0-9_-]{0,63}$", value))
+    ])
+    error_message = "labels: at most 63 (the module adds one), each key a lower-case letter then up to 62 lower-case letters, digits, '_' or '-', each value up to 63 of those."
+  }
+  validation {
+    condition     = !contains(keys(var.labels), "levelflow-pipeline")
+    error_message = "The label levelflow-pipeline is the module's: it names each workflow's pipeline."
+  }
+}
+
+variable "execution_history_level" {
+  description = "How much history of each workflow execution is kept: EXECUTION_HISTORY_BASIC or EXECUTION_HISTORY_DETAILED (steps and variables, for the console's step view). Unset: the service's default."
+  type        = string
+  nullable    = true
+  default     = null
+
+  validation {
+    condition     = var.execution_history_level == null || contains(["EXECUTION_HISTORY_BASIC", "EXECUTION_HISTORY_DETAILED"], coalesce(var.execution_history_level, "-"))
+    error_message = "execution_history_level must be EXECUTION_HISTORY_BASIC or EXECUTION_HISTORY_DETAILED."
+  }
+}
+
+variable "user_env_vars" {
+  description = "User-defined environment variables set on every workflow (the workflow's userEnvVars, which sys.get_env reads), for tooling and policies that read them from the deployed workflow; the generated code reads none. At most 20, names neither empty nor starting with GOOGLE or WORKFLOWS, values up to 4 KiB."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+
+  validation {
+    condition = length(var.user_env_vars) <= 20 && alltrue([
+      for name, value in var.user_env_vars : name != "" && !startswith(name, "GOOGLE") && !startswith(name, "WORKFLOWS") && length(value) <= 4096
+    ])
+    error_message = "user_env_vars: at most 20, names neither empty nor starting with GOOGLE or WORKFLOWS, values of at most 4096 characters."
+  }
+}

@@ -4,6 +4,7 @@ reference resolves, and run the levelflow commands it runs, through the very pro
 `external` data sources run, on the examples."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -29,7 +30,7 @@ DOCS_SCRIPT = ROOT / "scripts" / "terraform_docs.py"
 REQUIRED = object()
 
 # The original deployment's variables and defaults (its variables.tf), plus definitions_dir,
-# step_mode and jobs_dir.
+# step_mode, jobs_dir and the secure deployment's (docs/deployment.md).
 ORIGINAL_DEFAULTS = {
     "project": REQUIRED,
     "region": REQUIRED,
@@ -44,6 +45,12 @@ ORIGINAL_DEFAULTS = {
     "definitions_dir": "../workflow-definitions",
     "step_mode": "functions",
     "jobs_dir": None,
+    "workflows_service_account_scope": "pipeline",
+    "intermediate_function_generation": None,
+    "crypto_key_name": None,
+    "labels": {},
+    "execution_history_level": None,
+    "user_env_vars": {},
 }
 COMPOSER_CONFIG_FIELDS = [
     "vpc", "subnet", "connection_subnetwork", "cloud_sql", "gke_master", "service_encryption_keys",
@@ -403,19 +410,21 @@ def native_definitions(tmp_path: Path) -> tuple[list[Path], Path]:
     return definitions, jobs
 
 
-def native_plan_query(definitions: list[Path], generated_dir: Path, jobs_dir: Path | None) -> dict[str, str]:
-    """data.external.native_plan's query, rendered from native.tf."""
-    overrides = command_overrides("cloud_workflows", definitions, generated_dir, step_mode="native", jobs_dir=jobs_dir)
+def workflows_plan_query(definitions: list[Path], generated_dir: Path, step_mode: str = "native",
+                         jobs_dir: Path | None = None) -> dict[str, str]:
+    """data.external.workflows_plan's query, rendered from identity.tf."""
+    overrides = command_overrides("cloud_workflows", definitions, generated_dir, step_mode=step_mode, jobs_dir=jobs_dir)
     overrides['local.quoted_definitions["cloud_workflows"]'] = overrides.pop("local.quoted_definitions[each.key]")
     overrides['local.engine_flags["cloud_workflows"]'] = overrides.pop("local.engine_flags[each.key]")
-    return {key: render(value, overrides) for key, value in data_source("external", "native_plan")["query"].items()}
+    return {key: render(value, overrides) for key, value in data_source("external", "workflows_plan")["query"].items()}
 
 
-def run_native_plan(tmp_path: Path, definitions: list[Path], jobs_dir: Path | None = None):
+def run_workflows_plan(tmp_path: Path, definitions: list[Path], jobs_dir: Path | None = None, step_mode: str = "native"):
     generated_dir = tmp_path / ".levelflow" / "dev" / "0123456789abcdef"
-    query = native_plan_query(definitions, generated_dir, jobs_dir)
+    query = workflows_plan_query(definitions, generated_dir, step_mode, jobs_dir)
     assert unknown_flags(query["command"]) == []
-    assert "--step-mode native" in query["command"] and ("--jobs-dir" in query["command"]) == (jobs_dir is not None)
+    assert ("--step-mode native" in query["command"]) == (step_mode == "native")
+    assert ("--jobs-dir" in query["command"]) == (jobs_dir is not None)
     result = run_external(query, tmp_path)
     assert result.returncode == 0, result.stderr
     assert levelflow.load_params(generated_dir / "platform-parameters-dev.json").pProjectID == EXAMPLE_VARS["project"]
@@ -428,30 +437,60 @@ def hcl_regex(expression: str) -> str:
 
 
 GRANTED_ON = {"project_grants": ("projects/", "project"), "bucket_grants": ("buckets/", "bucket"),
-              "service_account_grants": ("serviceAccounts/", "email")}  # native.tf's local => (prefix, argument)
+              "service_account_grants": ("serviceAccounts/", "email"), "topic_grants": ("topics/", "topic"),
+              "function_grants": ("functions/", "function")}  # identity.tf's local => (prefix, argument)
 
 
-def module_grants(answer) -> dict[str, dict]:
-    """What native.tf's locals make of plan's answer: the unresolved keys, the resolved grants,
+def module_grants(answer, scope: str = "pipeline") -> dict[str, dict]:
+    """What identity.tf's locals make of plan's answer for this workflows_service_account_scope:
+    each pipeline's account, its workflows' accounts, the unresolved keys, the resolved grants,
     and each grant resource's for_each map; an account's project comes from the module's regex."""
-    native = module_locals()
-    assert "flatten([jsondecode(data.external.native_plan[0].result.output)])" in native["native_reports"]
-    assert '"${entry.on} ${entry.role}" => entry...' in native["native_grants"]  # grouped: once across pipelines
-    assert 'strcontains(grant.on, "<")' in native["unresolved_grants"] and '!strcontains(grant.on, "<")' in native["resolved_grants"]
+    found = module_locals()
+    assert "flatten([jsondecode(data.external.workflows_plan[0].result.output)])" in found["workflow_reports"]
+    assert unquote(found["per_pipeline"]) == 'var.workflows_service_account_scope == "pipeline"'
+    assert squashed(found["account_of"]) == \
+        squashed('{ for report in local.workflow_reports : report.pipeline => local.per_pipeline ? report.pipeline : "shared" }')
+    assert '"${entry.account} ${entry.on} ${entry.role}" => entry...' in found["workflow_grants"]  # once per account
+    assert 'strcontains(grant.on, "<")' in found["unresolved_grants"] and '!strcontains(grant.on, "<")' in found["resolved_grants"]
+    reports = answer if isinstance(answer, list) else [answer]  # flatten([...])
+    account_of = {report["pipeline"]: report["pipeline"] if scope == "pipeline" else "shared" for report in reports}
     grants: dict[str, dict] = {}
-    for report in answer if isinstance(answer, list) else [answer]:  # flatten([...])
+    for report in reports:
+        account = account_of[report["pipeline"]]
         for entry in report["iam"]:
-            grants.setdefault(f"{entry['on']} {entry['role']}", {**entry, "pipelines": []})["pipelines"].append(report["pipeline"])
-    found = {"unresolved": sorted(key for key, grant in grants.items() if "<" in grant["on"]),
-             "resolved": {key: grant for key, grant in grants.items() if "<" not in grant["on"]}}
+            key = f"{account} {entry['on']} {entry['role']}"
+            grants.setdefault(key, {**entry, "account": account, "pipelines": []})["pipelines"].append(report["pipeline"])
+    result: dict = {"account_of": account_of,
+                    "workflow_account": {name: account_of[r["pipeline"]] for r in reports for name in r["workflows"]},
+                    "unresolved": sorted(key for key, grant in grants.items() if "<" in grant["on"]),
+                    "resolved": {key: grant for key, grant in grants.items() if "<" not in grant["on"]}}
     for local, (prefix, argument) in GRANTED_ON.items():
-        assert f'startswith(grant.on, "{prefix}")' in native[local] and f'trimprefix(grant.on, "{prefix}")' in native[local]
-        found[local] = {key: {argument: grant["on"].removeprefix(prefix), "role": grant["role"]}
-                        for key, grant in found["resolved"].items() if grant["on"].startswith(prefix)}
-    for grant in found["service_account_grants"].values():
-        match = re.search(hcl_regex(native["service_account_grants"]), grant["email"])
+        assert f'startswith(grant.on, "{prefix}")' in found[local] and f'trimprefix(grant.on, "{prefix}")' in found[local]
+        result[local] = {key: {argument: grant["on"].removeprefix(prefix), "role": grant["role"], "account": grant["account"]}
+                         for key, grant in result["resolved"].items() if grant["on"].startswith(prefix)}
+    for grant in result["service_account_grants"].values():
+        match = re.search(hcl_regex(found["service_account_grants"]), grant["email"])
         grant["project"] = match.group(1) if match else "-"
-    return found
+    return result
+
+
+def squashed(expression: str) -> str:
+    """An HCL expression without its blanks (python-hcl2 writes `{ for` as `{for`)."""
+    return re.sub(r"\s+", "", unquote(expression))
+
+
+def account_id(pipeline: str, environment: str = "dev", scope: str = "pipeline") -> str:
+    """identity.tf's account id for a pipeline, evaluated (lower, replace, substr, trim, sha256)."""
+    accounts = module_locals()["workflow_accounts"]
+    per_pipeline = re.search(r'account_id\s*=\s*("lf-\$\{trim\(substr\(replace\(lower\(report\.pipeline\), "_", "-"\), 0, (\d+)\), "-"\)\}'
+                             r'-\$\{substr\(sha256\("\$\{var\.environment\}/\$\{report\.pipeline\}"\), 0, (\d+)\)\}")', accounts)
+    assert per_pipeline, accounts
+    if scope != "pipeline":
+        assert 'shared={account_id="lf-wf-${local.environment_id}"' in squashed(accounts)
+        return "lf-wf-" + environment.lower().replace("_", "-")
+    cut, digits = int(per_pipeline.group(2)), int(per_pipeline.group(3))
+    name = pipeline.lower().replace("_", "-")[:cut].strip("-")
+    return f"lf-{name}-{hashlib.sha256(f'{environment}/{pipeline}'.encode()).hexdigest()[:digits]}"
 
 
 def test_step_mode_is_a_cloud_workflows_mode_and_jobs_dir_goes_with_native_only():
@@ -493,28 +532,31 @@ def test_native_generate_command_writes_native_workflows(tmp_path):
     assert DATAPROC_JOB["jar_file_location"] in (tmp_path / "embedded" / "cloud_workflows" / "sales.yaml").read_text()
 
 
-def test_native_plan_gives_the_grants_of_the_workflows_account_once_across_pipelines(tmp_path):
+def test_each_pipeline_s_account_gets_the_native_roles_of_its_own_steps_only(tmp_path):
     definitions, jobs = native_definitions(tmp_path)
-    grants = module_grants(run_native_plan(tmp_path, definitions, jobs))
+    grants = module_grants(run_workflows_plan(tmp_path, definitions, jobs))
     assert grants["unresolved"] == [] and grants["bucket_grants"] == {}  # embedded job files: no bucket to read
-    assert grants["resolved"]["projects/proc-project roles/dataproc.editor"]["pipelines"] == ["sales", "stock"]
+    assert grants["account_of"] == {"sales": "sales", "stock": "stock"}
+    assert grants["workflow_account"] == {"sales": "sales", "stock": "stock"}
     assert grants["project_grants"] == {
-        f"{OWN_PROJECT} roles/bigquery.jobUser": {"project": EXAMPLE_VARS["project"], "role": "roles/bigquery.jobUser"},
-        f"{OWN_PROJECT} roles/workflows.invoker": {"project": EXAMPLE_VARS["project"], "role": "roles/workflows.invoker"},
-        "projects/proc-project roles/dataproc.editor": {"project": "proc-project", "role": "roles/dataproc.editor"},
-        "projects/sql-project roles/dataform.viewer": {"project": "sql-project", "role": "roles/dataform.viewer"},
+        f"sales {OWN_PROJECT} roles/bigquery.jobUser": {"project": EXAMPLE_VARS["project"], "role": "roles/bigquery.jobUser", "account": "sales"},
+        "sales projects/proc-project roles/dataproc.editor": {"project": "proc-project", "role": "roles/dataproc.editor", "account": "sales"},
+        "sales projects/sql-project roles/dataform.viewer": {"project": "sql-project", "role": "roles/dataform.viewer", "account": "sales"},
+        f"stock {OWN_PROJECT} roles/workflows.invoker": {"project": EXAMPLE_VARS["project"], "role": "roles/workflows.invoker", "account": "stock"},
+        "stock projects/proc-project roles/dataproc.editor": {"project": "proc-project", "role": "roles/dataproc.editor", "account": "stock"},
     }
     spark, compute = DATAPROC_JOB["dataproc_service_account"], "123-compute@developer.gserviceaccount.com"
     user = "roles/iam.serviceAccountUser"
     assert grants["service_account_grants"] == {
-        f"serviceAccounts/{spark} {user}": {"email": spark, "project": "proc-project", "role": user},
-        f"serviceAccounts/{compute} {user}": {"email": compute, "project": "-", "role": user},
+        f"sales serviceAccounts/{spark} {user}": {"email": spark, "project": "proc-project", "role": user, "account": "sales"},
+        f"stock serviceAccounts/{compute} {user}": {"email": compute, "project": "-", "role": user, "account": "stock"},
     }
-    # The resources grant each for_each entry, to the workflows' account.
-    member = "${google_service_account.workflows[0].member}"
+    # The resources grant each for_each entry, to the account of the grant's pipeline.
+    member = "${google_service_account.workflows[each.value.account].member}"
     for kind, local, arguments in [
         ("google_project_iam_member", "project_grants", {"project": "${each.value.project}"}),
         ("google_storage_bucket_iam_member", "bucket_grants", {"bucket": "${each.value.bucket}"}),
+        ("google_pubsub_topic_iam_member", "topic_grants", {"topic": "${each.value.topic}"}),
         ("google_service_account_iam_member", "service_account_grants",
          {"service_account_id": '"projects/${each.value.project}/serviceAccounts/${each.value.email}"'}),
     ]:
@@ -522,20 +564,98 @@ def test_native_plan_gives_the_grants_of_the_workflows_account_once_across_pipel
         assert body["for_each"] == f"${{local.{local}}}" and body["member"] == member
         assert body["role"] == "${each.value.role}" and {key: body[key] for key in arguments} == arguments
     service_account_id = resource("google_service_account_iam_member", "workflows")["service_account_id"]
-    each = grants["service_account_grants"][f"serviceAccounts/{spark} {user}"]
+    each = grants["service_account_grants"][f"sales serviceAccounts/{spark} {user}"]
     assert render(service_account_id, {"each.value.project": each["project"], "each.value.email": each["email"]}) == \
         f"projects/proc-project/serviceAccounts/{spark}"
 
 
+def test_one_account_per_definitions_dir_holds_each_role_once_across_pipelines(tmp_path):
+    definitions, jobs = native_definitions(tmp_path)
+    grants = module_grants(run_workflows_plan(tmp_path, definitions, jobs), scope="definitions_dir")
+    assert set(grants["account_of"].values()) == {"shared"} == set(grants["workflow_account"].values())
+    assert grants["resolved"]["shared projects/proc-project roles/dataproc.editor"]["pipelines"] == ["sales", "stock"]
+    assert len([key for key in grants["project_grants"] if key.endswith("roles/dataproc.editor")]) == 1
+    scope = variables()["workflows_service_account_scope"]
+    assert unquote(scope["default"]) == "pipeline"
+    assert json.loads(re.search(r"contains\((\[[^]]*\]), var", scope["validation"][0]["condition"]).group(1)) == \
+        ["pipeline", "definitions_dir"]
+
+
+def test_functions_mode_accounts_may_invoke_the_intermediate_function_and_nothing_else(tmp_path):
+    definitions = example_definitions()["cloud_workflows"]
+    grants = module_grants(run_workflows_plan(tmp_path, definitions, step_mode="functions"))
+    intermediate = render(module_locals()["function_intermediate_name"], {})
+    assert grants["unresolved"] == []
+    roles = {(grant["account"], grant["role"], grant["on"]) for grant in grants["resolved"].values()
+             if grant["why"] != "start and cancel the child workflows"}  # a workflows step's (retail_daily has one)
+    assert roles == {(pipeline_name, "roles/run.invoker", f"functions/{intermediate}") for pipeline_name in grants["account_of"]}
+    assert set(grants["function_grants"]) == {f"{name} functions/{intermediate} roles/run.invoker" for name in grants["account_of"]}
+    # 2nd gen (the default, as the AEF deploys it): the Cloud Run service; 1st gen: the function.
+    run = resource("google_cloud_run_v2_service_iam_member", "workflows")
+    assert unquote(run["for_each"]) == "coalesce(var.intermediate_function_generation, 2) == 2 ? local.function_grants : {}"
+    assert unquote(run["name"]) == "each.value.function" and unquote(run["role"]) == "each.value.role"
+    assert unquote(run["project"]) == "var.project" and unquote(run["location"]) == "var.region"  # pProjectID, pRegion
+    gen1 = resource("google_cloudfunctions_function_iam_member", "workflows")
+    assert unquote(gen1["for_each"]) == "var.intermediate_function_generation == 1 ? local.function_grants : {}"
+    assert unquote(gen1["role"]) == "roles/cloudfunctions.invoker" and unquote(gen1["cloud_function"]) == "each.value.function"
+    for body in (run, gen1):
+        assert body["member"] == "${google_service_account.workflows[each.value.account].member}"
+    assert {item["ParameterKey"]: item["ParameterValue"] for item in platform_parameters()}["pFunctionIntermediateName"] == intermediate
+
+
+def test_a_split_pipeline_s_parts_run_as_its_account_and_its_parent_may_start_them(tmp_path):
+    big = tmp_path / "big.json"
+    threads = [[step(f"L{level}S{n}", FUNCTION_ID_NAME="dataform-tag-executor") for n in range(80)] for level in range(12)]
+    big.write_text(json.dumps(pipeline([[thread] for thread in threads])))
+    report = run_workflows_plan(tmp_path, [big], step_mode="functions")
+    assert report["workflows"][0] == "big" and len(report["workflows"]) > 2
+    assert report["workflows"][1:] == [f"big-part-{n}" for n in range(1, len(report["workflows"]))]
+    query = generate_query("cloud_workflows", [big], tmp_path / "gen")
+    assert run_external(query, tmp_path).returncode == 0
+    assert sorted(path.stem for path in (tmp_path / "gen" / "cloud_workflows").glob("*.yaml")) == sorted(report["workflows"])
+    grants = module_grants(report)
+    assert grants["workflow_account"] == {name: "big" for name in report["workflows"]}
+    invoker = grants["resolved"][f"big {OWN_PROJECT} roles/workflows.invoker"]
+    assert invoker["why"] == "start and poll the pipeline's parts"
+    workflow = resource("google_workflows_workflow", "this")
+    assert workflow["service_account"] == "${google_service_account.workflows[local.workflow_account[each.key]].email}"
+
+
+def test_workflows_run_as_their_pipeline_s_account_whose_id_google_accepts():
+    account = resource("google_service_account", "workflows")
+    assert account["for_each"] == "${local.workflow_accounts}"
+    assert data_source("external", "workflows_plan")["count"] == "${local.deploys_workflows ? 1 : 0}"
+    workflow = resource("google_workflows_workflow", "this")
+    assert set(workflow["depends_on"]) == {f"${{{kind}.workflows}}" for kind in (
+        "google_project_iam_member", "google_storage_bucket_iam_member", "google_service_account_iam_member",
+        "google_pubsub_topic_iam_member", "google_cloud_run_v2_service_iam_member",
+        "google_cloudfunctions_function_iam_member", "google_kms_crypto_key_iam_member")}
+    # Every id is one Google accepts (6-30 characters, RFC 1035), or the plan says why not.
+    check = next(check for check in preconditions(account) if "each.value.account_id" in check["condition"])
+    pattern = hcl_regex(check["condition"])
+    longest = int(re.search(r"length\(each\.value\.account_id\) <= (\d+)", check["condition"]).group(1))
+    ids = set()
+    for name in ["sales", "a", "Daily_Sales-EU", "x" * 64, "a" * 18 + "-b", "a" * 18 + "_" + "b" * 40]:
+        for environment in ("dev", "prod"):
+            derived = account_id(name, environment)
+            assert len(derived) <= longest and len(derived) >= 6 and re.fullmatch(pattern, derived), derived
+            ids.add(derived)
+    assert len(ids) == 12  # no two pipelines, nor two environments, share an account
+    for environment, valid in [("dev", True), ("Prod_EU", True), ("e" * 24, True), ("e" * 25, False), ("dev-", False)]:
+        derived = account_id("any", environment, scope="definitions_dir")
+        assert (len(derived) <= longest and re.fullmatch(pattern, derived) is not None) == valid, derived
+
+
 def test_a_role_on_a_resource_named_in_an_unread_job_file_fails_the_plan_asking_for_jobs_dir(tmp_path):
     definitions = example_definitions()["cloud_workflows"]
-    assert isinstance(run_native_plan(tmp_path, definitions[:1]), dict)  # one file, one report: hence flatten([...])
-    grants = module_grants(run_native_plan(tmp_path, definitions))
-    assert any(key.startswith("projects/<dataproc_serverless_project_id of dataproc-serverless-job-executor/")
+    assert isinstance(run_workflows_plan(tmp_path, definitions[:1]), dict)  # one file, one report: hence flatten([...])
+    grants = module_grants(run_workflows_plan(tmp_path, definitions))
+    assert any("projects/<dataproc_serverless_project_id of dataproc-serverless-job-executor/" in key
                for key in grants["unresolved"])
     jobs_bucket = render(module_locals()["jobs_bucket"], {})
-    assert grants["bucket_grants"] == {f"buckets/{jobs_bucket} roles/storage.objectViewer": {
-        "bucket": jobs_bucket, "role": "roles/storage.objectViewer"}}  # job files read at run time
+    assert {key: grant["bucket"] for key, grant in grants["bucket_grants"].items()} == {
+        f"{name} buckets/{jobs_bucket} roles/storage.objectViewer": jobs_bucket  # job files read at run time
+        for name in grants["account_of"] if any(g["bucket"] for g in grants["bucket_grants"].values() if g["account"] == name)}
     checks = preconditions(resource("google_service_account", "workflows"))
     unresolved = [check for check in checks if "local.unresolved_grants" in check["condition"]]
     assert len(unresolved) == 1 and unresolved[0]["condition"] == "${length(local.unresolved_grants) == 0}"
@@ -544,26 +664,73 @@ def test_a_role_on_a_resource_named_in_an_unread_job_file_fails_the_plan_asking_
     assert all(key in message for key in grants["unresolved"])
 
 
-def test_workflows_run_as_the_native_account_only_in_native_mode():
-    assert unquote(module_locals()["native"]) == \
-        'var.step_mode == "native" && contains(keys(local.engine_definitions), "cloud_workflows")'
-    account = resource("google_service_account", "workflows")
-    assert account["count"] == "${local.native ? 1 : 0}" and data_source("external", "native_plan")["count"] == account["count"]
+def test_cmek_labels_history_and_environment_variables_reach_every_workflow():
     workflow = resource("google_workflows_workflow", "this")
-    assert workflow["service_account"] == "${one(google_service_account.workflows[*].email)}"  # null: the default
-    assert set(workflow["depends_on"]) == {f"${{{kind}.workflows}}" for kind in (
-        "google_project_iam_member", "google_storage_bucket_iam_member", "google_service_account_iam_member",
-        "google_pubsub_topic_iam_member")}
-    # Its id, from the environment, is one Google accepts (6-30 characters, RFC 1035), or the plan says why not.
-    check = next(check for check in preconditions(account) if "local.workflows_account_id" in check["condition"])
-    pattern = hcl_regex(check["condition"])
-    longest = int(re.search(r"length\(local\.workflows_account_id\) <= (\d+)", check["condition"]).group(1))
-    account_id = module_locals()["workflows_account_id"]
-    assert unquote(account["account_id"]) == "local.workflows_account_id"
-    for environment, valid in [("dev", True), ("Prod_EU", True), ("e" * 24, True), ("e" * 25, False), ("dev-", False)]:
-        derived = render(account_id, {'replace(lower(var.environment), "_", "-")': environment.lower().replace("_", "-")})
-        assert (len(derived) <= longest and re.fullmatch(pattern, derived) is not None) == valid, derived
-        assert len(derived) >= 6
+    for argument in ("crypto_key_name", "execution_history_level", "user_env_vars"):
+        assert unquote(workflow[argument]) == f"var.{argument}"
+    assert squashed(workflow["labels"]) == \
+        squashed("merge(var.labels, { levelflow-pipeline = substr(lower(local.workflow_pipeline[each.key]), 0, 63) })")
+    for kind, name in [("google_pubsub_topic", "notify"), ("google_composer_environment", "this")]:
+        assert unquote(resource(kind, name)["labels"]) == "var.labels"
+    # The key: the project's Workflows service agent may use it, and it is in the workflows' region.
+    identity = resource("google_project_service_identity", "workflows")
+    assert unquote(identity["service"]) == "workflows.googleapis.com" and unquote(identity["provider"]) == "google-beta"
+    grant = resource("google_kms_crypto_key_iam_member", "workflows")
+    assert unquote(grant["role"]) == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    assert unquote(grant["member"]) == "google_project_service_identity.workflows[0].member"
+    [region_check] = preconditions(grant)
+    pattern = hcl_regex(region_check["condition"])
+    key = "projects/keys/locations/{}/keyRings/ring/cryptoKeys/wf"
+    assert re.search(pattern, key.format("us-central1")).group(1) == EXAMPLE_VARS["region"]
+    assert re.search(pattern, key.format("europe-west1")).group(1) != EXAMPLE_VARS["region"]
+
+
+def validation_accepts(variable: str, value) -> bool:
+    """Evaluate a variable's validations for a value, in Python, from their HCL text."""
+    conditions = [unquote(check["condition"]) for check in variables()[variable]["validation"]]
+    patterns = [json.loads(found) for found in re.findall(r'regex\(("(?:[^"\\]|\\.)*")', conditions[0])]
+    key_pattern, value_pattern = (patterns + ["", ""])[:2]
+    checks = {
+        "crypto_key_name": lambda v: v is None or re.fullmatch(hcl_regex(conditions[0]), v) is not None,
+        "execution_history_level": lambda v: v is None or v in json.loads(re.search(r"contains\((\[[^]]*\])", conditions[0]).group(1)),
+        "labels": lambda v: len(v) <= 63 and "levelflow-pipeline" not in v and all(
+            re.fullmatch(key_pattern, key) and re.fullmatch(value_pattern, val) for key, val in v.items()),
+        "user_env_vars": lambda v: len(v) <= 20 and all(name and not name.startswith(("GOOGLE", "WORKFLOWS")) and len(val) <= 4096
+                                                       for name, val in v.items()),
+    }
+    if variable == "user_env_vars":
+        assert all(part in conditions[0] for part in ('length(var.user_env_vars) <= 20', 'name != ""', '!startswith(name, "GOOGLE")',
+                                                       '!startswith(name, "WORKFLOWS")', "length(value) <= 4096"))
+    if variable == "labels":
+        assert 'length(var.labels) <= 63' in conditions[0] and '!contains(keys(var.labels), "levelflow-pipeline")' in conditions[1]
+    return bool(checks[variable](value))
+
+
+def test_the_secure_settings_are_validated_as_google_documents_them():
+    assert validation_accepts("crypto_key_name", "projects/p/locations/us-central1/keyRings/r/cryptoKeys/k")
+    assert not validation_accepts("crypto_key_name", "projects/p/keyRings/r/cryptoKeys/k")
+    assert validation_accepts("execution_history_level", "EXECUTION_HISTORY_DETAILED")
+    assert not validation_accepts("execution_history_level", "DETAILED")
+    assert validation_accepts("labels", {"team": "data", "cost-center": "42_a"})
+    assert not validation_accepts("labels", {"Team": "data"}) and not validation_accepts("labels", {"team": "Data"})
+    assert not validation_accepts("labels", {"levelflow-pipeline": "x"})
+    assert validation_accepts("user_env_vars", {"TEAM": "data"})
+    assert not validation_accepts("user_env_vars", {"GOOGLE_X": "1"}) and not validation_accepts("user_env_vars", {"": "1"})
+    assert not validation_accepts("user_env_vars", {f"V{n}": "1" for n in range(21)})
+    assert not validation_accepts("user_env_vars", {"BIG": "x" * 4097})
+
+
+def test_a_workflows_setting_without_workflows_to_deploy_is_an_error_not_ignored():
+    checks = {unquote(check["condition"]): unquote(check["error_message"])
+              for check in preconditions(resource("local_file", "platform_parameters"))}
+    [condition] = [text for text in checks if "var.crypto_key_name == null" in text]
+    assert condition.startswith("local.deploys_workflows || alltrue([")
+    for setting in ("var.crypto_key_name == null", "var.execution_history_level == null", "length(var.user_env_vars) == 0",
+                    "var.intermediate_function_generation == null"):
+        assert setting in condition
+    assert "unset them" in checks[condition]
+    native = checks['var.intermediate_function_generation == null || var.step_mode == "functions"']
+    assert "native" in native and "Unset it" in native
 
 
 # --- the data source program itself, with commands that exist now ------------------------------

@@ -82,11 +82,21 @@ def build_report(plan: Plan, options: Optional[GenerateOptions] = None) -> dict[
         "deadline_minutes": plan.deadline_minutes,
         "limits": [figure.as_dict() for figure in engine.figures(plan, options)],
     }
-    if plan.engine == "cloud_workflows" and options.step_mode == "native":
-        from .backends.cloud_workflows.iam import native_roles
-
-        report["iam"] = native_roles(plan, options.jobs_dir)
+    if plan.engine == "cloud_workflows":
+        report.update(_deployment(plan, options))
     return report
+
+
+def _deployment(plan: Plan, options: GenerateOptions) -> dict[str, Any]:
+    """What the Terraform module deploys for a Cloud Workflows pipeline: its workflows (the main
+    one first, then its parts; none without platform parameters) and the roles of the account
+    they run as."""
+    from .backends.cloud_workflows.figures import generated_sources
+    from .backends.cloud_workflows.iam import workflow_roles
+
+    sources, _why = generated_sources(plan, options)
+    workflows = [name.removesuffix(".yaml") for name in sources or {}]
+    return {"workflows": workflows, "iam": workflow_roles(plan, options.step_mode or "functions", options.jobs_dir, len(workflows[1:]))}
 
 
 def _number(value: Optional[float], unit: str) -> str:
@@ -121,7 +131,7 @@ def format_text(report: dict[str, Any]) -> str:
     for name, value, limit, used, note in rows:
         lines.append(f"  {name:<{widths[0]}}  {value:>{widths[1]}}  {limit:>{widths[2]}}  {used:<{widths[3]}}  {note}".rstrip())
     if "iam" in report:
-        lines += ["", "Roles the workflow's service account needs (native mode):"]
+        lines += ["", f"Roles the workflows' service account needs ({report['step_mode']} mode):"]
         for grant in report["iam"]:
             lines.append(f"  {grant['role']} on {grant['on']}: {grant['why']} ({', '.join(grant['steps'])})")
     return "\n".join(lines) + "\n"
