@@ -138,7 +138,7 @@ def backfill(definition, from_date, to_date, every, max_concurrent, params_path,
                               "backfill"), *(["--max-concurrent", str(max_concurrent)] if max_concurrent != 1 else []),
              "--resume", report["backfill_id"]]
     if deployed:
-        again[4:4] = ["--deployed", *(["--google-api-url", google_api_url] if google_api_url else [])]
+        again[5:5] = ["--deployed", *(["--google-api-url", google_api_url] if google_api_url else [])]
     _print_result(report, output_format, again)
     if report["status"] == "interrupted" and received:
         sys.exit(128 + received[0])
@@ -210,12 +210,14 @@ def _print_result(report: dict, output_format: str, again: list[str]) -> None:
         from rich.table import Table
 
         deployed = any("execution" in interval for interval in report["intervals"])
-        table = Table()
+        names = [interval["execution"] for interval in report["intervals"] if interval.get("execution")]
+        # a deployed backfill's executions by id: their names share the workflow's, said once
+        table = Table(caption=f"execution: {names[0].rsplit('/', 1)[0]}/<id>" if names else None, caption_justify="left")
         for column in ("start_date", "end_date", "run", "status", *(["execution"] if deployed else [])):
             table.add_column(column, no_wrap=True)
         for interval in report["intervals"]:
             table.add_row(interval["start_date"], interval["end_date"], interval["run_id"] or "", interval["status"],
-                          *([interval["execution"] or ""] if deployed else []))
+                          *([(interval["execution"] or "").rsplit("/", 1)[-1]] if deployed else []))
         console.print(table)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     if report.get("error"):

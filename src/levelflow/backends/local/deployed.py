@@ -74,10 +74,11 @@ class DeployedRuns:
         self.parent = f"{self.where}/workflows/{self.workflow}"
 
     def url(self, name: str) -> str:
-        return self.apis.url(f"{EXECUTIONS_API}/{name}")
+        """Google's URL of a resource of the API (GoogleApis.send maps it under google_api_url)."""
+        return f"{EXECUTIONS_API}/{name}"
 
     def label(self) -> str:
-        return f"workflows {self.url(self.parent)}"
+        return f"workflows {self.apis.url(self.url(self.parent))}"
 
     def prepare(self, arguments: dict, resume: Optional[str], backfill: tuple[str, int]) -> "DeployedRun":
         job = self.workflow
