@@ -202,6 +202,24 @@ def test_a_killed_backfill_resumes_polling_the_executions_it_started(tmp_path, f
     assert query(db, "SELECT COUNT(*) FROM runs")[0][0] == 10 and fake.problems == []
 
 
+def test_sigterm_stops_the_polling_not_the_executions(tmp_path, fake, deployed):
+    db = tmp_path / "runs.db"
+    fake.hold(lambda argument: True)
+    first = subprocess.Popen([sys.executable, "-m", "levelflow", *map(str, deployed), "--from", DAYS[0], "--to", DAYS[3],
+                              "--max-concurrent", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(fake.calls(GET)) < 4 and time.monotonic() < deadline:  # both executions started, recorded and polled
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    _out, err = first.communicate(timeout=60)
+    assert first.returncode == 143 and "Traceback" not in err and "--resume bf-" in err
+    assert not fake.calls("workflowexecutions.projects.locations.workflows.executions.cancel")
+    assert {execution.cancelled for execution in fake.executions.values()} == {False} and len(fake.executions) == 2
+    assert query(db, "SELECT status FROM backfills") == [("interrupted",)]
+    assert sorted(query(db, "SELECT status, async_job_id FROM attempts")) == sorted(
+        ("interrupted", name) for name in fake.executions)
+
+
 def test_a_workflow_not_deployed_is_a_clear_error(tmp_path, fake, stub):
     params = params_file(tmp_path, stub[0])
     fake.deploy_workflows("another-project", REGION, generated(tmp_path, params))
