@@ -154,6 +154,11 @@ def test_a_failed_execution_fails_the_backfill_naming_it_and_resume_starts_a_new
     assert f"resume with: levelflow backfill {deployed[1]} --params {deployed[3]} --deployed --google-api-url {fake.base}" \
            in first.stderr and f"--resume {backfill_id}" in first.stderr
 
+    overlapping = run_cli(*deployed, "--from", DAYS[2], "--to", DAYS[6])  # refused as for local backfills
+    assert overlapping.returncode == 1 and f"did not finish: continue it with `levelflow backfill {deployed[1]} --deployed " \
+                                           f"--resume {backfill_id}`" in " ".join(overlapping.stderr.split())
+    assert len(fake.executions) == 5
+
     fake.deploy_workflows(PROJECT, REGION, generated(tmp_path, deployed[3], "fixed"))  # the fix, deployed
     resumed = run_cli(*deployed, "--resume", backfill_id, "--format", "json")
     assert resumed.returncode == 0, resumed.stderr

@@ -152,8 +152,9 @@ class Backfill:
         if other["status"] == "running" and process_alive(other["pid"]):
             raise self._problem(f"{where} overlaps these dates and is running in process {other['pid']}")
         if other["status"] != "succeeded":
+            deployed = " --deployed" if _deployed(other["executor"]) else ""
             raise self._problem(f"{where} overlaps these dates and did not finish: continue it with "
-                                f"`levelflow backfill {self.plan.source or self.plan.name} --resume {other['backfill_id']}`")
+                                f"`levelflow backfill {self.plan.source or self.plan.name}{deployed} --resume {other['backfill_id']}`")
         if not force:
             raise self._problem(f"{where} already ran these dates; add --force to run them again")
 
