@@ -86,14 +86,8 @@ def backfill(definition, from_date, to_date, every, max_concurrent, params_path,
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     if deployed:
-        local_only = [flag for name, flag in LOCAL_ONLY
-                      if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
-        if local_only:
-            raise click.UsageError(f"--deployed starts executions of the deployed workflow, which calls what it was "
-                                   f"deployed with: drop {', '.join(local_only)} (options of runs on this machine)")
+        _check_deployed(context, google_api_url)
         native = NativeTarget()
-        if google_api_url and not google_api_url.startswith(("http://", "https://")):
-            raise click.UsageError(f"--google-api-url must be an http:// or https:// URL, got {google_api_url!r}")
     else:
         native = NativeTarget(step_mode, google_api_url, jobs_dir)
         _check_target(executor_url, simulate, native)
@@ -143,6 +137,16 @@ def backfill(definition, from_date, to_date, every, max_concurrent, params_path,
     if report["status"] == "interrupted" and received:
         sys.exit(128 + received[0])
     sys.exit(0 if report["status"] == "succeeded" else 1)
+
+
+def _check_deployed(context: click.Context, google_api_url: str | None) -> None:
+    """--deployed: the options of runs on this machine would mean nothing (usage errors)."""
+    local_only = [flag for name, flag in LOCAL_ONLY if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if local_only:
+        raise click.UsageError(f"--deployed starts executions of the deployed workflow, which calls what it was "
+                               f"deployed with: drop {', '.join(local_only)} (options of runs on this machine)")
+    if google_api_url and not google_api_url.startswith(("http://", "https://")):
+        raise click.UsageError(f"--google-api-url must be an http:// or https:// URL, got {google_api_url!r}")
 
 
 def _run_with_view(job, output_format: str) -> None:
