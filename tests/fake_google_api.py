@@ -64,6 +64,24 @@ field descriptions of the discovery documents:
 - Pub/Sub (pubsub/docs/reference/rest/v1/projects.topics/publish): each message needs data or
   an attribute (the PubsubMessage description); messages land in `fake.published` (data
   decoded) and the answer is {messageIds}.
+- Workflow Executions v1 (https://cloud.google.com/workflows/docs/reference/executions/rest/v1/
+  projects.locations.workflows.executions/create, /get, /cancel, and the Execution resource):
+  create "creates a new execution using the latest revision of the given workflow"; the parent
+  names a workflow (projects/{project}/locations/{location}/workflows/{workflow}) and one not
+  deployed answers 404 NOT_FOUND. `argument` is "input parameters of the execution represented
+  as a JSON string" (400 INVALID_ARGUMENT when it is not JSON). The Execution answered is
+  ACTIVE, named <parent>/executions/<uuid>. Its state then goes to SUCCEEDED (`result`: the
+  workflow's result as JSON text), FAILED (`error.payload`: the raised value as JSON text, and
+  `error.context`) or, after cancel, CANCELLED; a cancel of an execution that has ended answers
+  400 FAILED_PRECONDITION (a choice of the fake). The deployed workflows are files `levelflow
+  generate` wrote, registered with `fake.deploy_workflows(project, location, files)`: an
+  execution runs its workflow's source for real, in workflows-emulator
+  (tests/cloud_workflows_emulator.py: its HTTP calls go where the source says, e.g. the stub
+  executors; one execution at a time, in a thread of its own, with
+  GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID its id). executions.get answers ACTIVE until that run has
+  ended and the execution was read `fake.active_polls` times, and while `fake.hold(predicate)`
+  holds its decoded argument; then its outcome. Executions are in `fake.executions` (name ->
+  WorkflowExecution).
 Choices of the fake, not documented: a cancel (Dataproc, Dataflow, Dataform) of a resource that
 has already ended answers 400 FAILED_PRECONDITION; a failed Dataproc operation carries error
 code 2 (UNKNOWN) with the batch's stateMessage; generated ids are counters.
@@ -85,13 +103,14 @@ import json
 import re
 import threading
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Callable, Optional
 
 import google_discovery
 
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
+STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 TERMINAL = ("success", "failure", "cancelled")
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -159,6 +178,18 @@ class Job:
         return self.phase()
 
 
+@dataclass
+class WorkflowExecution:
+    """An execution of a deployed workflow, run in workflows-emulator."""
+    name: str
+    argument: object  # decoded
+    view: dict  # the Execution as the API shows it, less its state
+    gets: int = 0
+    outcome: Optional[tuple[str, object]] = None  # ("SUCCEEDED", result) | ("FAILED", error payload), once run
+    cancelled: bool = False
+    thread: Optional[threading.Thread] = None
+
+
 class GoogleError(Exception):
     def __init__(self, code: int, message: str, status: str | None = None, reason: str = "invalid"):
         super().__init__(message)
@@ -180,6 +211,12 @@ class FakeGoogle:
         self.scenarios: list[tuple[str, Scenario]] = []
         self.method_failures: dict[str, tuple[tuple[int, ...], int]] = {}
         self.jobs: dict[str, Job] = {}  # resource name -> job (Dataproc: also its operation name)
+        # Workflow Executions: deployed sources, newest last: (workflow name, predicate on an argument or None, files)
+        self.deployed: list[tuple[str, Optional[Callable[[object], bool]], dict[str, str]]] = []
+        self.executions: dict[str, WorkflowExecution] = {}
+        self.active_polls = 2  # executions.get answers ACTIVE this many times at least
+        self.held: list[Callable[[object], bool]] = []  # executions whose argument one of these holds stay ACTIVE
+        self._emulator_lock = threading.Lock()  # the emulator's patches are global: one execution at a time
         self._counts: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -222,6 +259,24 @@ class FakeGoogle:
                        "token_uri": self.url_for(TOKEN_URL)}, handle)
         return path
 
+    def deploy_workflows(self, project: str, location: str, files: dict[str, str],
+                         when: Optional[Callable[[object], bool]] = None) -> None:
+        """Deploy generated workflows ({"<name>.yaml": source}, the main first, as `levelflow
+        generate` writes them) in projects/<project>/locations/<location>: a newer revision of
+        each. `when`: this revision runs only the executions whose (decoded) argument it holds."""
+        for file_name in files:
+            workflow = f"projects/{project}/locations/{location}/workflows/{file_name.removesuffix('.yaml')}"
+            self.deployed.append((workflow, when, dict(files)))
+
+    def hold(self, predicate: Callable[[object], bool]) -> None:
+        """Executions whose argument `predicate` holds answer ACTIVE until `release()`."""
+        with self._lock:
+            self.held.append(predicate)
+
+    def release(self) -> None:
+        with self._lock:
+            self.held.clear()
+
     def calls(self, method_id: str) -> list[Record]:
         with self._lock:
             return [r for r in self.requests if r.method_id == method_id]
@@ -236,6 +291,9 @@ class FakeGoogle:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+        for execution in list(self.executions.values()):  # the emulator's patches are undone when its runs end
+            if execution.thread is not None:
+                execution.thread.join(60)
 
     # -- one request ---------------------------------------------------------------------------
 
@@ -651,6 +709,89 @@ def pubsub_publish(fake, path, query, body) -> dict:
     return {"messageIds": ids}
 
 
+# -- Workflow Executions ---------------------------------------------------------------------------
+
+
+def executions_create(fake, path, query, body) -> dict:
+    parent = path["parent"]
+    text = body.get("argument")
+    try:
+        argument = json.loads(text) if text else None
+    except ValueError:
+        raise GoogleError(400, "Invalid value for argument: it must be a JSON string (e.g. a JSON object).") from None
+    files = next((files for workflow, when, files in reversed(fake.deployed)
+                  if workflow == parent and (when is None or when(argument))), None)
+    if files is None:
+        raise GoogleError(404, f"Resource '{parent}' was not found", reason="notFound")
+    name = f"{parent}/executions/{uuid.UUID(int=fake._next_id())}"
+    view = {"name": name, "startTime": _now(), "argument": text or "null", "workflowRevisionId": "000001-fak",
+            "callLogLevel": body.get("callLogLevel", "CALL_LOG_LEVEL_UNSPECIFIED"), "labels": body.get("labels", {})}
+    execution = fake.executions[name] = WorkflowExecution(name, argument, view)
+    execution.thread = threading.Thread(target=_run_execution, args=(fake, execution, parent.rsplit("/", 1)[-1], files),
+                                        name=f"fake-execution-{name.rsplit('/', 1)[-1]}", daemon=True)
+    execution.thread.start()
+    return {**view, "state": "ACTIVE"}
+
+
+def _run_execution(fake: FakeGoogle, execution: WorkflowExecution, workflow: str, files: dict[str, str]) -> None:
+    """The workflow's source in workflows-emulator, as the service would run it."""
+    import cloud_workflows_emulator as cwe
+    from workflows_emulator.utils import WorkflowError
+
+    with fake._emulator_lock:
+        try:
+            with cwe.patched_emulator(execution_id=execution.name.rsplit("/", 1)[-1]) as emulator:
+                emulator.load(files)
+                try:
+                    outcome: tuple[str, object] = ("SUCCEEDED", cwe._plain(emulator.execute(workflow, execution.argument)))
+                except WorkflowError as exc:
+                    payload = exc.payload.to_dict() if hasattr(exc.payload, "to_dict") else exc.payload
+                    outcome = ("FAILED", cwe._plain(payload))
+        except Exception as exc:  # the emulator itself broke: a test must see it, not a hang
+            outcome = ("FAILED", {"message": f"the fake's emulator failed: {exc!r}"})
+            fake.problems.append(f"execution {execution.name}: the emulator failed: {exc!r}")
+    with fake._lock:
+        execution.outcome = outcome
+
+
+def _execution(fake, name: str) -> WorkflowExecution:
+    if name not in fake.executions:
+        raise GoogleError(404, f"Resource '{name}' was not found", reason="notFound")
+    return fake.executions[name]
+
+
+def _execution_view(fake, execution: WorkflowExecution) -> dict:
+    view = {**execution.view, "state": "ACTIVE"}
+    if execution.cancelled:
+        return {**view, "state": "CANCELLED", "endTime": _now(execution.gets)}
+    held = any(predicate(execution.argument) for predicate in fake.held)
+    if execution.outcome is None or held or execution.gets <= fake.active_polls:
+        return view
+    state, value = execution.outcome
+    view.update(state=state, endTime=_now(execution.gets))
+    if state == "SUCCEEDED":
+        view["result"] = json.dumps(value)
+    else:
+        view["error"] = {"payload": json.dumps(value), "context": "the workflow raised an error"}
+    return view
+
+
+def executions_get(fake, path, query, body) -> dict:
+    execution = _execution(fake, path["name"])
+    execution.gets += 1
+    return _execution_view(fake, execution)
+
+
+def executions_cancel(fake, path, query, body) -> dict:
+    execution = _execution(fake, path["name"])
+    state = _execution_view(fake, execution)["state"]
+    if state != "ACTIVE":
+        raise GoogleError(400, f"Execution {execution.name} has already ended ({state}); it cannot be cancelled.",
+                          "FAILED_PRECONDITION")
+    execution.cancelled = True
+    return _execution_view(fake, execution)
+
+
 HANDLERS = {
     "dataproc.projects.locations.batches.create": dataproc_create,
     "dataproc.projects.locations.batches.get": dataproc_get_batch,
@@ -670,6 +811,9 @@ HANDLERS = {
     "bigquery.jobs.cancel": bigquery_cancel,
     "storage.objects.get": storage_get,
     "pubsub.projects.topics.publish": pubsub_publish,
+    "workflowexecutions.projects.locations.workflows.executions.create": executions_create,
+    "workflowexecutions.projects.locations.workflows.executions.get": executions_get,
+    "workflowexecutions.projects.locations.workflows.executions.cancel": executions_cancel,
 }
 
 

@@ -200,3 +200,55 @@ def test_transient_errors_by_resource_and_by_method(fake):
     ok(fake, "POST", f"{BQ}/jobs", {"configuration": {"query": {"query": "SELECT 1"}}, "jobReference": {"jobId": "j1"}})
     assert [call(fake, "GET", f"{BQ}/jobs/j1").status_code for _ in range(3)] == [200, 503, 200]
     assert fake.problems == []
+
+
+EXECUTIONS = "https://workflowexecutions.googleapis.com/v1/projects/p/locations/europe-west1/workflows"
+GREETER = {"greeter.yaml": """main:
+  params: [args]
+  steps:
+    - check:
+        switch:
+          - condition: ${args.name == "nobody"}
+            raise: {message: "nobody to greet"}
+    - greet:
+        return: ${"hello " + args.name}
+"""}
+
+
+def test_workflow_executions_run_the_deployed_source_and_answer_active_first(fake):
+    fake.deploy_workflows("p", "europe-west1", GREETER)
+    created = ok(fake, "POST", f"{EXECUTIONS}/greeter/executions", {"argument": '{"name": "ada"}'})
+    failing = ok(fake, "POST", f"{EXECUTIONS}/greeter/executions", {"argument": '{"name": "nobody"}'})
+    assert created["state"] == "ACTIVE" and created["name"].startswith("projects/p/locations/europe-west1/workflows/greeter/executions/")
+    for execution in fake.executions.values():
+        execution.thread.join(30)
+    url = f"https://workflowexecutions.googleapis.com/v1/{created['name']}"
+    states = [ok(fake, "GET", url)["state"] for _ in range(fake.active_polls + 1)]
+    assert states == ["ACTIVE"] * fake.active_polls + ["SUCCEEDED"]
+    assert ok(fake, "GET", url)["result"] == '"hello ada"'
+    for _ in range(fake.active_polls):
+        ok(fake, "GET", f"https://workflowexecutions.googleapis.com/v1/{failing['name']}")
+    failed = ok(fake, "GET", f"https://workflowexecutions.googleapis.com/v1/{failing['name']}")
+    assert failed["state"] == "FAILED" and "nobody to greet" in failed["error"]["payload"]
+    assert fake.problems == []
+
+
+def test_workflow_executions_hold_cancel_and_errors(fake):
+    fake.deploy_workflows("p", "europe-west1", GREETER)
+    fake.hold(lambda argument: argument["name"] == "bob")
+    held = ok(fake, "POST", f"{EXECUTIONS}/greeter/executions", {"argument": '{"name": "bob"}'})
+    url = f"https://workflowexecutions.googleapis.com/v1/{held['name']}"
+    fake.executions[held["name"]].thread.join(30)
+    assert {ok(fake, "GET", url)["state"] for _ in range(5)} == {"ACTIVE"}
+    assert ok(fake, "POST", f"{url}:cancel", {})["state"] == "CANCELLED"
+    assert ok(fake, "GET", url)["state"] == "CANCELLED"
+    again = call(fake, "POST", f"{url}:cancel", {})
+    assert again.status_code == 400 and again.json()["error"]["status"] == "FAILED_PRECONDITION"
+    missing = call(fake, "POST", f"{EXECUTIONS}/other/executions", {"argument": "{}"})
+    assert missing.status_code == 404 and missing.json() == {"error": {
+        "code": 404, "message": "Resource 'projects/p/locations/europe-west1/workflows/other' was not found",
+        "status": "NOT_FOUND"}}
+    not_json = call(fake, "POST", f"{EXECUTIONS}/greeter/executions", {"argument": "{name"})
+    assert not_json.status_code == 400 and not_json.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert call(fake, "GET", f"{url}x").status_code == 404
+    assert fake.problems == []

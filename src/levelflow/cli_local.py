@@ -138,8 +138,9 @@ def target_options(command):
                      help="Native mode: a local copy of the jobs bucket (<executor>/<JOB_NAME>.json), read instead of "
                           "gs://<jobs_definitions_bucket>/ and checked before the run."),
         click.option("--google-api-url", metavar="URL",
-                     help="Native mode: send each Google API call to URL/<host>/<path> instead of https://<host>/<path> "
-                          "(a local fake of the APIs, e.g. in tests), still with the credentials' access token."),
+                     help="Native mode (and backfill --deployed): send each Google API call to URL/<host>/<path> instead of "
+                          "https://<host>/<path> (a local fake of the APIs, e.g. in tests), still with the credentials' "
+                          "access token."),
         click.option("--simulate", is_flag=False, flag_value="", default=None, metavar="[SCENARIO]",
                      help="No network: the built-in simulator answers every call, scripted by an optional "
                           "scenario file (as for `levelflow executors serve`). Write --simulate=FILE, or put it last."),

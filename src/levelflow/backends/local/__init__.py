@@ -6,6 +6,7 @@
     runner.py     new and resumed runs, signal handling
     native.py     native step mode: the steps call Google's APIs with application-default credentials
     backfill.py   one run per interval of a date range, recorded as one backfill
+    deployed.py   a backfill's intervals as executions of the deployed Cloud Workflow (--deployed)
     report.py     a run's result as data;  view.py  live progress and the summary table
 """
 from .engine import Engine, StepRecord

@@ -368,6 +368,26 @@ class WorkflowExecutionsApi:
 BACKOFF_DELAYS = tuple(protocol.backoff_delays())
 
 
+def retry_transient(what: str, send: Callable[[], tuple[int, str]], sleep: Callable[[float], None],
+                    on_retry: Callable[[str], None] = lambda problem: None) -> tuple[int, str]:
+    """Send, retrying transient faults (429/502/503/504, no connection) after each of
+    BACKOFF_DELAYS (`sleep` scales and may interrupt them); each retry is told to `on_retry`.
+    The answer that is not transient, or StepError once the retries are spent."""
+    for retry in range(len(BACKOFF_DELAYS) + 1):
+        try:
+            status, text = send()
+            if status not in protocol.TRANSIENT_HTTP_STATUS:
+                return status, text
+            problem = f"HTTP {status} {_shorten(text)}"
+        except ConnectionProblem as exc:
+            problem = str(exc)
+        if retry == len(BACKOFF_DELAYS):
+            raise StepError(f"{what} still failing after {retry} retries: {problem}")
+        on_retry(f"{what}: {problem}")
+        sleep(BACKOFF_DELAYS[retry])
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class ExecutorClient:
     """The protocol, one step's call at a time. What a step sends never changes during a run
@@ -403,22 +423,8 @@ class ExecutorClient:
         return request
 
     def _retrying(self, what: str, send: Callable[[], tuple[int, str]], step: PlanStep) -> tuple[int, str]:
-        """Send, retrying transient faults (429/502/503/504, no connection) with back-off; each
-        retry is told to `on_retry`."""
-        delays = BACKOFF_DELAYS
-        for retry in range(len(delays) + 1):
-            try:
-                status, text = send()
-                if status not in protocol.TRANSIENT_HTTP_STATUS:
-                    return status, text
-                problem = f"HTTP {status} {_shorten(text)}"
-            except ConnectionProblem as exc:
-                problem = str(exc)
-            if retry == len(delays):
-                raise StepError(f"{what} still failing after {retry} retries: {problem}")
-            self.on_retry(step, f"{what}: {problem}")
-            self.sleep(delays[retry] * self.time_scale)
-        raise AssertionError("unreachable")
+        return retry_transient(what, send, lambda seconds: self.sleep(seconds * self.time_scale),
+                               lambda problem: self.on_retry(step, problem))
 
     def _call(self, step: PlanStep, url: str, body: dict) -> tuple[int, str]:
         return self._retrying(body["call_type"], lambda: self.transport.post(url, body, step.call_timeout_seconds), step)

@@ -49,10 +49,10 @@ class GoogleApis:
     `base`, https://<host>/<path> is sent to <base>/<host>/<path> instead, still with the
     credentials' token (a fake then sees what Google would)."""
 
-    def __init__(self, base: Optional[str] = None):
+    def __init__(self, base: Optional[str] = None, purpose: str = "for native mode"):
         self.base = base.rstrip("/") if base else None
         self._local = threading.local()
-        self._credentials = DefaultCredentials("for native mode")
+        self._credentials = DefaultCredentials(purpose)
 
     def url(self, google_url: str) -> str:
         if self.base is None:

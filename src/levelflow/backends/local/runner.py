@@ -91,6 +91,8 @@ def target_label(plan: Plan, options: LocalRunOptions) -> str:
 def describe_target(label: str) -> str:
     """A recorded target in words: the simulator, a local double, or the deployed functions."""
     kind, _, where = label.partition(" ")
+    if kind == "workflows":  # a deployed backfill's executions (deployed.py)
+        return f"the deployed workflow {where} (Workflow Executions API{'; this machine: a fake' if is_loopback(where) else ''})"
     if kind == "simulate":
         return f"the built-in simulator ({where})"
     if kind == "google":

@@ -377,10 +377,12 @@ class RunStore:
         return self._read_dicts("SELECT * FROM backfills WHERE pipeline = ? ORDER BY started_at DESC", (pipeline,))
 
     def backfill_runs(self, backfill_id: str) -> dict[int, dict]:
-        """The runs of a backfill by interval position (the latest, should one be recorded twice)."""
+        """The runs of a backfill by interval position (the latest, should one be recorded twice);
+        `first_job_id`: the job id of its first step's latest attempt (a deployed interval's execution)."""
         rows = self._read_dicts(
             "SELECT r.*, (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id) AS step_count, "
-            "(SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id AND s.status = 'succeeded') AS succeeded_count "
+            "(SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id AND s.status = 'succeeded') AS succeeded_count, "
+            "(SELECT s.async_job_id FROM steps s WHERE s.run_id = r.run_id ORDER BY s.position LIMIT 1) AS first_job_id "
             "FROM runs r WHERE backfill_id = ? ORDER BY started_at", (backfill_id,))
         return {row["backfill_position"]: row for row in rows}
 
