@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[test]'
+# The Terraform providers' schemas (tests/provider_schema.py): data files only, so without the
+# jsii runtime they would pull in.
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps 'cdktf-cdktf-provider-google==16.12.1' \
+  'cdktf-cdktf-provider-google-beta==16.12.1' 'cdktf-cdktf-provider-external==11.0.1' 'cdktf-cdktf-provider-local==11.1.1'
 # Debian's Chromium (the HTML graph's screenshot and Mermaid checks) and tmux (the live view in a
 # real terminal). The tests that need them skip when they could not be installed, so a failure
 # here never aborts the suite; it is said, and the skips say why.
